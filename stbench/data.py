@@ -1,0 +1,88 @@
+"""The dataset contract: DatasetSpec, normalisation and clip helpers."""
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+Number = Union[float, Sequence[float]]
+
+
+@dataclass
+class DatasetSpec:
+    """One registered dataset.
+
+    ``open(root, split, t_in, t_out)`` returns a torch ``Dataset`` of
+    ``(x, y)`` pairs, ``x: [t_in, C, H, W]`` and ``y: [t_out, C, H, W]``,
+    float32, normalised as ``(native - mean) / std``. ``value_range`` is the
+    range of the *native* values (``None`` when unbounded, e.g. temperature);
+    bounded data have predictions clipped to it before SSIM / PSNR.
+    ``layout`` tells a user where to get the data and how the folder must look.
+    """
+
+    name: str
+    shape: Tuple[int, int, int]
+    open: Callable[..., Dataset]
+    max_length: int
+    layout: str
+    canonical_tasks: Sequence[str] = ()
+    value_range: Optional[Tuple[float, float]] = (0.0, 1.0)
+    mean: Number = 0.0
+    std: Number = 1.0
+    default_metrics: Sequence[str] = ("mse", "mae", "ssim", "psnr")
+    metric_options: Mapping[str, Any] = field(default_factory=dict)
+    train_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    hparams_like: Optional[str] = None
+    check: Optional[Callable[[str], str]] = None
+    description: str = ""
+    plugin: Optional[str] = None  # filled in by the registry
+
+    def _stat(self, value, like: torch.Tensor) -> torch.Tensor:
+        stat = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+        if stat.ndim == 1:  # per channel: broadcast over [..., C, H, W]
+            stat = stat.view(-1, 1, 1)
+        return stat
+
+    def normalize(self, native: torch.Tensor) -> torch.Tensor:
+        return (native - self._stat(self.mean, native)) / self._stat(self.std, native)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self._stat(self.std, x) + self._stat(self.mean, x)
+
+    @property
+    def data_range(self) -> float:
+        """Width of the native value range (SSIM / PSNR scale); 1.0 when unbounded."""
+        if self.value_range is None:
+            return 1.0
+        return float(self.value_range[1] - self.value_range[0])
+
+
+def clip_starts(n_frames: int, length: int, stride: int):
+    """Start indices of windows of ``length`` frames taken every ``stride`` frames."""
+    if n_frames < length:
+        return []
+    return list(range(0, n_frames - length + 1, max(1, stride)))
+
+
+class ArrayClips(Dataset):
+    """Clips from an array ``[N, T, C, H, W]`` (memmap friendly), split into (x, y).
+
+    ``scale`` converts the stored values to the native range (e.g. 1/255 for
+    uint8 frames stored for [0, 1] data); ``spec`` normalises them.
+    """
+
+    def __init__(self, array, t_in: int, t_out: int, spec: DatasetSpec, scale: float = 1.0,
+                 offset: int = 0, description: str = ""):
+        self.array, self.t_in, self.t_out = array, t_in, t_out
+        self.spec, self.scale, self.offset = spec, scale, offset
+        self.description = description
+
+    def __len__(self):
+        return len(self.array)
+
+    def __getitem__(self, index):
+        clip = np.asarray(self.array[index][self.offset:self.offset + self.t_in + self.t_out], dtype=np.float32)
+        clip = torch.from_numpy(clip * self.scale if self.scale != 1.0 else clip)
+        clip = self.spec.normalize(clip)
+        return clip[: self.t_in], clip[self.t_in:]

@@ -1,0 +1,18 @@
+"""Errors a user can cause: they end a command with one line and exit code 2."""
+import difflib
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for or gave; the message says what to do."""
+
+
+def nearest(name, choices, n=3):
+    """A ' (did you mean ...?)' suffix naming the closest known names, or ''."""
+    close = difflib.get_close_matches(str(name), sorted(choices), n=n, cutoff=0.5)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def unknown(kind, name, choices):
+    """A UserError for an unknown name, suggesting the nearest ones."""
+    known = ", ".join(sorted(choices)) or "none registered"
+    return UserError(f"unknown {kind} '{name}'{nearest(name, choices)}; known: {known}")

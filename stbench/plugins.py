@@ -1,0 +1,163 @@
+"""The plugin manager: entry-point loading and the model / dataset / metric registries."""
+import importlib.metadata
+import os
+import sys
+from typing import Dict, List, Tuple
+
+import pluggy
+
+from . import hookspecs
+from .errors import UserError, unknown
+from .tasks import Task, parse_task
+
+ENTRY_POINT_GROUP = "stbench"
+CORE_PLUGINS = ("stbench.metrics.pixel",)
+
+pm = pluggy.PluginManager("stbench")
+pm.add_hookspecs(hookspecs)
+
+_state = {"loaded": False, "registries": None}
+failures: List[Tuple[str, str]] = []  # (plugin, error) for plugins that failed and were skipped
+_versions: Dict[str, str] = {}
+
+
+class PluginError(UserError):
+    """A conflict between plugins (a name registered twice)."""
+
+
+def _allowed():
+    """Names from STBENCH_PLUGINS (entry-point or distribution names), or None for all."""
+    value = os.environ.get("STBENCH_PLUGINS")
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def load_plugins():
+    """Register the core plugins and every entry point of the `stbench` group, once."""
+    if _state["loaded"]:
+        return
+    _state["loaded"] = True
+    import importlib
+
+    from . import __version__
+
+    for module_name in CORE_PLUGINS:
+        if pm.get_plugin(module_name) is None:
+            pm.register(importlib.import_module(module_name), name=module_name)
+            _versions[module_name] = __version__
+    allowed = _allowed()
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry_point.dist.name if entry_point.dist else entry_point.name
+        if allowed is not None and entry_point.name not in allowed and dist not in allowed:
+            continue
+        if pm.get_plugin(entry_point.name) is not None:
+            continue
+        try:
+            module = entry_point.load()
+        except Exception as error:  # a broken plugin must never break the others
+            failures.append((entry_point.name, f"{type(error).__name__}: {error}"))
+            continue
+        pm.register(module, name=entry_point.name)
+        _versions[entry_point.name] = entry_point.dist.version if entry_point.dist else "?"
+
+
+def _collect(hook_name: str) -> Dict[str, object]:
+    registry: Dict[str, object] = {}
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        plugin_name = impl.plugin_name
+
+        def register(spec, _plugin=plugin_name):
+            if spec.name in registry:
+                raise PluginError(
+                    f"{hook_name.split('_')[-1][:-1]} '{spec.name}' is registered twice: by plugin "
+                    f"'{registry[spec.name].plugin}' and by plugin '{_plugin}'; uninstall one or restrict "
+                    "plugins with STBENCH_PLUGINS"
+                )
+            spec.plugin = _plugin
+            registry[spec.name] = spec
+
+        try:
+            impl.function(register=register)
+        except PluginError:
+            raise
+        except Exception as error:
+            failures.append((plugin_name, f"{hook_name}: {type(error).__name__}: {error}"))
+    return registry
+
+
+def registries():
+    if _state["registries"] is None:
+        load_plugins()
+        _state["registries"] = {
+            "models": _collect("stbench_register_models"),
+            "datasets": _collect("stbench_register_datasets"),
+            "metrics": _collect("stbench_register_metrics"),
+        }
+        for name, error in failures:
+            print(f"stbench: warning: plugin '{name}' failed to load and was skipped: {error}", file=sys.stderr)
+    return _state["registries"]
+
+
+def reset():
+    """Forget everything loaded (tests use this after changing STBENCH_PLUGINS)."""
+    for name, plugin in list(pm.list_name_plugin()):
+        pm.unregister(plugin, name=name)
+    _state.update(loaded=False, registries=None)
+    failures.clear()
+    _versions.clear()
+
+
+def models():
+    return registries()["models"]
+
+
+def datasets():
+    return registries()["datasets"]
+
+
+def metrics():
+    return registries()["metrics"]
+
+
+def get_model(name):
+    found = models().get(name)
+    if found is None:
+        raise unknown("model", name, models())
+    return found
+
+
+def get_dataset(name):
+    found = datasets().get(name)
+    if found is None:
+        raise unknown("dataset", name, datasets())
+    return found
+
+
+def get_metric(name):
+    found = metrics().get(name)
+    if found is None:
+        raise unknown("metric", name, metrics())
+    return found
+
+
+def resolve_task(text) -> Task:
+    """Parse a task and check it against its dataset: shape filled in, length within the data."""
+    task = text if isinstance(text, Task) else parse_task(text)
+    spec = get_dataset(task.dataset)
+    if task.length > spec.max_length:
+        raise UserError(
+            f"task '{task.name}' needs clips of {task.length} frames but {spec.name} clips hold at most "
+            f"{spec.max_length}; choose T_in + T_out <= {spec.max_length}"
+        )
+    return task.with_shape(spec.shape)
+
+
+def plugin_info():
+    """[{name, version, hooks}] for every registered plugin, plus failures."""
+    registries()
+    info = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        info.append({"name": name, "version": _versions.get(name, "?"), "hooks": hooks})
+    return info
