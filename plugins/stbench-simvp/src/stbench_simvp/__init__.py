@@ -1,0 +1,56 @@
+"""stbench model plugin: the SimVP encoder / translator / decoder framework and its translators.
+
+Models: ``simvp`` (SimVP v1, IncepU translator), ``simvpv2`` (gSTA), ``uniformer``,
+``mlpmixer`` and ``convnext`` -- one framework, different translators. Other plugins
+(TAU, USTEP) build on the public names exported here.
+"""
+from pathlib import Path
+
+from stbench import ModelSpec, hookimpl, load_yaml
+
+from .codec import Decoder, Encoder, latent_size, sampling_pattern
+from .model import SimVPModel
+from .translators import TRANSLATORS, build_translator
+
+__all__ = ["Decoder", "Encoder", "SimVPModel", "TRANSLATORS", "build_translator", "latent_size",
+           "sampling_pattern", "build_model", "MODELS"]
+
+ARCH_KEYS = ("hid_s", "hid_t", "n_s", "n_t", "mlp_ratio", "drop", "drop_path", "spatio_kernel")
+
+# model name -> (translator kind, description)
+MODELS = {
+    "simvp": ("incepu", "SimVP v1: conv encoder/decoder, Inception-UNet (IncepU) translator"),
+    "simvpv2": ("gsta", "SimVPv2: the SimVP framework with gated spatio-temporal attention (gSTA) blocks"),
+    "uniformer": ("uniformer", "the SimVP framework with Uniformer blocks (conv at the ends, self-attention inside)"),
+    "mlpmixer": ("mlpmixer", "the SimVP framework with MLP-Mixer blocks"),
+    "convnext": ("convnext", "the SimVP framework with ConvNeXt blocks"),
+}
+
+
+def build_model(task, hparams, translator, model_class=SimVPModel, **extra):
+    """Build ``model_class`` for ``task`` from the architecture keys of ``hparams``.
+
+    Keys of ``hparams`` that are not architecture keys are passed through only when
+    ``model_class`` is a subclass that names them in ``extra`` (e.g. TAU's ``alpha``).
+    """
+    arch = {key: hparams[key] for key in ARCH_KEYS if key in hparams}
+    return model_class(task, translator=translator, **arch, **extra)
+
+
+def _builder(translator):
+    def build(task, hparams):
+        return build_model(task, hparams, translator)
+    build.__name__ = f"build_{translator}"
+    return build
+
+
+def config_path(name: str) -> Path:
+    return Path(__file__).with_name(name)
+
+
+@hookimpl
+def stbench_register_models(register):
+    configs = load_yaml(config_path("configs.yaml"))
+    for name, (translator, description) in MODELS.items():
+        register(ModelSpec(name=name, family="recurrent-free", build=_builder(translator),
+                           hparams=configs[name], description=description))

@@ -1,0 +1,87 @@
+"""The SimVP spatial encoder and decoder: per-frame conv stacks around the translator."""
+from typing import List
+
+from torch import nn
+
+
+def sampling_pattern(n_s: int) -> List[bool]:
+    """Which of the ``n_s`` encoder layers halve the resolution: every second one, the first never.
+
+    For even ``n_s`` this is OpenSTL's ``[False, True] * (n_s // 2)``; an odd
+    ``n_s`` gets a final full-resolution layer instead of losing one.
+    """
+    return [i % 2 == 1 for i in range(n_s)]
+
+
+def latent_size(size: int, n_s: int) -> int:
+    """Spatial size after the encoder (each stride-2 layer rounds up)."""
+    for down in sampling_pattern(n_s):
+        if down:
+            size = (size + 1) // 2
+    return size
+
+
+class ConvNormAct(nn.Module):
+    """Conv (stride 2 to halve, or conv + pixel shuffle to double) -> GroupNorm(2) -> SiLU."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int = 3, downsample: bool = False,
+                 upsample: bool = False):
+        super().__init__()
+        stride = 2 if downsample else 1
+        padding = (kernel_size - stride + 1) // 2
+        if upsample:
+            self.conv = nn.Sequential(nn.Conv2d(c_in, c_out * 4, kernel_size, padding=padding), nn.PixelShuffle(2))
+        else:
+            self.conv = nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding)
+        self.norm = nn.GroupNorm(2, c_out)
+        self.act = nn.SiLU()
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x):
+        return self.act(self.norm(self.conv(x)))
+
+
+class Encoder(nn.Module):
+    """``[N, c_in, H, W] -> (latent [N, hid_s, H', W'], skip [N, hid_s, H, W])``.
+
+    ``n_s`` layers; every second one halves the resolution, so ``H' = H / 2**(n_s // 2)``.
+    The skip is the first layer's full-resolution output, added back before the decoder's last layer.
+    """
+
+    def __init__(self, c_in: int, hid_s: int, n_s: int, spatio_kernel: int = 3):
+        super().__init__()
+        if n_s < 1:
+            raise ValueError(f"Encoder needs n_s >= 1, got {n_s}")
+        pattern = sampling_pattern(n_s)
+        self.layers = nn.ModuleList(
+            ConvNormAct(c_in if i == 0 else hid_s, hid_s, spatio_kernel, downsample=down)
+            for i, down in enumerate(pattern))
+
+    def forward(self, x):
+        skip = latent = self.layers[0](x)
+        for layer in self.layers[1:]:
+            latent = layer(latent)
+        return latent, skip
+
+
+class Decoder(nn.Module):
+    """``(latent [N, hid_s, H', W'], skip [N, hid_s, H, W]) -> [N, c_out, H, W]``: the encoder mirrored.
+
+    The skip is added to the input of the last layer; a 1x1 conv reads out ``c_out`` channels.
+    """
+
+    def __init__(self, hid_s: int, c_out: int, n_s: int, spatio_kernel: int = 3):
+        super().__init__()
+        if n_s < 1:
+            raise ValueError(f"Decoder needs n_s >= 1, got {n_s}")
+        pattern = list(reversed(sampling_pattern(n_s)))
+        self.layers = nn.ModuleList(ConvNormAct(hid_s, hid_s, spatio_kernel, upsample=up) for up in pattern)
+        self.readout = nn.Conv2d(hid_s, c_out, 1)
+
+    def forward(self, latent, skip):
+        for layer in self.layers[:-1]:
+            latent = layer(latent)
+        return self.readout(self.layers[-1](latent + skip))

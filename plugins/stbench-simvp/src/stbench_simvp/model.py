@@ -1,0 +1,54 @@
+"""SimVPModel: encoder -> translator over frames folded into channels -> decoder, rolled out in chunks."""
+import torch
+
+from stbench import STModel, UserError
+
+from .codec import Decoder, Encoder, latent_size
+from .translators import build_translator
+
+
+class SimVPModel(STModel):
+    """A recurrent-free predictor built for one task.
+
+    One pass maps ``t_in`` observed frames to the next ``t_in`` frames: every frame is
+    encoded to ``[hid_s, H', W']``, the ``t_in`` latents are stacked into ``t_in * hid_s``
+    channels for the translator, and each frame is decoded with its encoder skip.
+    ``forward(x, t_out)`` truncates one pass when ``t_out <= t_in`` and otherwise feeds each
+    predicted chunk of ``t_in`` frames back in until ``t_out`` frames exist.
+    """
+
+    def __init__(self, task, *, translator: str, hid_s: int, hid_t: int, n_s: int, n_t: int,
+                 mlp_ratio: float = 8.0, drop: float = 0.0, drop_path: float = 0.0, spatio_kernel: int = 3):
+        super().__init__()
+        if task.shape is None:
+            raise ValueError(f"task {task} has no frame shape; resolve it against its dataset first")
+        c, h, w = task.shape
+        factor = 2 ** (n_s // 2)
+        if h % factor or w % factor:
+            raise UserError(f"{translator} with n_s={n_s} halves the frame {n_s // 2} time(s), so H and W must be "
+                            f"multiples of {factor}; task {task} has {h}x{w}. Choose another n_s (--set n_s=...)")
+        self.t_in, self.frame_shape = task.t_in, (c, h, w)
+        self.input_resolution = (latent_size(h, n_s), latent_size(w, n_s))
+        self.encoder = Encoder(c, hid_s, n_s, spatio_kernel)
+        self.translator = build_translator(translator, task.t_in * hid_s, hid_t, n_t, mlp_ratio=mlp_ratio,
+                                           drop=drop, drop_path=drop_path, input_resolution=self.input_resolution)
+        self.decoder = Decoder(hid_s, c, n_s, spatio_kernel)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """One pass: ``[B, t_in, C, H, W]`` -> the next ``t_in`` frames."""
+        b, t, c, h, w = x.shape
+        if t != self.t_in:
+            raise ValueError(f"this model was built for {self.t_in} input frames, got {t}")
+        latent, skip = self.encoder(x.reshape(b * t, c, h, w))
+        _, c_lat, h_lat, w_lat = latent.shape
+        latent = self.translator(latent.reshape(b, t * c_lat, h_lat, w_lat))
+        y = self.decoder(latent.reshape(b * t, c_lat, h_lat, w_lat), skip)
+        return y.reshape(b, t, c, h, w)
+
+    def forward(self, x: torch.Tensor, t_out: int) -> torch.Tensor:
+        chunks, produced, current = [], 0, x
+        while produced < t_out:
+            current = self.step(current)
+            chunks.append(current)
+            produced += current.shape[1]
+        return torch.cat(chunks, dim=1)[:, :t_out]
