@@ -1,0 +1,60 @@
+"""A third-party plugin used by the tests: a tiny trainable model and a small dataset on disk."""
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from stbench import ArrayClips, DatasetSpec, ModelSpec, STModel, UserError, hookimpl
+
+
+class TinyConv(STModel):
+    """Predicts every future frame from the last one with two convolutions."""
+
+    def __init__(self, channels, width=8, nan_loss=False):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
+                                 nn.Conv2d(width, channels, 3, padding=1))
+        self.nan_loss = nan_loss
+
+    def forward(self, x, t_out):
+        last = x[:, -1]
+        frame = last + self.net(last)
+        return frame.unsqueeze(1).expand(-1, t_out, -1, -1, -1)
+
+    def loss(self, x, y, step):
+        if os.environ.get("STBENCH_TEST_INTERRUPT_AT_STEP") == str(step):
+            raise KeyboardInterrupt
+        loss = super().loss(x, y, step)
+        return loss * float("nan") if self.nan_loss else loss
+
+
+def build_tiny(task, hparams):
+    return TinyConv(task.shape[0], **hparams)
+
+
+def open_toy(root, split, t_in, t_out):
+    path = Path(root) / "toy" / f"{split}.npy"
+    if not path.exists():
+        raise UserError(f"missing {path}; expected layout:\n{SPEC.layout}")
+    array = np.load(path, mmap_mode="r")
+    return ArrayClips(array, t_in, t_out, SPEC, scale=1 / 255, description=f"{path.name}")
+
+
+SPEC = DatasetSpec(name="toy", shape=(1, 16, 16), open=open_toy, max_length=12,
+                   layout="toy/{train,test}.npy: uint8 arrays [N, 12, 1, 16, 16]",
+                   canonical_tasks=("toy-6-6", "toy-4-8", "toy-8-2"))
+
+
+@hookimpl
+def stbench_register_models(register):
+    register(ModelSpec(name="tiny", family="recurrent-free", build=build_tiny,
+                       hparams={"smoke": {"default": {"width": 8, "lr": 0.01, "epochs": 2, "batch_size": 4,
+                                                      "train_samples": None, "test_samples": None,
+                                                      "nan_loss": False}}}))
+
+
+@hookimpl
+def stbench_register_datasets(register):
+    register(SPEC)

@@ -1,0 +1,178 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stbench.cli import main
+
+
+def _records(out):
+    return [json.loads(p.read_text()) for p in sorted(Path(out, "runs").glob("*/*/record.json"))]
+
+
+def _run(out, root, *extra):
+    return main(["run", "--models", "tiny", "--tasks", "toy-6-6", "--profile", "smoke", "--data-root", str(root),
+                 "--out", str(out), *extra])
+
+
+def test_run_writes_record_and_leaderboard(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture")
+    out = tmp_path / "out"
+    assert main(["run", "--models", "tiny,persistence", "--tasks", "toy-6-6,toy-4-8", "--profile", "smoke",
+                 "--data-root", str(toy_root), "--out", str(out)]) == 0
+    records = _records(out)
+    assert len(records) == 4
+    tiny = next(r for r in records if r["model"] == "tiny" and r["task"] == "toy-6-6")
+    assert tiny["status"] == "ok" and tiny["profile"] == "smoke" and tiny["epochs"] == 2
+    assert tiny["data"]["train"]["clips"] == 12 and tiny["data"]["test"]["clips"] == 6
+    assert tiny["params"] == 8 * 9 + 8 + 8 * 9 + 1
+    assert tiny["macs"] == 16 * 16 * 9 * (8 + 8)  # one frame through two convolutions, batch 1
+    assert set(tiny["metrics"]) == {"mse", "mae", "ssim", "psnr"}
+    assert len(tiny["per_frame"]["mse"]) == 6
+    assert tiny["train"]["lr"] == 0.01 and tiny["hparams"]["width"] == 8
+    assert tiny["fps"] > 0 and tiny["train_seconds_per_epoch"] > 0
+    board = (out / "leaderboards" / "toy-6-6.md").read_text()
+    assert "## Profile `smoke`" in board and "| tiny" in board and "| persistence" in board
+    extended = next(r for r in records if r["model"] == "tiny" and r["task"] == "toy-4-8")
+    assert extended["protocol"] == "extended" and len(extended["per_frame"]["mse"]) == 8
+
+
+def test_training_beats_persistence_and_same_seed_same_metrics(use_plugins, toy_root, tmp_path):
+    use_plugins("plugin_fixture")
+    out = tmp_path / "out"
+    assert main(["run", "--models", "tiny,persistence", "--tasks", "toy-6-6", "--profile", "smoke", "--data-root",
+                 str(toy_root), "--out", str(out), "--epochs", "6"]) == 0
+    first = {r["model"]: r["metrics"] for r in _records(out)}
+    assert first["tiny"]["mse"] < first["persistence"]["mse"]
+    assert _run(out, toy_root, "--epochs", "6", "--force") == 0
+    again = next(r for r in _records(out) if r["model"] == "tiny")
+    assert again["metrics"] == first["tiny"]
+
+
+def test_interrupted_run_resumes_to_the_same_result(use_plugins, toy_root, tmp_path, monkeypatch, capsys):
+    use_plugins("plugin_fixture")
+    reference = tmp_path / "reference"
+    assert _run(reference, toy_root, "--epochs", "3") == 0
+    expected = _records(reference)[0]["metrics"]
+
+    out = tmp_path / "out"
+    monkeypatch.setenv("STBENCH_TEST_INTERRUPT_AT_STEP", "7")  # epoch 3 of 3 (3 steps per epoch)
+    assert _run(out, toy_root, "--epochs", "3") == 130
+    assert "resume" in capsys.readouterr().err
+    assert _records(out) == [] and list(Path(out, "runs").glob("*/*/checkpoint.pt"))
+    monkeypatch.delenv("STBENCH_TEST_INTERRUPT_AT_STEP")
+    assert _run(out, toy_root, "--epochs", "3") == 0
+    record = _records(out)[0]
+    assert record["resumed_from_epoch"] == 2
+    assert record["metrics"] == expected
+
+
+def test_nan_loss_marks_the_run_failed_and_others_go_on(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture")
+    out = tmp_path / "out"
+    code = main(["run", "--models", "tiny,persistence", "--tasks", "toy-6-6", "--profile", "smoke", "--set",
+                 "nan_loss=true", "--data-root", str(toy_root), "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "loss became nan" in err and "Traceback" not in err
+    status = {r["model"]: r["status"] for r in _records(out)}
+    assert status == {"tiny": "failed", "persistence": "ok"}
+    assert "Failed runs" in (out / "leaderboards" / "toy-6-6.md").read_text()
+
+
+def test_completed_run_is_not_repeated_without_force(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture")
+    out = tmp_path / "out"
+    assert _run(out, toy_root) == 0
+    before = _records(out)[0]["created"]
+    assert _run(out, toy_root) == 0
+    assert "already done" in capsys.readouterr().err
+    assert _records(out)[0]["created"] == before
+
+
+def test_override_shows_in_record_and_leaderboard(use_plugins, toy_root, tmp_path):
+    use_plugins("plugin_fixture")
+    out = tmp_path / "out"
+    assert _run(out, toy_root, "--set", "width=4") == 0
+    record = _records(out)[0]
+    assert record["overrides"] == {"width": 4} and record["hparams"]["width"] == 4
+    assert record["params"] == 4 * 9 + 4 + 4 * 9 + 1
+    assert "tiny (width=4)" in (out / "leaderboards" / "toy-6-6.md").read_text()
+
+
+def test_profile_json(use_plugins, capsys):
+    use_plugins("plugin_fixture")
+    assert main(["profile", "--models", "tiny", "--tasks", "toy-6-6", "--profile", "smoke", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["model"] == "tiny" and rows[0]["task"] == "toy-6-6"
+    assert rows[0]["params"] == 153 and rows[0]["macs"] == 16 * 16 * 9 * 16
+
+
+def test_score_matches_the_metrics(tmp_path, use_plugins, capsys):
+    use_plugins("plugin_fixture")
+    rng = np.random.default_rng(0)
+    true = rng.random((5, 6, 1, 16, 16)).astype(np.float32)
+    pred = np.clip(true + 0.1 * rng.standard_normal(true.shape), 0, 1).astype(np.float32)
+    np.save(tmp_path / "p.npy", pred)
+    np.save(tmp_path / "t.npy", true)
+    assert main(["score", "--pred", str(tmp_path / "p.npy"), "--true", str(tmp_path / "t.npy"), "--task",
+                 "toy-4-6", "--metrics", "mse,mae", "--json"]) == 0
+    values = json.loads(capsys.readouterr().out)
+    assert values["mse"] == pytest.approx(((pred - true) ** 2).sum(axis=(2, 3, 4)).mean(), rel=1e-6)
+    assert values["mae"] == pytest.approx(np.abs(pred - true).sum(axis=(2, 3, 4)).mean(), rel=1e-6)
+
+
+BAD = [
+    (["run", "--models", "tinny", "--tasks", "toy-6-6"], "unknown model 'tinny' (did you mean tiny?)"),
+    (["run", "--models", "tiny", "--tasks", "tooy-6-6"], "unknown dataset 'tooy'"),
+    (["run", "--models", "tiny", "--tasks", "toy-six-6"], "malformed task"),
+    (["run", "--models", "tiny", "--tasks", "toy-0-6"], "at least 1"),
+    (["run", "--models", "tiny", "--tasks", "toy-10-10"], "at most 12"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--profile", "quik"], "unknown profile 'quik'"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--metrics", "mse,ssmi"], "unknown metric 'ssmi'"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--set", "widht=3"], "did you mean width"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--set", "novalue"], "KEY=VALUE"),
+    (["run", "--models", "", "--tasks", "toy-6-6"], "at least one name"),
+    (["list", "things"], "invalid choice"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD)
+def test_bad_input_is_one_line_and_exit_2(use_plugins, argv, message, capsys, tmp_path):
+    use_plugins("plugin_fixture")
+    assert main(argv + (["--out", str(tmp_path)] if argv[0] == "run" else [])) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_data_prints_the_layout(use_plugins, tmp_path, capsys):
+    use_plugins("plugin_fixture")
+    assert _run(tmp_path / "out", tmp_path / "nowhere") == 2
+    err = capsys.readouterr().err
+    assert "missing" in err and "toy/{train,test}.npy" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda d: (d / "p.npy").write_bytes(b"garbage"), "not a readable .npy"),
+    (lambda d: np.save(d / "p.npy", np.zeros((2, 6, 1, 16, 16), np.float32)), "must match"),
+    (lambda d: np.save(d / "p.npy", np.zeros((3, 6, 1, 16), np.float32)), "expected [N, T, C, H, W]"),
+])
+def test_bad_score_inputs(use_plugins, tmp_path, capsys, make, message):
+    use_plugins("plugin_fixture")
+    np.save(tmp_path / "t.npy", np.zeros((3, 6, 1, 16, 16), np.float32))
+    make(tmp_path)
+    assert main(["score", "--pred", str(tmp_path / "p.npy"), "--true", str(tmp_path / "t.npy"),
+                 "--task", "toy-6-6"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_score_wrong_task_length(use_plugins, tmp_path, capsys):
+    use_plugins("plugin_fixture")
+    for name in ("p", "t"):
+        np.save(tmp_path / f"{name}.npy", np.zeros((3, 5, 1, 16, 16), np.float32))
+    assert main(["score", "--pred", str(tmp_path / "p.npy"), "--true", str(tmp_path / "t.npy"),
+                 "--task", "toy-6-6"]) == 2
+    assert "do not fit toy-6-6" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from stbench.metrics import MetricContext
+from stbench.metrics.pixel import MAE, MSE, PSNR, RMSE, SSIM, ssim_frames
+
+
+def _pair(shape=(2, 3, 1, 20, 24), seed=0):
+    rng = np.random.default_rng(seed)
+    true = rng.random(shape)
+    pred = np.clip(true + 0.15 * rng.standard_normal(shape), -0.2, 1.2)  # some values out of range
+    return torch.from_numpy(pred), torch.from_numpy(true)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("data_range", [1.0, 2.0])
+def test_ssim_equals_skimage_per_frame(channels, data_range):
+    pred, true = _pair((2, 3, channels, 20, 24), seed=channels)
+    pred = pred.clamp(0, 1)
+    ours = ssim_frames(pred, true, data_range)
+    for b in range(2):
+        for t in range(3):
+            ref = structural_similarity(pred[b, t].numpy(), true[b, t].numpy(), data_range=data_range,
+                                        channel_axis=0)
+            assert abs(ours[b, t].item() - ref) < 1e-4
+
+
+def test_ssim_metric_clips_and_honours_openstl_range():
+    pred, true = _pair()
+    context = MetricContext(value_range=(0.0, 1.0), data_range=1.0)
+    metric = SSIM("ssim", context)
+    metric.update(pred, true)
+    clipped = pred.clamp(0, 1)
+    expected = np.mean([structural_similarity(clipped[b, t, 0].numpy(), true[b, t, 0].numpy(), data_range=1.0)
+                        for b in range(2) for t in range(3)])
+    assert metric.compute()["ssim"] == pytest.approx(expected, abs=1e-4)
+    openstl = SSIM("ssim", MetricContext(options={"ssim_data_range": 2.0}))
+    openstl.update(pred, true)
+    assert openstl.compute()["ssim"] > metric.compute()["ssim"]  # a wider range inflates SSIM
+
+
+def test_mse_mae_sum_over_pixels_average_over_clips_and_frames():
+    pred, true = _pair()
+    context = MetricContext()
+    mse, mae, rmse = MSE("mse", context), MAE("mae", context), RMSE("rmse", context)
+    for metric in (mse, mae, rmse):
+        metric.update(pred[:1], true[:1])  # streaming in two batches
+        metric.update(pred[1:], true[1:])
+    diff = (pred - true).numpy()
+    assert mse.compute()["mse"] == pytest.approx((diff ** 2).sum(axis=(2, 3, 4)).mean())
+    assert mae.compute()["mae"] == pytest.approx(np.abs(diff).sum(axis=(2, 3, 4)).mean())
+    assert rmse.compute()["rmse"] == pytest.approx(np.sqrt((diff ** 2).sum(axis=(2, 3, 4)).mean()))
+    per_frame = mse.per_frame()["mse"]
+    assert per_frame == pytest.approx((diff ** 2).sum(axis=(2, 3, 4)).mean(axis=0).tolist())
+
+
+def test_spatial_norm_is_a_per_pixel_mean():
+    pred, true = _pair()
+    metric = MSE("mse", MetricContext(spatial_norm=True, value_range=None))
+    metric.update(pred, true)
+    assert metric.compute()["mse"] == pytest.approx(((pred - true) ** 2).mean().item())
+
+
+def test_psnr_per_frame_on_clipped_predictions():
+    pred, true = _pair()
+    metric = PSNR("psnr", MetricContext())
+    metric.update(pred, true)
+    clipped = pred.clamp(0, 1).numpy()
+    ref = [20 * np.log10(1 / np.sqrt(((clipped[b, t] - true[b, t].numpy()) ** 2).mean()))
+           for b in range(2) for t in range(3)]
+    assert metric.compute()["psnr"] == pytest.approx(np.mean(ref))
+
+
+def test_shape_mismatch_is_reported():
+    metric = MSE("mse", MetricContext())
+    with pytest.raises(ValueError, match="must both be"):
+        metric.update(torch.zeros(1, 2, 1, 8, 8), torch.zeros(1, 3, 1, 8, 8))

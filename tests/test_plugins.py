@@ -1,0 +1,51 @@
+import pytest
+
+from stbench import plugins
+from stbench.cli import main
+from stbench.errors import UserError
+
+
+def test_entry_point_plugin_registers_models_and_datasets(use_plugins, capsys):
+    use_plugins("plugin_fixture")
+    assert plugins.get_model("tiny").plugin == "testplug"
+    assert plugins.get_dataset("toy").plugin == "testplug"
+    assert main(["list", "models"]) == 0
+    assert "tiny" in capsys.readouterr().out
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.startswith("testplug"))
+    assert "0.3" in line and "stbench_register_models" in line and "stbench_register_datasets" in line
+
+
+def test_stbench_plugins_restricts_what_loads(use_plugins):
+    use_plugins("plugin_fixture", only="testplug")
+    assert set(plugins.models()) == {"tiny"}
+    assert "mmnist" not in plugins.datasets()
+    assert "mse" in plugins.metrics()  # the core's own metrics always load
+
+
+def test_broken_plugin_is_reported_and_skipped(use_plugins, capsys):
+    use_plugins("plugin_fixture", "broken_fixture", only="testplug,broken,baselines")
+    assert "tiny" in plugins.models() and "persistence" in plugins.models()
+    assert any(name == "broken" and "broken on purpose" in error for name, error in plugins.failures)
+    assert main(["plugins"]) == 0
+    assert "broken" in capsys.readouterr().out
+
+
+def test_duplicate_name_names_both_plugins(use_plugins, capsys):
+    use_plugins("broken_fixture", only="dupe,baselines")
+    with pytest.raises(UserError, match="registered twice.*'baselines'.*'dupe'|registered twice.*'dupe'.*'baselines'"):
+        plugins.models()
+    plugins.reset()
+    assert main(["list", "models"]) == 2
+    assert "registered twice" in capsys.readouterr().err
+
+
+def test_unknown_names_suggest_the_nearest(use_plugins):
+    use_plugins()
+    with pytest.raises(UserError, match="did you mean persistence"):
+        plugins.get_model("persistance")
+    with pytest.raises(UserError, match="did you mean mmnist"):
+        plugins.resolve_task("mnist-10-10")
+    with pytest.raises(UserError, match="did you mean ssim"):
+        plugins.get_metric("ssmi")
