@@ -46,3 +46,9 @@ def make_toy(root, n_train=12, n_test=6, length=12, seed=0):
 @pytest.fixture
 def toy_root(tmp_path):
     return make_toy(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def mmnist_root(tmp_path_factory):
+    """One data root for the whole session, so the fixed-seed Moving MNIST test set is generated once."""
+    return tmp_path_factory.mktemp("mmnist-data")

@@ -7,7 +7,7 @@ from torch.utils.data import Dataset
 
 from stbench import DatasetSpec, UserError, hookimpl
 
-from .moving import IMAGE_SIZE, atomic_save_npy, packaged_mnist, read_idx_images, render_clip
+from .moving import IMAGE_SIZE, atomic_save_npy, packaged_mnist, read_idx_images, render_clip, render_clips
 
 FOLDER = "moving_mnist"
 TEST_FILE = "mnist_test_seq.npy"
@@ -103,7 +103,7 @@ def load_fixed_test(root, folder=FOLDER, test_file=TEST_FILE, digits_loader=None
             pass  # a damaged cache is regenerated below
     digits, _ = (digits_loader or (lambda: load_digits(root, "test")))()
     rng = np.random.default_rng(seed)
-    array = np.stack([render_clip(rng, digits, TEST_LENGTH, **render) for _ in range(TEST_CLIPS)], axis=1)
+    array = np.ascontiguousarray(render_clips(rng, digits, TEST_CLIPS, TEST_LENGTH, **render).swapaxes(0, 1))
     try:
         atomic_save_npy(cache, array)
     except OSError:

@@ -11,44 +11,51 @@ DIGIT_SIZE = 28
 STEP = 0.1  # per frame, in units of the free canvas (64 - 28 pixels)
 
 
-def trajectory(rng, length, speed_jitter=0.0):
-    """Top-left corners (rows, cols) of one digit over ``length`` frames.
+def trajectories(rng, n, length, speed_jitter=0.0):
+    """Top-left corners (rows, cols), each ``[n, length]``, of ``n`` digits over ``length`` frames.
 
     The position moves before each frame is drawn and bounces off the
     canvas edges. ``speed_jitter`` > 0 perturbs the speed of every step with
     Gaussian noise of that relative scale (the "dynamic" variant).
     """
     canvas = IMAGE_SIZE - DIGIT_SIZE
-    y, x = rng.random(), rng.random()
-    theta = rng.random() * 2 * np.pi
+    y, x = rng.random(n), rng.random(n)
+    theta = rng.random(n) * 2 * np.pi
     vy, vx = np.sin(theta), np.cos(theta)
-    rows, cols = np.zeros(length), np.zeros(length)
+    rows, cols = np.zeros((n, length)), np.zeros((n, length))
     for i in range(length):
-        speed = STEP * (1.0 + speed_jitter * rng.standard_normal()) if speed_jitter else STEP
+        speed = STEP * (1.0 + speed_jitter * rng.standard_normal(n)) if speed_jitter else STEP
         y += vy * speed
         x += vx * speed
-        if x <= 0:
-            x, vx = 0.0, -vx
-        if x >= 1.0:
-            x, vx = 1.0, -vx
-        if y <= 0:
-            y, vy = 0.0, -vy
-        if y >= 1.0:
-            y, vy = 1.0, -vy
-        rows[i], cols[i] = y, x
+        for pos, vel in ((x, vx), (y, vy)):
+            low, high = pos <= 0, pos >= 1.0
+            pos[low], vel[low] = 0.0, -vel[low]
+            pos[high], vel[high] = 1.0, -vel[high]
+        rows[:, i], cols[:, i] = y, x
     return (canvas * rows).astype(np.int32), (canvas * cols).astype(np.int32)
 
 
-def render_clip(rng, digits, length, num_digits=2, speed_jitter=0.0):
-    """One clip ``[length, 64, 64]`` uint8: digits max-composited on black."""
-    frames = np.zeros((length, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+def render_clips(rng, digits, n, length, num_digits=2, speed_jitter=0.0):
+    """``n`` clips ``[n, length, 64, 64]`` uint8: digits max-composited on black, vectorised over clips."""
+    # frame-major storage: each frame's canvas is contiguous, and the test set's
+    # (T, N, 64, 64) file layout is a free transpose of the result
+    frames = np.zeros((length, n, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    span = np.arange(DIGIT_SIZE)
+    clip_index = np.arange(n)[:, None, None]
     for _ in range(num_digits):
-        rows, cols = trajectory(rng, length, speed_jitter)
-        digit = digits[rng.integers(0, len(digits))]
+        rows, cols = trajectories(rng, n, length, speed_jitter)
+        chosen = digits[rng.integers(0, len(digits), n)]
         for i in range(length):
-            window = frames[i, rows[i]:rows[i] + DIGIT_SIZE, cols[i]:cols[i] + DIGIT_SIZE]
-            np.maximum(window, digit, out=window)
-    return frames
+            r = rows[:, i, None, None] + span[None, :, None]
+            c = cols[:, i, None, None] + span[None, None, :]
+            canvas = frames[i]
+            canvas[clip_index, r, c] = np.maximum(canvas[clip_index, r, c], chosen)
+    return frames.swapaxes(0, 1)
+
+
+def render_clip(rng, digits, length, num_digits=2, speed_jitter=0.0):
+    """One clip ``[length, 64, 64]`` uint8."""
+    return render_clips(rng, digits, 1, length, num_digits, speed_jitter)[0]
 
 
 def read_idx_images(path):
