@@ -17,7 +17,7 @@ def _run(out, root, *extra):
 
 
 def test_run_writes_record_and_leaderboard(use_plugins, toy_root, tmp_path, capsys):
-    use_plugins("plugin_fixture")
+    use_plugins("plugin_fixture", only="testplug,baselines")
     out = tmp_path / "out"
     assert main(["run", "--models", "tiny,persistence", "--tasks", "toy-6-6,toy-4-8", "--profile", "smoke",
                  "--data-root", str(toy_root), "--out", str(out)]) == 0
@@ -39,7 +39,7 @@ def test_run_writes_record_and_leaderboard(use_plugins, toy_root, tmp_path, caps
 
 
 def test_training_beats_persistence_and_same_seed_same_metrics(use_plugins, toy_root, tmp_path):
-    use_plugins("plugin_fixture")
+    use_plugins("plugin_fixture", only="testplug,baselines")
     out = tmp_path / "out"
     assert main(["run", "--models", "tiny,persistence", "--tasks", "toy-6-6", "--profile", "smoke", "--data-root",
                  str(toy_root), "--out", str(out), "--epochs", "6"]) == 0
@@ -51,7 +51,7 @@ def test_training_beats_persistence_and_same_seed_same_metrics(use_plugins, toy_
 
 
 def test_interrupted_run_resumes_to_the_same_result(use_plugins, toy_root, tmp_path, monkeypatch, capsys):
-    use_plugins("plugin_fixture")
+    use_plugins("plugin_fixture", only="testplug,baselines")
     reference = tmp_path / "reference"
     assert _run(reference, toy_root, "--epochs", "3") == 0
     expected = _records(reference)[0]["metrics"]
@@ -69,7 +69,7 @@ def test_interrupted_run_resumes_to_the_same_result(use_plugins, toy_root, tmp_p
 
 
 def test_nan_loss_marks_the_run_failed_and_others_go_on(use_plugins, toy_root, tmp_path, capsys):
-    use_plugins("plugin_fixture")
+    use_plugins("plugin_fixture", only="testplug,baselines")
     out = tmp_path / "out"
     code = main(["run", "--models", "tiny,persistence", "--tasks", "toy-6-6", "--profile", "smoke", "--set",
                  "nan_loss=true", "--data-root", str(toy_root), "--out", str(out)])
@@ -82,7 +82,7 @@ def test_nan_loss_marks_the_run_failed_and_others_go_on(use_plugins, toy_root, t
 
 
 def test_completed_run_is_not_repeated_without_force(use_plugins, toy_root, tmp_path, capsys):
-    use_plugins("plugin_fixture")
+    use_plugins("plugin_fixture", only="testplug,baselines")
     out = tmp_path / "out"
     assert _run(out, toy_root) == 0
     before = _records(out)[0]["created"]
@@ -92,7 +92,7 @@ def test_completed_run_is_not_repeated_without_force(use_plugins, toy_root, tmp_
 
 
 def test_override_shows_in_record_and_leaderboard(use_plugins, toy_root, tmp_path):
-    use_plugins("plugin_fixture")
+    use_plugins("plugin_fixture", only="testplug,baselines")
     out = tmp_path / "out"
     assert _run(out, toy_root, "--set", "width=4") == 0
     record = _records(out)[0]
@@ -102,7 +102,7 @@ def test_override_shows_in_record_and_leaderboard(use_plugins, toy_root, tmp_pat
 
 
 def test_profile_json(use_plugins, capsys):
-    use_plugins("plugin_fixture")
+    use_plugins("plugin_fixture", only="testplug,baselines")
     assert main(["profile", "--models", "tiny", "--tasks", "toy-6-6", "--profile", "smoke", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["model"] == "tiny" and rows[0]["task"] == "toy-6-6"
@@ -110,7 +110,7 @@ def test_profile_json(use_plugins, capsys):
 
 
 def test_score_matches_the_metrics(tmp_path, use_plugins, capsys):
-    use_plugins("plugin_fixture")
+    use_plugins("plugin_fixture", only="testplug,baselines")
     rng = np.random.default_rng(0)
     true = rng.random((5, 6, 1, 16, 16)).astype(np.float32)
     pred = np.clip(true + 0.1 * rng.standard_normal(true.shape), 0, 1).astype(np.float32)
@@ -141,7 +141,7 @@ BAD = [
 
 @pytest.mark.parametrize("argv,message", BAD)
 def test_bad_input_is_one_line_and_exit_2(use_plugins, argv, message, capsys, tmp_path):
-    use_plugins("plugin_fixture")
+    use_plugins("plugin_fixture", only="testplug,baselines")
     assert main(argv + (["--out", str(tmp_path)] if argv[0] == "run" else [])) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
@@ -149,7 +149,7 @@ def test_bad_input_is_one_line_and_exit_2(use_plugins, argv, message, capsys, tm
 
 
 def test_missing_data_prints_the_layout(use_plugins, tmp_path, capsys):
-    use_plugins("plugin_fixture")
+    use_plugins("plugin_fixture", only="testplug,baselines")
     assert _run(tmp_path / "out", tmp_path / "nowhere") == 2
     err = capsys.readouterr().err
     assert "missing" in err and "toy/{train,test}.npy" in err and "Traceback" not in err
@@ -161,7 +161,7 @@ def test_missing_data_prints_the_layout(use_plugins, tmp_path, capsys):
     (lambda d: np.save(d / "p.npy", np.zeros((3, 6, 1, 16), np.float32)), "expected [N, T, C, H, W]"),
 ])
 def test_bad_score_inputs(use_plugins, tmp_path, capsys, make, message):
-    use_plugins("plugin_fixture")
+    use_plugins("plugin_fixture", only="testplug,baselines")
     np.save(tmp_path / "t.npy", np.zeros((3, 6, 1, 16, 16), np.float32))
     make(tmp_path)
     assert main(["score", "--pred", str(tmp_path / "p.npy"), "--true", str(tmp_path / "t.npy"),
@@ -170,7 +170,7 @@ def test_bad_score_inputs(use_plugins, tmp_path, capsys, make, message):
 
 
 def test_score_wrong_task_length(use_plugins, tmp_path, capsys):
-    use_plugins("plugin_fixture")
+    use_plugins("plugin_fixture", only="testplug,baselines")
     for name in ("p", "t"):
         np.save(tmp_path / f"{name}.npy", np.zeros((3, 5, 1, 16, 16), np.float32))
     assert main(["score", "--pred", str(tmp_path / "p.npy"), "--true", str(tmp_path / "t.npy"),

@@ -26,10 +26,10 @@ def test_per_frame_curves_make_one_subplot_per_available_metric(tmp_path):
         {"model": "persistence", "per_frame": None},
         {"model": "broken", "per_frame": {"mse": "not a list", "mae": []}},
     ]
-    path = plot_per_frame(records, tmp_path / "figures" / "mmnist-10-10_per_frame.png")
+    path = plot_per_frame(records, tmp_path / "figures" / "mmnist-10-10_per_frame.png", title="mmnist-10-10")
     height, width, _ = png_shape(path)
     assert width > 2.5 * height  # three subplots side by side: mse, ssim, psnr
-    assert plot_per_frame(records, tmp_path / "again.png").read_bytes() == path.read_bytes()
+    assert plot_per_frame(records, tmp_path / "again.png", title="mmnist-10-10").read_bytes() == path.read_bytes()
     only_mse = plot_per_frame(records, tmp_path / "mse.png", metrics=("mse",))
     assert imread(only_mse).shape[1] < width
 
