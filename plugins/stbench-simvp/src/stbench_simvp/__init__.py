@@ -27,14 +27,18 @@ MODELS = {
 }
 
 
-def build_model(task, hparams, translator, model_class=SimVPModel, **extra):
-    """Build ``model_class`` for ``task`` from the architecture keys of ``hparams``.
+def build_model(task, hparams, translator, model_class=SimVPModel, extra_keys=()):
+    """Build ``model_class`` for ``task`` with ``translator`` from resolved hyper-parameters.
 
-    Keys of ``hparams`` that are not architecture keys are passed through only when
-    ``model_class`` is a subclass that names them in ``extra`` (e.g. TAU's ``alpha``).
+    ``hparams`` may hold the architecture keys (:data:`ARCH_KEYS`) and the keys a subclass
+    adds (``extra_keys``, e.g. TAU's ``alpha``); anything else is a mistake and is refused.
     """
-    arch = {key: hparams[key] for key in ARCH_KEYS if key in hparams}
-    return model_class(task, translator=translator, **arch, **extra)
+    allowed = set(ARCH_KEYS) | set(extra_keys)
+    unknown = sorted(set(hparams) - allowed)
+    if unknown:
+        raise ValueError(f"{model_class.__name__} does not take {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(allowed))}")
+    return model_class(task, translator=translator, **hparams)
 
 
 def _builder(translator):
