@@ -383,7 +383,8 @@ class MetaTranslator(nn.Module):
         if depth < 2:
             raise ValueError(f"the {kind} translator needs depth >= 2, got {depth}")
         make = BLOCKS[kind]
-        rates = torch.linspace(1e-2, drop_path, depth).tolist()
+        # plain floats, not torch.linspace: models are also built on the meta device for counting
+        rates = [1e-2 + (drop_path - 1e-2) * i / (depth - 1) for i in range(depth)]
         layers = []
         for i in range(depth):
             c_in = channels if i == 0 else hidden

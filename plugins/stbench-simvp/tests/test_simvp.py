@@ -1,0 +1,161 @@
+"""SimVP framework: shapes, rollout, one training step, and the published Params / FLOPs of the paper configs."""
+import pytest
+import torch
+
+import stbench_simvp
+from stbench import Task
+from stbench.models import count_params
+from stbench.profiling import count_macs
+from stbench_simvp import TRANSLATORS, Decoder, Encoder, SimVPModel, build_translator
+
+
+def registered_specs():
+    specs = {}
+    stbench_simvp.stbench_register_models(register=lambda spec: specs.setdefault(spec.name, spec))
+    return specs
+
+
+SPECS = registered_specs()
+SMOKE = SPECS["simvp"].settings_for("smoke", "mmnist")
+
+
+@pytest.mark.parametrize("kind", TRANSLATORS)
+def test_every_translator_keeps_the_shape(kind):
+    # 3 frames x hid_S 4 = 12 channels; depth 3 gives uniformer a self-attention block in the middle
+    translator = build_translator(kind, 12, 16, 3, mlp_ratio=2.0, input_resolution=(4, 6))
+    x = torch.randn(2, 12, 4, 6)
+    assert translator(x).shape == x.shape
+
+
+def test_unknown_translator_names_the_known_ones():
+    with pytest.raises(ValueError, match="incepu"):
+        build_translator("lstm", 8, 8, 2)
+
+
+@pytest.mark.parametrize("n_s, latent", [(1, 16), (2, 8), (3, 8), (4, 4)])
+def test_encoder_and_decoder_shapes(n_s, latent):
+    encoder, decoder = Encoder(3, 8, n_s), Decoder(8, 2, n_s)
+    z, skip = encoder(torch.randn(5, 3, 16, 16))
+    assert z.shape == (5, 8, latent, latent) and skip.shape == (5, 8, 16, 16)
+    assert decoder(z, skip).shape == (5, 2, 16, 16)
+
+
+@pytest.mark.parametrize("model", sorted(SPECS))
+@pytest.mark.parametrize("t_out", [3, 7, 2], ids=["equal", "extended", "reduced"])
+def test_output_shapes_for_every_protocol(model, t_out):
+    task = Task("toy", 3, t_out, (2, 16, 16))
+    net = SPECS[model].build(task, SPECS[model].settings_for("smoke", "toy")).eval()
+    with torch.no_grad():
+        assert net(torch.rand(2, 3, 2, 16, 16), t_out).shape == (2, t_out, 2, 16, 16)
+
+
+def test_extended_rollout_feeds_predictions_back():
+    task = Task("toy", 3, 7, (1, 16, 16))
+    net = SimVPModel(task, translator="gsta", **{k: SMOKE[k] for k in ("hid_s", "hid_t", "n_s", "n_t")}).eval()
+    x = torch.rand(1, 3, 1, 16, 16)
+    with torch.no_grad():
+        first = net.step(x)
+        second = net.step(first)
+        third = net.step(second)
+        expected = torch.cat([first, second, third[:, :1]], dim=1)
+        assert torch.allclose(net(x, 7), expected, atol=1e-6)
+        assert torch.allclose(net(x, 2), first[:, :2])
+
+
+@pytest.mark.parametrize("kind", TRANSLATORS)
+def test_one_training_step_lowers_the_loss(kind):
+    torch.manual_seed(0)
+    task = Task("toy", 3, 3, (1, 16, 16))
+    net = SimVPModel(task, translator=kind, hid_s=4, hid_t=16, n_s=2, n_t=2)
+    x, y = torch.rand(4, 3, 1, 16, 16), torch.rand(4, 3, 1, 16, 16)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def loss():
+        torch.manual_seed(1)  # the same drop-path draws before and after the step
+        return net.loss(x, y, 0)
+
+    before = loss()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        assert loss().item() < before.item()
+
+
+def test_frames_that_do_not_divide_say_what_to_change():
+    from stbench import UserError
+
+    with pytest.raises(UserError, match="n_s"):
+        SimVPModel(Task("toy", 2, 2, (1, 18, 18)), translator="gsta", hid_s=4, hid_t=8, n_s=4, n_t=2)
+
+
+def test_unknown_hyper_parameters_are_refused():
+    with pytest.raises(ValueError, match="hid_x"):
+        SPECS["simvp"].build(Task("toy", 2, 2, (1, 16, 16)), {**SMOKE, "hid_x": 3})
+
+
+# Published Params (M) / FLOPs (G, MACs, one pass of T_in frames). Sources: USTEP (TPAMI 2025) Table II
+# (mmnist), III (kth 10->20), V (kitticaltech 10->1); OpenSTL's benchmark tables (docs/en/model_zoos)
+# for mmnist uniformer / mlpmixer / convnext, weather t2m and taxibj; OpenSTL's human table for human.
+PUBLISHED = [
+    ("simvp", "mmnist", (1, 64, 64), 10, 58.0, 19.4),
+    ("simvpv2", "mmnist", (1, 64, 64), 10, 46.8, 16.5),
+    ("uniformer", "mmnist", (1, 64, 64), 10, 44.8, 16.5),
+    ("mlpmixer", "mmnist", (1, 64, 64), 10, 38.2, 14.7),
+    ("convnext", "mmnist", (1, 64, 64), 10, 37.3, 14.1),
+    ("simvp", "kth", (1, 128, 128), 10, 12.2, 62.8),
+    ("uniformer", "kth", (1, 128, 128), 10, 11.8, 78.3),
+    ("mlpmixer", "kth", (1, 128, 128), 10, 20.3, 66.6),
+    ("convnext", "kth", (1, 128, 128), 10, 12.5, 63.9),
+    ("simvp", "human", (3, 256, 256), 4, 41.2, 197.0),
+    ("simvpv2", "human", (3, 256, 256), 4, 11.3, 74.6),
+    ("uniformer", "human", (3, 256, 256), 4, 27.7, 211.0),
+    ("mlpmixer", "human", (3, 256, 256), 4, 47.0, 164.0),
+    ("convnext", "human", (3, 256, 256), 4, 31.4, 157.0),
+    ("simvp", "weather", (1, 32, 64), 12, 14.7, 8.0),
+    ("simvpv2", "weather", (1, 32, 64), 12, 12.76, 7.01),
+    ("uniformer", "weather", (1, 32, 64), 12, 12.0, 7.5),
+    ("mlpmixer", "weather", (1, 32, 64), 12, 11.1, 5.9),
+    ("convnext", "weather", (1, 32, 64), 12, 10.1, 5.7),
+    ("simvp", "taxibj", (2, 32, 32), 4, 13.79, 3.61),
+    ("simvpv2", "taxibj", (2, 32, 32), 4, 9.96, 2.62),
+    ("uniformer", "taxibj", (2, 32, 32), 4, 9.52, 2.71),
+    ("mlpmixer", "taxibj", (2, 32, 32), 4, 8.24, 2.18),
+    ("convnext", "taxibj", (2, 32, 32), 4, 7.84, 2.08),
+    ("simvp", "kitticaltech", (3, 128, 160), 10, 8.6, 60.6),
+    ("uniformer", "kitticaltech", (3, 128, 160), 10, 11.8, 104.0),
+    ("mlpmixer", "kitticaltech", (3, 128, 160), 10, 22.2, 83.5),
+    ("convnext", "kitticaltech", (3, 128, 160), 10, 12.5, 80.2),
+]
+
+
+def paper_params_and_gmacs(spec, dataset, shape, t_in):
+    """Params (M) and GMACs of one pass of the paper model, built on the meta device (no memory, no time)."""
+    task = Task(dataset, t_in, t_in, shape)
+    hparams = {k: v for k, v in spec.settings_for("paper", dataset).items() if k not in stbench_config_keys()}
+    with torch.device("meta"):
+        model = spec.build(task, hparams)
+    return count_params(model) / 1e6, count_macs(model, task) / 1e9
+
+
+def stbench_config_keys():
+    from stbench.config import TRAIN_KEYS
+
+    return TRAIN_KEYS
+
+
+@pytest.mark.parametrize("model, dataset, shape, t_in, params_m, gmacs", PUBLISHED,
+                         ids=[f"{m}-{d}" for m, d, *_ in PUBLISHED])
+def test_paper_configs_match_published_params_and_flops(model, dataset, shape, t_in, params_m, gmacs):
+    ours_params, ours_gmacs = paper_params_and_gmacs(SPECS[model], dataset, shape, t_in)
+    assert ours_params == pytest.approx(params_m, rel=0.02)
+    assert ours_gmacs == pytest.approx(gmacs, rel=0.02)
+
+
+def test_extended_tasks_count_every_chunk():
+    spec = SPECS["simvp"]
+    hparams = {k: v for k, v in spec.settings_for("paper", "kth").items() if k not in stbench_config_keys()}
+    with torch.device("meta"):
+        model = spec.build(Task("kth", 10, 40, (1, 128, 128)), hparams)
+    one_pass = count_macs(model, Task("kth", 10, 10, (1, 128, 128)))
+    assert count_macs(model, Task("kth", 10, 40, (1, 128, 128))) == 4 * one_pass
+    assert count_macs(model, Task("kth", 10, 1, (1, 128, 128))) == one_pass
