@@ -194,16 +194,37 @@ class TrainResult:
     resumed_from_epoch: Optional[int] = None
 
 
-def train(model, train_set, train_cfg, seed, device, checkpoint, run_hash, label="") -> TrainResult:
-    """Train for ``train_cfg['epochs']`` epochs, checkpointing after each; resume from ``checkpoint``."""
+class SingleTaskBatches:
+    """Batches of one training set: a seeded shuffle per epoch, so a resumed run sees the same order."""
+
+    def __init__(self, dataset, batch_size, seed):
+        self.dataset, self.batch_size, self.seed = dataset, int(batch_size), seed
+
+    def __len__(self):
+        return max(1, len(self.dataset) // self.batch_size)  # drop_last keeps batch shapes fixed
+
+    def epoch(self, epoch):
+        base = _base(self.dataset)
+        if hasattr(base, "set_epoch"):
+            base.set_epoch(epoch)
+        order = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True, generator=order,
+                            drop_last=len(self.dataset) >= self.batch_size, num_workers=0)
+        return ((x, y, None) for x, y in loader)
+
+
+def train(model, batches, train_cfg, device, checkpoint, run_hash, label="") -> TrainResult:
+    """Train for ``train_cfg['epochs']`` epochs, checkpointing after each; resume from ``checkpoint``.
+
+    ``batches.epoch(e)`` yields ``(x, y, task)``; ``task`` is None for a single-task run and the task
+    name for a joint run (then passed to ``model.loss(..., task=task)``).
+    """
     result = TrainResult()
     epochs = int(train_cfg["epochs"])
     if epochs == 0 or not any(p.requires_grad for p in model.parameters()):
         return result
-    batch = int(train_cfg["batch_size"])
-    steps_per_epoch = max(1, len(train_set) // batch)  # drop_last keeps batch shapes fixed
     optimizer = make_optimizer(model, train_cfg)
-    schedule = make_schedule(optimizer, train_cfg, epochs * steps_per_epoch)
+    schedule = make_schedule(optimizer, train_cfg, epochs * len(batches))
     start_epoch = 0
     if Path(checkpoint).exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
@@ -218,22 +239,17 @@ def train(model, train_set, train_cfg, seed, device, checkpoint, run_hash, label
             result.resumed_from_epoch = start_epoch
             log(f"stbench: {label}: resuming after epoch {start_epoch} from {checkpoint}")
     grad_clip = train_cfg.get("grad_clip")
-    base = _base(train_set)
     for epoch in range(start_epoch, epochs):
-        if hasattr(base, "set_epoch"):
-            base.set_epoch(epoch)
         if hasattr(model, "on_epoch_start"):
             model.on_epoch_start(epoch)
-        order = torch.Generator().manual_seed(seed * 100003 + epoch)
-        loader = DataLoader(train_set, batch_size=batch, shuffle=True, drop_last=len(train_set) >= batch,
-                            generator=order, num_workers=0)
         model.train()
         total, count = 0.0, 0
-        bar = tqdm(loader, desc=f"{label} epoch {epoch + 1}/{epochs}", leave=False, disable=None)
+        bar = tqdm(batches.epoch(epoch), total=len(batches), desc=f"{label} epoch {epoch + 1}/{epochs}",
+                   leave=False, disable=None)
         with Stopwatch(device) as watch:
-            for x, y in bar:
+            for x, y, task in bar:
                 x, y = x.to(device), y.to(device)
-                loss = model.loss(x, y, result.steps)
+                loss = model.loss(x, y, result.steps) if task is None else model.loss(x, y, result.steps, task=task)
                 if not torch.isfinite(loss):
                     raise RunFailed(f"loss became {loss.item()} at epoch {epoch + 1}, step {result.steps}; "
                                     "lower the learning rate (--set lr=...)")
@@ -320,24 +336,8 @@ def build_model(plan: RunPlan):
     return model
 
 
-def execute(plan: RunPlan, data_root, out_dir, device="cpu", force=False) -> Dict:
-    """Run one plan to a record: open data, build, profile, train, evaluate, write atomically."""
-    run_dir = Path(out_dir) / "runs" / plan.task.name / plan.run_name
-    record_path, checkpoint = run_dir / RECORD_NAME, run_dir / CHECKPOINT_NAME
-    if record_path.exists() and not force:
-        import json
-
-        try:
-            existing = json.loads(record_path.read_text())
-            if existing.get("status") == "ok":
-                log(f"stbench: {plan.label}: already done ({record_path}); --force runs it again")
-                return existing
-        except (OSError, ValueError):
-            pass
-    if force and checkpoint.exists():
-        checkpoint.unlink()
-    started = time.time()
-    seed_everything(plan.seed)
+def open_data(plan: RunPlan, data_root):
+    """(train, test) sets of a plan, limited to the profile's sample counts."""
     train_set = spread_subset(open_split(plan.dataset_spec, data_root, "train", plan.task),
                               plan.train["train_samples"])
     test_set = spread_subset(open_split(plan.dataset_spec, data_root, "test", plan.task),
@@ -345,14 +345,28 @@ def execute(plan: RunPlan, data_root, out_dir, device="cpu", force=False) -> Dic
     if len(test_set) == 0:
         raise UserError(f"{plan.dataset_spec.name} under {data_root} holds no test clip of "
                         f"{plan.task.length} frames; check the data (stbench data check {plan.task.name})")
-    metrics = build_metrics(plan.metric_names, plan.dataset_spec, plan.task, plan.metric_options,
-                            strict=plan.strict_metrics)
-    model = build_model(plan)
-    params = count_params(model)
-    macs = count_macs(model, plan.task)
-    model.to(device)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record = {
+    return train_set, test_set
+
+
+def existing_record(record_path, label, force):
+    """The finished record of an identical run, unless --force asks to run it again."""
+    if force or not record_path.exists():
+        return None
+    import json
+
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("status") == "ok":
+        log(f"stbench: {label}: already done ({record_path}); --force runs it again")
+        return record
+    return None
+
+
+def start_record(plan: RunPlan, model, data_root, train_set, test_set, device, macs=None) -> Dict:
+    """The record of a run about to train: every resolved setting, sizes, versions, hardware."""
+    return {
         "schema_version": 1, "status": "running", "run": plan.run_name, "model": plan.model_spec.name,
         "family": plan.model_spec.family, "model_plugin": plan.model_spec.plugin, "task": plan.task.name,
         "dataset": plan.dataset_spec.name, "protocol": plan.task.protocol, "t_in": plan.task.t_in,
@@ -360,21 +374,19 @@ def execute(plan: RunPlan, data_root, out_dir, device="cpu", force=False) -> Dic
         "overrides": plan.overrides, "train": plan.train, "hparams": plan.hparams, "config_hash": plan.hash,
         "metric_options": plan.metric_options,
         "data": {"root": str(data_root), "train": describe(train_set), "test": describe(test_set)},
-        "params": params, "macs": macs, "flops_convention": "MACs at batch 1, full inference rollout",
+        "params": count_params(model), "macs": count_macs(model, plan.task) if macs is None else macs,
+        "flops_convention": "MACs at batch 1, full inference rollout",
         "notes": dict(getattr(model, "record_notes", {}) or {}),
         "versions": versions(), "hardware": hardware(device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    try:
-        result = train(model, train_set, plan.train, plan.seed, device, checkpoint, plan.hash, plan.label)
-        loader = DataLoader(test_set, batch_size=int(plan.train["eval_batch_size"]), shuffle=False, num_workers=0)
-        evaluated = evaluate(model, loader, metrics, plan.dataset_spec, plan.task, device)
-    except RunFailed as error:
-        record.update(status="failed", error=str(error), duration_seconds=time.time() - started)
-        write_json_atomic(record_path, clean_floats(record))
-        raise
+
+
+def finish_record(record, run_dir: Path, result: TrainResult, evaluated: EvalResult, value_range, started):
+    """Fill in training and evaluation results, save the sample clip, write the record atomically."""
+    checkpoint = run_dir / CHECKPOINT_NAME
     if evaluated.sample is not None:
-        lo, hi = plan.dataset_spec.value_range or (math.nan, math.nan)
+        lo, hi = value_range or (math.nan, math.nan)
         np.savez_compressed(run_dir / SAMPLE_NAME, vmin=lo, vmax=hi, **evaluated.sample)
     seconds = result.epoch_seconds
     record.update(
@@ -389,5 +401,42 @@ def execute(plan: RunPlan, data_root, out_dir, device="cpu", force=False) -> Dic
         sample=str(run_dir / SAMPLE_NAME) if evaluated.sample is not None else None,
         duration_seconds=time.time() - started,
     )
-    write_json_atomic(record_path, clean_floats(record))
+    write_json_atomic(run_dir / RECORD_NAME, clean_floats(record))
     return record
+
+
+def fail_record(record, run_dir: Path, error, started):
+    record.update(status="failed", error=str(error), duration_seconds=time.time() - started)
+    write_json_atomic(run_dir / RECORD_NAME, clean_floats(record))
+
+
+def test_loader(plan: RunPlan, test_set):
+    return DataLoader(test_set, batch_size=int(plan.train["eval_batch_size"]), shuffle=False, num_workers=0)
+
+
+def execute(plan: RunPlan, data_root, out_dir, device="cpu", force=False) -> Dict:
+    """Run one plan to a record: open data, build, profile, train, evaluate, write atomically."""
+    run_dir = Path(out_dir) / "runs" / plan.task.name / plan.run_name
+    done = existing_record(run_dir / RECORD_NAME, plan.label, force)
+    if done is not None:
+        return done
+    checkpoint = run_dir / CHECKPOINT_NAME
+    if force and checkpoint.exists():
+        checkpoint.unlink()
+    started = time.time()
+    seed_everything(plan.seed)
+    train_set, test_set = open_data(plan, data_root)
+    metrics = build_metrics(plan.metric_names, plan.dataset_spec, plan.task, plan.metric_options,
+                            strict=plan.strict_metrics)
+    model = build_model(plan)
+    record = start_record(plan, model, data_root, train_set, test_set, device)
+    model.to(device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        batches = SingleTaskBatches(train_set, plan.train["batch_size"], plan.seed)
+        result = train(model, batches, plan.train, device, checkpoint, plan.hash, plan.label)
+        evaluated = evaluate(model, test_loader(plan, test_set), metrics, plan.dataset_spec, plan.task, device)
+    except RunFailed as error:
+        fail_record(record, run_dir, error, started)
+        raise
+    return finish_record(record, run_dir, result, evaluated, plan.dataset_spec.value_range, started)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 PER_FRAME_METRICS = ("mse", "mae", "ssim", "psnr")
@@ -26,12 +27,13 @@ def _curve(values) -> Optional[np.ndarray]:
     return curve if np.isfinite(curve).any() else None
 
 
-def plot_per_frame(records: Iterable[Mapping], path, metrics: Sequence[str] = PER_FRAME_METRICS) -> Optional[Path]:
+def plot_per_frame(records: Iterable[Mapping], path, metrics: Sequence[str] = PER_FRAME_METRICS,
+                   title: Optional[str] = None) -> Optional[Path]:
     """One subplot per metric (those that some record has), one curve per record, x = predicted
     frame 1..T. A record is a run record: ``label`` (or ``model``) and ``per_frame: {metric: [...]}``;
     records without usable values for a metric are left out of that subplot. Returns the PNG path,
     or None (and writes nothing) when no record has any curve."""
-    series = {}
+    series, labels = {}, []
     for record in records:
         per_frame = record.get("per_frame") or {}
         label = str(record.get("label") or record.get("model") or "?")
@@ -39,20 +41,26 @@ def plot_per_frame(records: Iterable[Mapping], path, metrics: Sequence[str] = PE
             curve = _curve(per_frame.get(metric)) if isinstance(per_frame, Mapping) else None
             if curve is not None:
                 series.setdefault(metric, []).append((label, curve))
+                labels += [] if label in labels else [label]
     shown = [metric for metric in metrics if metric in series]
     if not shown:
         return None
     figure = Figure(figsize=(4.0 * len(shown), 3.4), dpi=100, layout="constrained")
     axes = figure.subplots(1, len(shown), squeeze=False)[0]
+    colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}  # one colour per model in every subplot
+    handles = {}
     for ax, metric in zip(axes, shown):
         for label, curve in series[metric]:
             frames = np.arange(1, len(curve) + 1)
-            ax.plot(frames, curve, marker="o" if len(curve) <= 20 else None, markersize=3, label=label)
+            handles[label], = ax.plot(frames, curve, color=colours[label], marker="o" if len(curve) <= 20 else None,
+                                      markersize=3)
         ax.set_title(metric.upper())
         ax.set_xlabel("predicted frame")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
+    figure.legend([handles[label] for label in labels], labels, loc="outside right upper", fontsize="small")
+    if title:
+        figure.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", metadata=PNG_METADATA)
@@ -66,13 +74,15 @@ def _columns(length: int, limit: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, length - 1, limit)).astype(int))
 
 
-def _image(frame: np.ndarray, low: float, high: float):
-    """(array, imshow keyword arguments) for a ``[C, H, W]`` frame in native values."""
-    scale = (high - low) or 1.0
+def _rgb(frame: np.ndarray, low: float, high: float) -> np.ndarray:
+    """A ``[C, H, W]`` frame in native values as ``[H, W, 3]`` in [0, 1]: RGB as is, one channel in
+    grey, more channels as the first one through a colormap."""
+    unit = np.clip((np.nan_to_num(frame, nan=low) - low) / ((high - low) or 1.0), 0.0, 1.0)
     if frame.shape[0] == 3:
-        return np.clip((np.moveaxis(frame, 0, -1) - low) / scale, 0.0, 1.0), {}
-    colormap = "gray" if frame.shape[0] == 1 else "viridis"  # several channels: show the first
-    return frame[0], {"cmap": colormap, "vmin": low, "vmax": high}
+        return np.moveaxis(unit, 0, -1)
+    if frame.shape[0] == 1:
+        return np.repeat(unit[0][..., None], 3, axis=-1)
+    return colormaps["viridis"](unit[0])[..., :3]
 
 
 def _load(path) -> Optional[dict]:
@@ -88,7 +98,8 @@ def _load(path) -> Optional[dict]:
     return arrays
 
 
-def plot_strip(samples: Sequence[Tuple[str, object]], path, max_columns: int = MAX_COLUMNS) -> Optional[Path]:
+def plot_strip(samples: Sequence[Tuple[str, object]], path, max_columns: int = MAX_COLUMNS,
+               title: Optional[str] = None) -> Optional[Path]:
     """A prediction strip of one test clip: rows are the inputs, the ground truth and each model's
     prediction. ``samples`` holds ``(label, npz path)``; each npz has ``inputs [T_in, C, H, W]``,
     ``truth`` and ``pred [T_out, C, H, W]`` in native values and scalars ``vmin`` / ``vmax``
@@ -110,21 +121,29 @@ def plot_strip(samples: Sequence[Tuple[str, object]], path, max_columns: int = M
             ("ground truth", first["truth"], out_columns, "t=+{}", 1)]
     rows += [(label, data["pred"], out_columns, "t=+{}", 1) for label, data in loaded
              if data["pred"].shape == first["truth"].shape]
-    width = max(len(in_columns), len(out_columns))
-    aspect = first["truth"].shape[-2] / first["truth"].shape[-1]
-    figure = Figure(figsize=(1.3 * width + 1.2, (1.3 * aspect + 0.25) * len(rows)), dpi=100, layout="constrained")
-    axes = figure.subplots(len(rows), width, squeeze=False)
-    for row, (label, clip, columns, title, offset) in zip(axes, rows):
-        for ax in row:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_frame_on(False)
-        for ax, index in zip(row, columns):
-            image, style = _image(clip[index], low, high)
-            ax.imshow(image, interpolation="nearest", **style)
-            ax.set_title(title.format(index + offset), fontsize=7)
-        row[0].set_ylabel(label, fontsize=8)
+    # one mosaic on one axes: drawing dozens of small axes costs seconds, one image milliseconds
+    height, width = first["truth"].shape[-2:]
+    gap, band = max(1, min(height, width) // 16), max(2, round(0.3 * height))  # band: room for titles
+    n_columns = max(len(in_columns), len(out_columns))
+    mosaic = np.ones((len(rows) * (height + band), n_columns * (width + gap) - gap, 3))
+    figure = Figure(figsize=(1.0 * n_columns, 1.3 * height / width * len(rows)), dpi=100)
+    ax = figure.add_axes((0, 0, 1, 1))
+    for r, (label, clip, columns, title, offset) in enumerate(rows):
+        top = r * (height + band) + band
+        for c, index in enumerate(columns):
+            left = c * (width + gap)
+            mosaic[top:top + height, left:left + width] = _rgb(clip[index], low, high)
+            ax.text(left + width / 2, top - band / 2, title.format(index + offset), fontsize=6,
+                    ha="center", va="center")
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([r * (height + band) + band + height / 2 for r in range(len(rows))], [row[0] for row in rows],
+                  fontsize=8)
+    ax.tick_params(length=0)
+    ax.set_frame_on(False)
+    if title:
+        ax.set_title(title, fontsize=9, pad=2)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", metadata=PNG_METADATA)
+    figure.savefig(path, format="png", metadata=PNG_METADATA, bbox_inches="tight", pad_inches=0.05)
     return path

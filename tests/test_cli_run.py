@@ -124,7 +124,7 @@ def test_score_matches_the_metrics(tmp_path, use_plugins, capsys):
 
 
 BAD = [
-    (["run", "--models", "tinny", "--tasks", "toy-6-6"], "unknown model 'tinny' (did you mean tiny?)"),
+    (["run", "--models", "tinny", "--tasks", "toy-6-6"], "unknown model 'tinny' (did you mean tiny"),
     (["run", "--models", "tiny", "--tasks", "tooy-6-6"], "unknown dataset 'tooy'"),
     (["run", "--models", "tiny", "--tasks", "toy-six-6"], "malformed task"),
     (["run", "--models", "tiny", "--tasks", "toy-0-6"], "at least 1"),
