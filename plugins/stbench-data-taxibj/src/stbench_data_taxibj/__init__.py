@@ -1,0 +1,138 @@
+"""stbench dataset plugin: TaxiBJ crowd flows (inflow / outflow on a 32x32 grid of Beijing)."""
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from stbench import DatasetSpec, UserError, hookimpl
+
+FOLDER = "taxibj"
+FILE = "dataset.npz"
+SHAPE = (2, 32, 32)
+SPLIT_ARRAYS = {"train": ("X_train", "Y_train"), "test": ("X_test", "Y_test")}
+
+LAYOUT = f"""TaxiBJ ({FOLDER}/ under the data root), the file OpenSTL distributes
+(github.com/chengtan9907/OpenSTL, docs/en/get_started.md: tools/prepare_data/download_taxibj.sh):
+  {FOLDER}/{FILE}   arrays X_train (20461, 4, 2, 32, 32), Y_train (20461, 4, 2, 32, 32),
+                    X_test (500, 4, 2, 32, 32), Y_test (500, 4, 2, 32, 32); flows scaled to [-1, 1]
+Each sample is 4 observed + 4 future half-hour frames (inflow, outflow). Stored values are mapped to
+[0, 1] by (v + 1) / 2, as OpenSTL does before its metrics; 'val' is the test set, as in OpenSTL."""
+
+
+def _npz_member(path, name):
+    """One array of an .npz: memory-mapped when stored uncompressed, else read whole."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name + ".npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            with archive.open(info) as handle:
+                return np.lib.format.read_array(handle)
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+        if local[:4] != b"PK\x03\x04":
+            raise ValueError(f"bad zip entry for {name}")
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        handle.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(handle)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(handle)
+        offset = handle.tell()
+    needed = offset + int(np.prod(shape)) * dtype.itemsize
+    if Path(path).stat().st_size < needed:
+        raise ValueError(f"{name} is truncated")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
+def load_split(root, split):
+    """(X, Y) arrays of one split, checked: [N, T, 2, 32, 32] each, same N."""
+    path = Path(root) / FOLDER / FILE
+    if not path.exists():
+        raise UserError(f"TaxiBJ: {path} not found; expected layout:\n{LAYOUT}")
+    arrays = []
+    for name in SPLIT_ARRAYS[split]:
+        try:
+            array = _npz_member(path, name)
+        except KeyError:
+            raise UserError(f"TaxiBJ: {path} has no array '{name}'; expected X_train, Y_train, X_test, Y_test") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, struct.error) as error:
+            raise UserError(f"TaxiBJ: cannot read '{name}' from {path} ({error}); the file looks damaged, "
+                            "download it again") from None
+        if array.ndim != 5 or tuple(array.shape[2:]) != SHAPE:
+            raise UserError(f"TaxiBJ: {path}: '{name}' has shape {tuple(array.shape)}; expected (N, T, 2, 32, 32)")
+        arrays.append(array)
+    x, y = arrays
+    if len(x) != len(y):
+        raise UserError(f"TaxiBJ: {path}: {SPLIT_ARRAYS[split][0]} holds {len(x)} samples but "
+                        f"{SPLIT_ARRAYS[split][1]} holds {len(y)}")
+    return x, y
+
+
+def window(observed, future, t_in, t_out):
+    """Frames [start, start + t_in + t_out) of observed+future, cut at the observed/future boundary when it fits."""
+    length = observed + future
+    if t_in + t_out > length:
+        raise UserError(f"TaxiBJ samples hold {length} frames ({observed} observed + {future} future); "
+                        f"a task needs T_in + T_out <= {length}")
+    return min(max(0, observed - t_in), length - t_in - t_out)
+
+
+class TaxiBJClips(Dataset):
+    """(x, y) pairs from the X / Y arrays, mapped from [-1, 1] to [0, 1]."""
+
+    def __init__(self, x, y, t_in, t_out, description=""):
+        self.x, self.y, self.t_in, self.t_out = x, y, t_in, t_out
+        self.start = window(x.shape[1], y.shape[1], t_in, t_out)
+        self.description = description
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, index):
+        clip = np.concatenate([np.asarray(self.x[index]), np.asarray(self.y[index])])
+        clip = clip[self.start:self.start + self.t_in + self.t_out].astype(np.float32)
+        clip = torch.from_numpy((clip + 1.0) / 2.0)
+        return clip[: self.t_in], clip[self.t_in:]
+
+
+def open_taxibj(root, split, t_in, t_out):
+    if split == "val":
+        split = "test"
+    if split not in SPLIT_ARRAYS:
+        raise UserError(f"taxibj has splits train and test, not '{split}'")
+    x, y = load_split(root, split)
+    return TaxiBJClips(x, y, t_in, t_out, description=f"{FOLDER}/{FILE} {split}: {len(x)} samples")
+
+
+def check_taxibj(root):
+    lines = []
+    for split in ("train", "test"):
+        x, y = load_split(root, split)
+        sample = np.asarray(x[: min(len(x), 64)])
+        lines.append(f"{split}: {len(x)} clips of {x.shape[1]}+{y.shape[1]} frames, frame shape {tuple(x.shape[2:])}, "
+                     f"stored values {float(sample.min()):.3f}..{float(sample.max()):.3f} (first 64 clips; "
+                     "expected within [-1, 1])")
+    return "\n".join(lines)
+
+
+SPEC = DatasetSpec(
+    name="taxibj",
+    shape=SHAPE,
+    open=open_taxibj,
+    max_length=8,
+    layout=LAYOUT,
+    canonical_tasks=("taxibj-4-4",),
+    value_range=(0.0, 1.0),
+    default_metrics=("mse", "mae", "ssim", "psnr"),
+    train_defaults={"paper": {"epochs": 50, "batch_size": 16}},
+    check=check_taxibj,
+    description="TaxiBJ: taxi inflow/outflow of Beijing, 32x32 grid, half-hour frames",
+)
+
+
+@hookimpl
+def stbench_register_datasets(register):
+    register(SPEC)

@@ -1,0 +1,97 @@
+"""TaxiBJ plugin: a tiny dataset.npz in the real layout, read back through the spec and the CLI."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stbench import UserError
+from stbench.cli import main
+from stbench.plugins import get_dataset
+
+N_TRAIN, N_TEST = 6, 3
+
+
+def write_fixture(root, compressed=False, x_test_shape=None):
+    rng = np.random.default_rng(0)
+    folder = Path(root) / "taxibj"
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "X_train": rng.uniform(-1, 1, (N_TRAIN, 4, 2, 32, 32)),
+        "Y_train": rng.uniform(-1, 1, (N_TRAIN, 4, 2, 32, 32)),
+        "X_test": rng.uniform(-1, 1, x_test_shape or (N_TEST, 4, 2, 32, 32)),
+        "Y_test": rng.uniform(-1, 1, (N_TEST, 4, 2, 32, 32)),
+    }
+    (np.savez_compressed if compressed else np.savez)(folder / "dataset.npz", **arrays)
+    return arrays
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "stbench", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def run_persistence(task, data_root, out):
+    """`stbench run` of the persistence baseline on the smoke profile; (exit code, stderr, record or None)."""
+    result = run_cli("run", "--models", "persistence", "--tasks", task, "--profile", "smoke",
+                     "--data-root", data_root, "--out", out)
+    records = [json.loads(p.read_text()) for p in Path(out, "runs").rglob("record.json")]
+    return result.returncode, result.stderr, (records[0] if records else None)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_open_reads_clips_in_zero_one(tmp_path, compressed):
+    arrays = write_fixture(tmp_path, compressed)
+    spec = get_dataset("taxibj")
+    train = spec.open(str(tmp_path), "train", 4, 4)
+    test = spec.open(str(tmp_path), "test", 4, 4)
+    assert (len(train), len(test)) == (N_TRAIN, N_TEST)
+    x, y = test[1]
+    assert x.shape == (4, 2, 32, 32) and y.shape == (4, 2, 32, 32) and x.dtype == y.dtype
+    assert np.allclose(x.numpy(), (arrays["X_test"][1] + 1) / 2, atol=1e-6)
+    assert np.allclose(y.numpy(), (arrays["Y_test"][1] + 1) / 2, atol=1e-6)
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    # a shorter task keeps the observed/future boundary: last 2 observed, first 3 future frames
+    x, y = spec.open(str(tmp_path), "train", 2, 3)[0]
+    assert np.allclose(x.numpy(), (arrays["X_train"][0][2:] + 1) / 2, atol=1e-6)
+    assert np.allclose(y.numpy(), (arrays["Y_train"][0][:3] + 1) / 2, atol=1e-6)
+    assert "train: 6 clips" in spec.check(str(tmp_path))
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(UserError, match="taxibj/dataset.npz not found"):
+        get_dataset("taxibj").open(str(tmp_path), "train", 4, 4)
+
+
+def test_truncated_file(tmp_path):
+    write_fixture(tmp_path)
+    path = tmp_path / "taxibj" / "dataset.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(UserError, match="damaged"):
+        get_dataset("taxibj").open(str(tmp_path), "train", 4, 4)
+
+
+def test_wrong_shape(tmp_path):
+    write_fixture(tmp_path, x_test_shape=(N_TEST, 4, 2, 16, 16))
+    with pytest.raises(UserError, match=r"'X_test' has shape \(3, 4, 2, 16, 16\)"):
+        get_dataset("taxibj").open(str(tmp_path), "test", 4, 4)
+
+
+def test_cli_run(tmp_path):
+    write_fixture(tmp_path / "data")
+    code, err, record = run_persistence("taxibj-4-4", tmp_path / "data", tmp_path / "out")
+    assert code == 0, err
+    assert record["status"] == "ok" and record["shape"] == [2, 32, 32]
+    assert record["data"]["train"]["clips"] == N_TRAIN and record["data"]["test"]["clips"] == N_TEST
+    assert record["test_sequences"] == N_TEST and set(record["metrics"]) >= {"mse", "mae", "ssim", "psnr"}
+
+
+def test_cli_data_check_and_exit_code(tmp_path, capsys):
+    write_fixture(tmp_path)
+    assert main(["data", "check", "taxibj-4-4", "--data-root", str(tmp_path)]) == 0
+    assert "test: 3 clips for taxibj-4-4" in capsys.readouterr().out
+    assert main(["data", "check", "taxibj-4-4", "--data-root", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "taxibj/dataset.npz not found" in err and "Traceback" not in err

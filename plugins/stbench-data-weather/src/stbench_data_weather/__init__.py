@@ -1,0 +1,188 @@
+"""stbench dataset plugin: WeatherBench 2 m temperature at 5.625 degrees (OpenSTL's weather-12-12)."""
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from stbench import DatasetSpec, UserError, hookimpl
+
+FOLDERS = ("weather_5.625deg", "weather")  # the second is OpenSTL's fallback name
+VARIABLE_FOLDER, VARIABLE = "2m_temperature", "t2m"
+GRID = (32, 64)
+PERIODS = {"train": ("2010", "2015"), "val": ("2016", "2016"), "test": ("2017", "2018")}
+STEP = 24  # hours between frames: clips are daily sequences
+LATITUDES = tuple(float(v) for v in np.linspace(-87.1875, 87.1875, GRID[0]))
+
+LAYOUT = f"""WeatherBench 2 m temperature, 5.625 degree grid ({FOLDERS[0]}/ under the data root;
+source: github.com/pangeo-data/WeatherBench, all_5.625deg/2m_temperature_5.625deg.zip, unpacked):
+  {FOLDERS[0]}/{VARIABLE_FOLDER}/{VARIABLE_FOLDER}_<year>_5.625deg.nc   one netCDF file per year, 1979-2018,
+      variable '{VARIABLE}' (time, lat 32, lon 64) in Kelvin, hourly
+Used years: train 2010-2015, val 2016, test 2017-2018. As OpenSTL: every {STEP}th hourly step (daily frames),
+clips start at every frame (2,167 train and 706 test clips for 12+12 frames), z-scored with the mean and std
+of the training years (metrics see Kelvin)."""
+
+_cache = {}
+
+
+def _xarray():
+    try:
+        import xarray
+    except ImportError:
+        raise UserError("the weather dataset needs xarray and netCDF4: pip install xarray netCDF4") from None
+    return xarray
+
+
+def variable_files(root):
+    for folder in FOLDERS:
+        directory = Path(root) / folder / VARIABLE_FOLDER
+        if directory.is_dir():
+            files = sorted(directory.glob("*.nc"))
+            if not files:
+                raise UserError(f"weather: {directory} holds no .nc file; expected layout:\n{LAYOUT}")
+            return files
+    raise UserError(f"weather: {Path(root) / FOLDERS[0] / VARIABLE_FOLDER} not found; expected layout:\n{LAYOUT}")
+
+
+def _open(path):
+    """An xarray dataset opened lazily, with its variable checked; damaged files become a UserError."""
+    try:
+        dataset = _xarray().open_dataset(path)
+    except UserError:
+        raise
+    except Exception as error:  # netCDF4 / h5 / xarray each raise their own types for a damaged file
+        raise UserError(f"weather: cannot read {path} ({type(error).__name__}: {error}); "
+                        "the file looks damaged, download it again") from None
+    if VARIABLE not in dataset.variables:
+        dataset.close()
+        raise UserError(f"weather: {path} has no variable '{VARIABLE}'; expected 2 m temperature files")
+    shape = tuple(dataset[VARIABLE].shape)
+    if len(shape) != 3 or shape[1:] != GRID or "time" not in dataset[VARIABLE].dims:
+        dataset.close()
+        raise UserError(f"weather: {path}: '{VARIABLE}' has shape {shape} (dims {dataset[VARIABLE].dims}); "
+                        f"expected (time, {GRID[0]}, {GRID[1]}) on the 5.625 degree grid")
+    return dataset
+
+
+def load_period(root, split):
+    """Daily frames [N, 1, 32, 64] (Kelvin, float32) of one split's years, read from the yearly files."""
+    files = variable_files(root)
+    key = (tuple((str(p), p.stat().st_mtime_ns) for p in files), split)
+    if key in _cache:
+        return _cache[key]
+    first, last = PERIODS[split]
+    begin, end = np.datetime64(f"{first}-01-01"), np.datetime64(f"{int(last) + 1}-01-01")
+    pieces = []  # (path, local indices inside the period, their times)
+    for path in files:
+        dataset = _open(path)
+        try:
+            times = dataset["time"].values.astype("datetime64[ns]")
+        finally:
+            dataset.close()
+        inside = np.flatnonzero((times >= begin) & (times < end))
+        if len(inside):
+            pieces.append((path, inside, times[inside]))
+    pieces.sort(key=lambda piece: piece[2][0])
+    total = sum(len(piece[1]) for piece in pieces)
+    # OpenSTL: dataset.isel(time=slice(None, -1, step)) over the concatenated period
+    chosen = set(range(0, max(total - 1, 0), STEP))
+    frames, offset = [], 0
+    for path, inside, _ in pieces:
+        local = [i for n, i in enumerate(inside) if offset + n in chosen]
+        offset += len(inside)
+        if not local:
+            continue
+        dataset = _open(path)
+        try:
+            frames.append(np.asarray(dataset[VARIABLE].isel(time=np.array(local)).values, dtype=np.float32))
+        except Exception as error:
+            raise UserError(f"weather: cannot read '{VARIABLE}' from {path} ({type(error).__name__}: {error}); "
+                            "the file looks damaged, download it again") from None
+        finally:
+            dataset.close()
+    array = np.concatenate(frames)[:, None] if frames else np.zeros((0, 1) + GRID, np.float32)
+    if not np.isfinite(array).all():
+        raise UserError(f"weather: the {split} years {first}-{last} hold NaN or infinite temperatures; "
+                        "the files look damaged")
+    _cache[key] = array
+    return array
+
+
+def train_statistics(root):
+    """Per-channel mean and std of the training years (OpenSTL's z-score)."""
+    frames = load_period(root, "train")
+    if len(frames) == 0:
+        first, last = PERIODS["train"]
+        raise UserError(f"weather: no time step of the training years {first}-{last} under "
+                        f"{variable_files(root)[0].parent}; they give the normalisation")
+    return frames.mean(axis=(0, 2, 3)), frames.std(axis=(0, 2, 3))
+
+
+class WeatherClips(Dataset):
+    """Windows of t_in + t_out consecutive daily frames, z-scored."""
+
+    def __init__(self, frames, t_in, t_out, description=""):
+        self.frames, self.t_in, self.t_out = frames, t_in, t_out
+        self.description = description
+
+    def __len__(self):
+        # OpenSTL's valid_idx leaves out the last possible window; kept so counts match the papers
+        return max(0, len(self.frames) - self.t_in - self.t_out)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        clip = torch.from_numpy(self.frames[index:index + self.t_in + self.t_out])
+        return clip[: self.t_in], clip[self.t_in:]
+
+
+def open_weather(root, split, t_in, t_out):
+    if split not in PERIODS:
+        raise UserError(f"weather has splits train, val and test, not '{split}'")
+    mean, std = train_statistics(root)
+    # metrics de-normalise with the spec's statistics, which are the training years' of this root
+    SPEC.mean, SPEC.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    frames = load_period(root, split)
+    clips = WeatherClips((frames - mean[None, :, None, None]) / std[None, :, None, None], t_in, t_out)
+    first, last = PERIODS[split]
+    if len(clips) == 0:
+        raise UserError(f"weather: the {split} years {first}-{last} give {len(frames)} daily frames under "
+                        f"{variable_files(root)[0].parent}; a clip of {t_in + t_out} frames needs at least "
+                        f"{t_in + t_out + 1}")
+    clips.description = (f"{VARIABLE_FOLDER} {first}-{last}: {len(frames)} daily frames, {len(clips)} clips; "
+                         f"train mean {mean[0]:.3f} K, std {std[0]:.3f} K")
+    clips.mean, clips.std = SPEC.mean, SPEC.std
+    return clips
+
+
+def check_weather(root):
+    lines = [f"files: {len(variable_files(root))} under {variable_files(root)[0].parent}"]
+    mean, std = train_statistics(root)
+    for split, (first, last) in PERIODS.items():
+        frames = load_period(root, split)
+        value = f", {frames.min():.1f}..{frames.max():.1f} K" if len(frames) else ""
+        lines.append(f"{split} {first}-{last}: {len(frames)} daily frames of {GRID[0]}x{GRID[1]}, "
+                     f"{max(0, len(frames) - 24)} clips of 12+12{value}")
+    lines.append(f"normalisation (train years): mean {mean[0]:.3f} K, std {std[0]:.3f} K")
+    return "\n".join(lines)
+
+
+SPEC = DatasetSpec(
+    name="weather",
+    shape=(1,) + GRID,
+    open=open_weather,
+    max_length=365,
+    layout=LAYOUT,
+    canonical_tasks=("weather-12-12",),
+    value_range=None,
+    default_metrics=("mse", "mae", "rmse"),
+    metric_options={"spatial_norm": True, "latitudes": LATITUDES},
+    train_defaults={"paper": {"epochs": 50, "batch_size": 16}},
+    check=check_weather,
+    description="WeatherBench 2 m temperature, 5.625 deg (32x64), daily frames",
+)
+
+
+@hookimpl
+def stbench_register_datasets(register):
+    register(SPEC)

@@ -1,0 +1,106 @@
+"""Weather plugin: tiny yearly 2m_temperature netCDF files in WeatherBench's layout, read through the spec and the CLI."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from stbench import UserError
+from stbench.cli import main
+from stbench.plugins import get_dataset
+
+LAT = np.linspace(-87.1875, 87.1875, 32)
+LON = np.arange(64) * 5.625
+
+
+def write_year(folder, year, start, hours, lat=LAT, variable="t2m"):
+    times = pd.date_range(f"{year}-{start}", periods=hours, freq="h")
+    hour = (times - pd.Timestamp("2000-01-01")).total_seconds().to_numpy()[:, None, None] / 3600
+    values = (280 + 20 * np.cos(np.deg2rad(lat))[None, :, None] + np.sin(hour / 24 * 2 * np.pi)
+              + 0.01 * hour + 0 * LON[None, None, :]).astype(np.float32)
+    data = xr.Dataset({variable: (("time", "lat", "lon"), values)}, coords={"time": times, "lat": lat, "lon": LON})
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"2m_temperature_{year}_5.625deg.nc"
+    data.to_netcdf(path)
+    return path, times, values
+
+
+def write_fixture(root, **kwargs):
+    """Train: the last 10 days of 2014 and the first 20 of 2015 (30 days -> 30 daily frames -> 6 clips of 24);
+    test: 28 days of 2017 (28 frames -> 4 clips); 2009 lies outside every split."""
+    folder = Path(root) / "weather_5.625deg" / "2m_temperature"
+    parts = {year: write_year(folder, year, start, days * 24, **kwargs)
+             for year, start, days in ((2009, "12-30", 2), (2014, "12-22", 10), (2015, "01-01", 20),
+                                       (2017, "01-01", 28))}
+    return folder, parts
+
+
+def run_persistence(task, data_root, out):
+    result = subprocess.run([sys.executable, "-m", "stbench", "run", "--models", "persistence", "--tasks", task,
+                             "--profile", "smoke", "--data-root", str(data_root), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    records = [json.loads(p.read_text()) for p in Path(out, "runs").rglob("record.json")]
+    return result.returncode, result.stderr, (records[0] if records else None)
+
+
+def test_open_daily_clips_zscored_with_train_statistics(tmp_path):
+    _, parts = write_fixture(tmp_path)
+    spec = get_dataset("weather")
+    train, test = spec.open(str(tmp_path), "train", 12, 12), spec.open(str(tmp_path), "test", 12, 12)
+    assert (len(train), len(test)) == (6, 4)
+    hourly = np.concatenate([parts[2014][2], parts[2015][2]])
+    daily = hourly[0:len(hourly) - 1:24]
+    assert np.isclose(spec.mean[0], daily.mean(), atol=1e-3) and np.isclose(spec.std[0], daily.std(), atol=1e-3)
+    x, y = train[2]
+    assert x.shape == (12, 1, 32, 64) and y.shape == (12, 1, 32, 64)
+    assert np.allclose(spec.denormalize(x).numpy()[:, 0], daily[2:14], atol=1e-3)
+    assert np.allclose(spec.denormalize(y).numpy()[:, 0], daily[14:26], atol=1e-3)
+    x, _ = test[3]
+    assert np.allclose(spec.denormalize(x).numpy()[:, 0], parts[2017][2][3 * 24:15 * 24:24], atol=1e-3)
+    report = spec.check(str(tmp_path))
+    assert "train 2010-2015: 30 daily frames" in report and "test 2017-2018: 28 daily frames" in report
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(UserError, match="2m_temperature not found"):
+        get_dataset("weather").open(str(tmp_path), "train", 12, 12)
+
+
+def test_corrupt_file(tmp_path):
+    folder, parts = write_fixture(tmp_path)
+    path = parts[2015][0]
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(UserError, match="looks damaged"):
+        get_dataset("weather").open(str(tmp_path), "train", 12, 12)
+
+
+def test_wrong_grid_and_variable(tmp_path):
+    write_fixture(tmp_path, lat=np.linspace(-80, 80, 16))
+    with pytest.raises(UserError, match=r"shape \(48, 16, 64\)"):
+        get_dataset("weather").open(str(tmp_path), "train", 12, 12)
+    write_fixture(tmp_path / "other", variable="z")
+    with pytest.raises(UserError, match="no variable 't2m'"):
+        get_dataset("weather").open(str(tmp_path / "other"), "train", 12, 12)
+
+
+def test_cli_run(tmp_path):
+    write_fixture(tmp_path / "data")
+    code, err, record = run_persistence("weather-12-12", tmp_path / "data", tmp_path / "out")
+    assert code == 0, err
+    assert record["status"] == "ok" and record["shape"] == [1, 32, 64]
+    assert record["data"]["train"]["clips"] == 6 and record["data"]["test"]["clips"] == 4
+    assert record["test_sequences"] == 4 and set(record["metrics"]) >= {"mse", "mae", "rmse"}
+    assert 0 < record["metrics"]["rmse"] < 5  # Kelvin, per pixel: the fixture drifts slowly
+
+
+def test_cli_data_check_and_exit_code(tmp_path, capsys):
+    write_fixture(tmp_path)
+    assert main(["data", "check", "weather-12-12", "--data-root", str(tmp_path)]) == 0
+    assert "test: 4 clips for weather-12-12" in capsys.readouterr().out
+    assert main(["data", "check", "weather-12-12", "--data-root", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "2m_temperature not found" in err and "Traceback" not in err
