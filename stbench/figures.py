@@ -41,7 +41,8 @@ def plot_per_frame(records: Iterable[Mapping], path, metrics: Sequence[str] = PE
             curve = _curve(per_frame.get(metric)) if isinstance(per_frame, Mapping) else None
             if curve is not None:
                 series.setdefault(metric, []).append((label, curve))
-                labels += [] if label in labels else [label]
+                if label not in labels:
+                    labels.append(label)
     shown = [metric for metric in metrics if metric in series]
     if not shown:
         return None

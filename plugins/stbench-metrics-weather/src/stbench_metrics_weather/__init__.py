@@ -1,0 +1,33 @@
+"""stbench metric plugin: weather and climate scores.
+
+- ``csi``, ``pod``, ``sucr``, ``bias``: contingency scores per threshold (SEVIR VIL defaults 16, 74,
+  133, 160, 181, 219; option ``csi_thresholds``), from hit / miss / false-alarm counts over the set.
+- ``wrmse``, ``wmae``, ``acc``: latitude-weighted scores (option ``latitudes``, default an equiangular
+  global grid); ``acc`` needs the option ``climatology`` and is "n/a" without it.
+- ``nino34``: Nino3.4 index correlation for ENSO (options ``latitudes`` / ``longitudes``, default
+  the ICAR-ENSO 24x48 grid).
+"""
+from stbench import MetricSpec, hookimpl
+
+from .categorical import build
+from .enso import build_nino34
+from .gridded import build_acc, build_wmae, build_wrmse
+
+METRICS = [
+    MetricSpec("csi", build("csi"), True, "critical success index hits/(hits+misses+false alarms), mean over thresholds"),
+    MetricSpec("pod", build("pod"), True, "probability of detection hits/(hits+misses), mean over thresholds"),
+    MetricSpec("sucr", build("sucr"), True, "success ratio hits/(hits+false alarms), mean over thresholds"),
+    MetricSpec("bias", build("bias"), False, "frequency bias (hits+false alarms)/(hits+misses), mean over "
+                                             "thresholds; best at 1, not at an extreme"),
+    MetricSpec("wrmse", build_wrmse, False, "latitude-weighted RMSE per frame (WeatherBench)"),
+    MetricSpec("wmae", build_wmae, False, "latitude-weighted MAE"),
+    MetricSpec("acc", build_acc, True, "latitude-weighted anomaly correlation against options['climatology']"),
+    MetricSpec("nino34", build_nino34, True, "Nino3.4 index correlation over the set, mean over leads "
+                                             "(3-month running mean; C-Nino3.4-M)"),
+]
+
+
+@hookimpl
+def stbench_register_metrics(register):
+    for spec in METRICS:
+        register(spec)

@@ -1,0 +1,56 @@
+"""Reading metric options (arrays given inline, as comma-separated text or as .npy files) and the
+stand-in metric that reports "n/a"."""
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stbench import Metric, UserError
+
+
+class Unavailable(Metric):
+    """A metric that cannot be computed here: it scores nothing, reports ``None`` and says why."""
+
+    def __init__(self, name: str, reason: str):
+        self.name, self.unavailable_reason = name, reason
+
+    def reset(self):
+        pass
+
+    def update(self, pred, true):
+        pass
+
+    def compute(self):
+        return {self.name: None}
+
+
+def array_option(options, key):
+    """``options[key]`` as a float64 tensor, or None when unset. Accepts a sequence, an array, a
+    comma-separated string or the path of a ``.npy`` file."""
+    value = options.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (str, Path)) and str(value).endswith(".npy"):
+        path = Path(value).expanduser()
+        try:
+            value = np.load(path)
+        except (OSError, ValueError) as error:
+            raise UserError(f"metric option '{key}': cannot read {path}: {error}") from None
+    elif isinstance(value, str):
+        try:
+            value = [float(item) for item in value.split(",") if item.strip()]
+        except ValueError:
+            raise UserError(f"metric option '{key}' must be numbers separated by commas or a .npy file, "
+                            f"got '{value[:60]}'") from None
+    return torch.as_tensor(np.asarray(value, dtype=np.float64))
+
+
+def latitudes(options, rows: int) -> torch.Tensor:
+    """Latitude of each grid row in degrees: ``options['latitudes']``, else an equiangular global grid
+    of ``rows`` rows centred in their cells (5.625 deg: 32 rows, -87.1875 ... 87.1875)."""
+    given = array_option(options, "latitudes")
+    if given is None:
+        return -90.0 + (torch.arange(rows, dtype=torch.float64) + 0.5) * (180.0 / rows)
+    if given.numel() != rows:
+        raise UserError(f"metric option 'latitudes' has {given.numel()} values but the frames have {rows} rows")
+    return given.flatten()
