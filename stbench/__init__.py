@@ -4,11 +4,11 @@ __version__ = "0.1.0"
 from .data import ArrayClips, DatasetSpec  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
-from .metrics import FrameMetric, Metric, MetricContext, MetricSpec  # noqa: E402
+from .metrics import FrameMetric, Metric, MetricContext, MetricSpec, Unavailable  # noqa: E402
 from .models import ModelSpec, STModel, load_yaml  # noqa: E402
 from .tasks import Task, parse_task  # noqa: E402
 
 __all__ = [
     "ArrayClips", "DatasetSpec", "FrameMetric", "Metric", "MetricContext", "MetricSpec", "ModelSpec",
-    "STModel", "Task", "UserError", "hookimpl", "load_yaml", "parse_task", "__version__",
+    "STModel", "Task", "Unavailable", "UserError", "hookimpl", "load_yaml", "parse_task", "__version__",
 ]

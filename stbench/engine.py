@@ -146,8 +146,8 @@ def evaluate(model, loader, metrics, dataset_spec, task, device="cpu") -> EvalRe
         sequences += x.shape[0]
     values, per_frame, unavailable = {}, {}, {}
     for metric in metrics:
-        reason = getattr(metric, "unavailable_reason", None)
         computed = metric.compute() if sequences else {}
+        reason = getattr(metric, "unavailable_reason", None)  # may be set by compute() itself
         for key, value in computed.items():
             values[key] = None if value is None else float(value)
             if value is None:

@@ -130,12 +130,10 @@ def _figures(out_dir: Path, task: str, profile: str, records) -> Dict[str, str]:
     frames = out_dir / f"{task}.{profile}.per-frame.png"
     strip = out_dir / f"{task}.{profile}.strip.png"
     rows = [dict(r, label=row_label(r)) for r in records]
-    if any(r.get("per_frame") for r in rows):
-        figures.plot_per_frame(rows, frames)
+    if any(r.get("per_frame") for r in rows) and figures.plot_per_frame(rows, frames):
         made["per-frame metrics"] = frames.name
     samples = [(row_label(r), r["sample"]) for r in records if r.get("sample") and Path(r["sample"]).exists()]
-    if samples:
-        figures.plot_strip(samples, strip)
+    if samples and figures.plot_strip(samples, strip):
         made["prediction strip"] = strip.name
     return made
 

