@@ -1,0 +1,98 @@
+"""Cityscapes: tiny HDF5 shards in MCVD / PredBench's layout, through the plugin and the CLI."""
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from stbench import UserError
+from stbench_data_cityscapes import SPEC
+from stbench_data_common.testing import assert_smoke_run, assert_user_error, cli_ready, frames
+
+LENGTHS = {"train": [30, 12], "test": [30, 12, 5]}
+
+
+def write_shard(path, lengths, size=128, seed=0):
+    """MCVD's HDF5Maker layout: len/<k> holds the frame count, <k>/<i> frame i (lzf-compressed uint8)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as handle:
+        handle.create_group("len")
+        handle.create_group("videos")
+        for key, count in enumerate(lengths):
+            handle["len"].create_dataset(str(key), data=count)
+            group = handle.create_group(str(key))
+            for index, frame in enumerate(frames(count, size, size, seed=seed + key)):
+                group.create_dataset(str(index), data=frame, dtype="uint8", compression="lzf")
+    return path
+
+
+@pytest.fixture
+def cs_root(tmp_path):
+    for split, lengths in LENGTHS.items():
+        write_shard(tmp_path / "cityscapes" / "Cityscapes128_h5" / split / "shard_0001.hdf5", lengths)
+    return tmp_path
+
+
+def test_clip_counts_and_shapes(cs_root):
+    # train: starts 0, 5, ... while 7 frames fit: 5 clips of the 30-frame sequence, 2 of the 12-frame one;
+    # test: one clip per sequence long enough (30 and 12; not 5)
+    train, test = SPEC.open(cs_root, "train", 2, 5), SPEC.open(cs_root, "test", 2, 5)
+    assert (len(train), len(test)) == (7, 2)
+    assert [start for _, start in train.clips] == [0, 5, 10, 15, 20, 0, 5]
+    x, y = test[1]
+    assert x.shape == (2, 3, 128, 128) and y.shape == (5, 3, 128, 128) and x.dtype == torch.float32
+
+
+def test_frames_exact(cs_root):
+    x, y = SPEC.open(cs_root, "train", 2, 5)[1]  # sequence 0 from frame 5
+    expected = np.stack(frames(30, 128, 128, seed=0))[5:12].astype(np.float32) / 255
+    assert torch.equal(torch.cat([x, y]), torch.from_numpy(expected).permute(0, 3, 1, 2))
+
+
+def test_several_shards_and_other_sizes(tmp_path):
+    folder = tmp_path / "cityscapes" / "Cityscapes128_h5" / "test"
+    write_shard(folder / "shard_0001.hdf5", [8], size=64)
+    write_shard(folder / "shard_0002.hdf5", [9], size=64)
+    test = SPEC.open(tmp_path, "test", 2, 5)
+    assert len(test) == 2 and test[1][0].shape == (2, 3, 128, 128)
+
+
+def test_missing_and_corrupt(tmp_path, cs_root):
+    with pytest.raises(UserError, match="missing folder .*Cityscapes128_h5/train"):
+        SPEC.open(tmp_path / "nowhere", "train", 2, 5)
+    shard = cs_root / "cityscapes" / "Cityscapes128_h5" / "test" / "shard_0001.hdf5"
+    shard.write_bytes(shard.read_bytes()[:4000])
+    with pytest.raises(UserError, match="cannot open .*shard_0001.hdf5 as HDF5"):
+        SPEC.open(cs_root, "test", 2, 5)
+    with h5py.File(shard, "w") as handle:
+        handle.create_dataset("frames", data=np.zeros((3, 4)))
+    with pytest.raises(UserError, match="has no 'len' group"):
+        SPEC.open(cs_root, "test", 2, 5)
+
+
+def test_wrong_frame_shape_and_missing_frame(tmp_path):
+    shard = write_shard(tmp_path / "cityscapes" / "Cityscapes128_h5" / "test" / "shard_0001.hdf5", [10, 10], size=16)
+    with h5py.File(shard, "a") as handle:
+        del handle["0"]["3"]
+        handle["0"].create_dataset("3", data=np.zeros((16, 16), np.uint8))
+        del handle["1"]["6"]
+    dataset = SPEC.open(tmp_path, "test", 2, 5)
+    with pytest.raises(UserError, match=r"frame 0/3 is uint8 of shape \(16, 16\); expected uint8 \[H, W, 3\]"):
+        dataset[0]
+    with pytest.raises(UserError, match="frame 1/6 is missing"):
+        dataset[1]
+
+
+def test_check_report(cs_root):
+    report = SPEC.check(cs_root)
+    assert "train: 7 clips of 7 frames, frame shape (3, 128, 128)" in report
+
+
+@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
+def test_cli_smoke_run(cs_root, tmp_path):
+    assert_smoke_run("cityscapes-2-5", cs_root, tmp_path / "out", train_clips=7, test_clips=2, shape=(3, 128, 128))
+
+
+@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
+def test_cli_data_check_exits_2(tmp_path):
+    line = assert_user_error("data", "check", "cityscapes-2-5", "--data-root", tmp_path)
+    assert "Cityscapes128_h5" in line

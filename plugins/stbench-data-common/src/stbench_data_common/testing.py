@@ -1,0 +1,88 @@
+"""Test helpers for the dataset plugins: writing tiny frames, and running the CLI on a fixture."""
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def frames(count, height, width, channels=3, seed=0):
+    """``count`` uint8 frames ``[H, W, C]`` with smooth structure (so JPEG keeps them close)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:height, 0:width]
+    out = []
+    for index in range(count):
+        phase = rng.random(channels) * 6.28
+        wave = [127 + 100 * np.sin(rows / 3.0 + cols / 5.0 + index * 0.3 + p) for p in phase]
+        out.append(np.clip(np.stack(wave, -1), 0, 255).astype(np.uint8))
+    return out
+
+
+def write_image(path, array, quality=95):
+    """Save ``[H, W, C]`` uint8 as JPEG or PNG by suffix, creating folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    image.save(path, quality=quality) if path.suffix.lower() in (".jpg", ".jpeg") else image.save(path)
+    return path
+
+
+def jpeg_bytes(array, quality=95):
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def stbench(*args, timeout=600):
+    """Run ``python -m stbench ARGS``; the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "stbench", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@functools.lru_cache(maxsize=None)
+def cli_ready():
+    """True once the CLI has a ``run`` command (it is a placeholder until the engine lands)."""
+    try:
+        return stbench("run", "--help", timeout=120).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def smoke_run(task, data_root, out):
+    """``stbench run --models persistence --tasks TASK --profile smoke``; (process, [run records])."""
+    process = stbench("run", "--models", "persistence", "--tasks", task, "--profile", "smoke",
+                      "--data-root", data_root, "--out", out)
+    records = [json.loads(path.read_text()) for path in sorted(Path(out, "runs").rglob("*.json"))]
+    return process, records
+
+
+def assert_smoke_run(task, data_root, out, train_clips, test_clips, shape):
+    """A smoke run of TASK succeeds; its record shows the fixture's clip counts and the frame shape.
+
+    ``train_clips`` / ``test_clips`` must fit the smoke profile's sample caps (16 / 8) so the record's
+    counts (clips actually used) equal the clips the fixture holds.
+    """
+    process, records = smoke_run(task, data_root, out)
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert len(records) == 1, f"expected one run record under {out}/runs, found {len(records)}"
+    record = records[0]
+    assert record["status"] == "ok" and record["task"] == task, record.get("status")
+    assert record["data"]["train"]["clips"] == train_clips, record["data"]
+    assert record["data"]["test"]["clips"] == test_clips, record["data"]
+    assert record["shape"] == list(shape), record["shape"]
+    return record
+
+
+def assert_user_error(*args):
+    """A CLI command fails with exit code 2 and one line on stderr, no traceback."""
+    process = stbench(*args)
+    assert process.returncode == 2, (process.returncode, process.stderr[-2000:])
+    assert "Traceback" not in process.stderr, process.stderr
+    lines = [line for line in process.stderr.splitlines() if line.strip() and "warning" not in line]
+    assert len(lines) == 1, process.stderr
+    return lines[0]

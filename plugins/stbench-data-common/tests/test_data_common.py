@@ -1,0 +1,83 @@
+"""The shared readers: clip windows, list files, frame decoding, lazy arrays, the spec helper."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from stbench import UserError
+from stbench_data_common import (LazyNpy, check_length, decode_image, end_aligned_starts, frames_present,
+                                 read_clip_list, resize, resolve_split, runs, video_spec)
+from stbench_data_common.testing import frames, jpeg_bytes, write_image
+
+
+def test_end_aligned_windows():
+    assert end_aligned_starts(35, 30, 30) == [5]
+    assert end_aligned_starts(35, 30, 3) == [2, 5]
+    assert end_aligned_starts(29, 30, 30) == []
+    assert end_aligned_starts(25, 5, 5, fits=lambda start, end: not start <= 12 <= end) == [2, 7, 15, 20]
+
+
+def test_runs():
+    assert runs(list("aaabbc")) == [("a", 0, 3), ("b", 3, 2), ("c", 5, 1)]
+    assert runs([]) == []
+
+
+def test_clip_lists(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("images/S1_A.1_,1276,1346\n\nimages/S1_A.1_,176\n")
+    assert read_clip_list(path, "") == [("images/S1_A.1_", 1276), ("images/S1_A.1_", 176)]
+    path.write_text("")
+    with pytest.raises(UserError, match="lists no clips"):
+        read_clip_list(path, "")
+    with pytest.raises(UserError, match="missing split file .*nope.txt; get it"):
+        read_clip_list(tmp_path / "nope.txt", "get it")
+
+
+def test_decode_modes_and_errors(tmp_path):
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1] = 200, 50
+    path = write_image(tmp_path / "a.png", rgb)
+    assert decode_image(path, "RGB").shape == (4, 6, 3)
+    assert decode_image(path, "first")[..., 0].tolist() == rgb[..., 0].tolist()
+    assert decode_image(path, "L").shape == (4, 6, 1)
+    assert decode_image(jpeg_bytes(frames(1, 8, 8)[0]), "RGB", what="x").shape == (8, 8, 3)
+    with pytest.raises(UserError, match="missing frame .*b.png"):
+        decode_image(tmp_path / "b.png")
+    with pytest.raises(UserError, match="corrupt or truncated image seq frame 3"):
+        decode_image(b"\xff\xd8\xff\xe0 not really", what="seq frame 3")
+
+
+def test_resize_keeps_size_and_range():
+    clip = torch.rand(2, 3, 8, 8) * 255
+    assert resize(clip, (8, 8)) is clip
+    out = resize(clip, (16, 12), mode="bicubic")
+    assert out.shape == (2, 3, 16, 12) and float(out.min()) >= 0 and float(out.max()) <= 255
+
+
+def test_splits_and_lengths():
+    spec = video_spec(name="toy", shape=(1, 4, 4), open=None, max_length=6, layout="", canonical_tasks=("toy-2-2",))
+    assert (spec.value_range, tuple(spec.default_metrics)) == ((0.0, 1.0), ("mse", "mae", "ssim", "psnr"))
+    assert resolve_split("toy", "val") == "test"
+    with pytest.raises(UserError, match="splits train and test, not 'dev'"):
+        resolve_split("toy", "dev")
+    assert check_length(spec, 3, 3) == 6
+    with pytest.raises(UserError, match="at most 6 frames"):
+        check_length(spec, 4, 3)
+
+
+def test_frames_present(tmp_path):
+    write_image(tmp_path / "v" / "1.png", frames(1, 4, 4)[0])
+    write_image(tmp_path / "v" / "2.jpg", frames(1, 4, 4)[0])
+    wanted = [[tmp_path / "v" / f"{n}.png", tmp_path / "v" / f"{n}.jpg"] for n in (1, 2)]
+    assert frames_present("toy", "train", wanted, "") == "train: all 2 frames named by train.txt exist"
+    with pytest.raises(UserError, match="1 of the 3 frames named by test.txt are missing, e.g. .*v/3.png; fix"):
+        frames_present("toy", "test", wanted + [[tmp_path / "v" / "3.png"]], "fix")
+
+
+def test_lazy_npy_pickles_without_data(tmp_path):
+    np.save(tmp_path / "a.npy", np.arange(1000))
+    lazy = LazyNpy(tmp_path / "a.npy")
+    assert int(lazy.array[10]) == 10
+    copy = pickle.loads(pickle.dumps(lazy))
+    assert len(pickle.dumps(lazy)) < 500 and int(copy.array[999]) == 999

@@ -1,0 +1,71 @@
+"""kitti: KITTI raw drives as PNG frame folders, with PredBench's splits, strides and resizing (kitti-10-10)."""
+import os
+import re
+from functools import partial
+from pathlib import Path
+
+from stbench import UserError
+from stbench_data_common import (VideoClips, center_crop, check_length, decode_image, non_empty, require_dir, resize,
+                                 resolve_split, stack_frames, to_unit, video_spec)
+
+FOLDER = "kitti"
+HEIGHT, WIDTH = 128, 160
+RESIZED = (128, 424)  # PredBench: Resize to 424x128 ignoring the aspect ratio, then centre-crop 160x128
+STRIDE = {"train": 4, "test": 1}
+MAX_LENGTH = 30
+FRAME = re.compile(r"^(\d+)\.png$", re.IGNORECASE)
+
+SOURCE = "https://www.cvlibs.net/datasets/kitti/raw_data.php (image_02 of the raw drives, 10 fps)"
+LAYOUT = f"""KITTI ({FOLDER}/ under the data root), as PredBench (OpenEarthLab/PredBench) lays it out:
+  {FOLDER}/train/<drive>/<i>.png     frames of one drive numbered from 0 (KITTI's 0000000000.png names work too);
+  {FOLDER}/test/<drive>/<i>.png      <drive> may be nested, e.g. 2011_09_26_drive_0001_sync/image_02/data
+Source: {SOURCE}. PredBench's annotation files (kitti_*.json: folder -> frame count) are not needed: the
+frames are counted. Splits: the drives you place under train/ and test/ (PredBench's lists); expected counts
+for kitti-10-10: 9,209 train / 2,198 test clips (UniSTD Table 1).
+Clips: starts 0, s, 2s, ... < frames - clip length (s = 4 train, 1 test; PredBench leaves each drive's last
+window out). Frames: RGB, resized to 424x128 (bilinear, no antialias, as mmcv / OpenCV), centre crop 160x128,
+/255 -> [0, 1]."""
+HINT = f"expected {FOLDER}/{{train,test}}/<drive>/<i>.png; get the KITTI raw drives from {SOURCE}"
+
+
+def index_drives(root, split):
+    """[(folder, frame names in order)] of every folder under kitti/<split> that holds numbered PNG frames."""
+    base = require_dir(Path(root) / FOLDER / split, f"KITTI {split} drives", HINT)
+    drives = []
+    for folder, _, names in sorted(os.walk(base)):
+        numbered = sorted((int(match[1]), name) for name in names if (match := FRAME.match(name)))
+        if numbered:
+            drives.append((folder, [name for _, name in numbered]))
+    if not drives:
+        raise UserError(f"no folders of numbered .png frames under {base}; {HINT}")
+    return drives
+
+
+def read_clip(drives, drive, start, length):
+    folder, names = drives[drive]
+    frames = [decode_image(Path(folder, name), "RGB") for name in names[start:start + length]]
+    frames = resize(stack_frames(frames, folder), RESIZED)
+    return to_unit(center_crop(frames, (HEIGHT, WIDTH)))
+
+
+def open_kitti(root, split, t_in, t_out):
+    split = resolve_split("kitti", split)
+    length = check_length(SPEC, t_in, t_out)
+    drives = index_drives(root, split)
+    clips = [(drive, start) for drive, (_, names) in enumerate(drives)
+             for start in range(0, len(names) - length, STRIDE[split])]
+    dataset = VideoClips(clips, partial(read_clip, drives), t_in, t_out, SPEC,
+                         description=f"KITTI {split}/, {len(drives)} drives, stride {STRIDE[split]}")
+    return non_empty(dataset, "kitti", split, Path(root) / FOLDER / split)
+
+
+SPEC = video_spec(
+    name="kitti",
+    shape=(3, HEIGHT, WIDTH),
+    open=open_kitti,
+    max_length=MAX_LENGTH,
+    layout=LAYOUT,
+    canonical_tasks=("kitti-10-10",),
+    hparams_like="kitticaltech",
+    description="KITTI raw driving videos, RGB 128x160 at 10 fps (PredBench protocol)",
+)

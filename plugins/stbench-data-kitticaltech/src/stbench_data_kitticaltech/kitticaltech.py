@@ -1,0 +1,163 @@
+"""kitticaltech: train on KITTI (PredNet's hickle files), test on Caltech Pedestrian (.seq), as OpenSTL does."""
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stbench import UserError
+from stbench_data_common import (LazyH5, LazyNpy, VideoClips, center_crop, check_length, decode_image,
+                                 end_aligned_starts, load_npy, non_empty, open_h5, read_h5, require_dir, require_file,
+                                 resize, resolve_split, runs, stack_frames, to_unit, video_spec)
+
+from .hickle import frames_dataset, source_names
+from .norpix import SeqFile
+
+HEIGHT, WIDTH = 128, 160
+KITTI, CALTECH, CACHE = "kitti_hkl", "caltech", "kitticaltech_npy"
+CALTECH_EVERY = 3  # Caltech is 30 fps; every 3rd frame (the 3rd, 6th, ...) matches KITTI's 10 fps
+MAX_LENGTH = 30  # three seconds at 10 fps; shorter videos simply yield no clip
+
+SOURCE = ("KITTI: PredNet's kitti_data.zip (coxlab/prednet, process_kitti.py); Caltech Pedestrian: "
+          "https://data.caltech.edu/records/f6rph-90m20 (data_and_labels.zip, the Test part: set06-set10)")
+LAYOUT = f"""KITTI -> Caltech Pedestrian (under the data root), as OpenSTL reads it:
+  {KITTI}/X_train.hkl          KITTI frames [N, 128, 160, 3] uint8 (hickle / HDF5), PredNet's preprocessing
+  {KITTI}/sources_train.hkl    the video (drive) name of each frame, N strings
+  {CALTECH}/set*/V*.seq          Caltech Pedestrian test videos (Norpix .seq, 640x480 JPEG frames, 30 fps)
+or OpenSTL's cached arrays instead of either part:
+  {CACHE}/train_data.npy, train_idx.npy, test_data.npy, test_idx.npy
+                               frames [N, 128, 160, 3] (uint8, or float in [0, 1]) and clip start indices
+Source: {SOURCE}.
+Splits: train = KITTI (PredNet's train drives), test = Caltech set06-set10. Expected counts (kitticaltech-10-1):
+3,160 train / 3,095 test clips (USTEP Table I).
+Caltech frames: every 3rd frame, resized to height 128 keeping the aspect ratio (bilinear, antialiased), centre
+crop to 160 wide (PredNet's process_im). All frames RGB /255 -> [0, 1] (OpenSTL decoded Caltech with OpenCV,
+i.e. BGR, against RGB KITTI; stbench keeps both RGB). Clips: windows taken backwards from each video's end,
+one every clip length, never across two videos. The cached clip starts were made for 11-frame clips, so the
+cache serves tasks of at most that length."""
+HINT = (f"expected {KITTI}/X_train.hkl + sources_train.hkl and {CALTECH}/set*/V*.seq, or {CACHE}/*.npy; "
+        f"get them from {SOURCE}")
+
+
+# ----------------------------------------------------------------- KITTI hickle (train)
+
+def kitti_clips(root, length):
+    """([(hkl path, start)], frames dataset name, description) from X_train.hkl / sources_train.hkl."""
+    folder = Path(root) / KITTI
+    frames_path = require_file(folder / "X_train.hkl", "KITTI training frames", HINT)
+    sources_path = require_file(folder / "sources_train.hkl", "the video name of each KITTI frame", HINT)
+    with open_h5(frames_path, HINT) as handle:
+        frames = frames_dataset(handle, frames_path, HINT)
+        name, count, shape = frames.name, frames.shape[0], tuple(frames.shape[1:])
+    if shape != (HEIGHT, WIDTH, 3):
+        raise UserError(f"{frames_path} holds frames of shape {shape}; expected (128, 160, 3) as PredNet's "
+                        f"process_kitti.py writes them; {HINT}")
+    with open_h5(sources_path, HINT) as handle:
+        sources = source_names(handle, sources_path, HINT)
+    if len(sources) != count:
+        raise UserError(f"{sources_path} names {len(sources)} frames but {frames_path} holds {count}; "
+                        "the two files come from different downloads")
+    clips = [(str(frames_path), first + start) for _, first, size in runs(sources)
+             for start in end_aligned_starts(size, length, length)]
+    return clips, name, f"KITTI {frames_path.name}: {count} frames of {len(runs(sources))} drives"
+
+
+def read_hkl(files, name, path, start, length):
+    return _unit_frames(read_h5(files[path][name], slice(start, start + length), f"{path} frames"))
+
+
+def _unit_frames(frames):
+    """[T, H, W, C] uint8 (or float in [0, 1]) -> float32 [T, C, H, W] in [0, 1]."""
+    tensor = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float()
+    return to_unit(tensor) if frames.dtype == np.uint8 else tensor
+
+
+# ----------------------------------------------------------------- Caltech .seq (test)
+
+def caltech_files(root):
+    folder = require_dir(Path(root) / CALTECH, "Caltech Pedestrian test videos", HINT)
+    files = sorted(folder.glob("set*/*.seq"))
+    if not files:
+        raise UserError(f"no set*/V*.seq videos under {folder}; {HINT}")
+    return files
+
+
+def caltech_clips(root, length):
+    """([(SeqFile, [kept frame indices])], clips) for every 3rd frame of every test video."""
+    videos, clips = [], []
+    for path in caltech_files(root):
+        seq = SeqFile(path)
+        kept = list(range(CALTECH_EVERY - 1, len(seq), CALTECH_EVERY))
+        videos.append((seq, kept))
+        clips += [(len(videos) - 1, start) for start in end_aligned_starts(len(kept), length, length)]
+    return videos, clips
+
+
+def read_seq(videos, video, start, length):
+    seq, kept = videos[video]
+    images = [decode_image(seq.jpeg(kept[k]), "RGB", what=f"{seq.path} frame {kept[k]}")
+              for k in range(start, start + length)]
+    frames = stack_frames(images, str(seq.path))
+    height, width = frames.shape[-2:]
+    # PredNet's process_im: scale to height 128 (width rounded), then crop the centre 160 columns.
+    frames = resize(frames, (HEIGHT, int(np.round(width * HEIGHT / height))), antialias=True)
+    return to_unit(center_crop(frames, (HEIGHT, WIDTH)))
+
+
+# ----------------------------------------------------------------- OpenSTL's npy cache
+
+def cache_clips(root, split, length):
+    folder = Path(root) / CACHE
+    data_path = require_file(folder / f"{split}_data.npy", "cached frames", HINT)
+    index_path = require_file(folder / f"{split}_idx.npy", "cached clip starts", HINT)
+    data, starts = load_npy(data_path), load_npy(index_path, mmap_mode=None).astype(np.int64).reshape(-1)
+    if data.ndim != 4 or tuple(data.shape[1:]) != (HEIGHT, WIDTH, 3):
+        raise UserError(f"{data_path} has shape {tuple(data.shape)}; expected (N, 128, 160, 3)")
+    starts = np.sort(starts)
+    gaps = np.diff(starts)
+    made_for = int(gaps[gaps > 0].min()) if (gaps > 0).any() else 11
+    if length > made_for:
+        raise UserError(f"{index_path} holds starts of {made_for}-frame clips (clips {made_for} apart); a "
+                        f"{length}-frame clip could span two videos: use {KITTI}/ and {CALTECH}/ for longer tasks")
+    if len(starts) and (starts.min() < 0 or starts.max() + length > len(data)):
+        raise UserError(f"{index_path} has clip starts outside the {len(data)} frames of {data_path.name}; "
+                        "the two files come from different downloads")
+    clips = [(0, int(start)) for start in starts]
+    return clips, LazyNpy(data_path), f"OpenSTL cache {data_path.name} ({len(data)} frames)"
+
+
+def read_npy(data, _, start, length):
+    return _unit_frames(data.array[start:start + length])
+
+
+# ----------------------------------------------------------------- the dataset
+
+def open_kitticaltech(root, split, t_in, t_out):
+    split = resolve_split("kitticaltech", split)
+    length = check_length(SPEC, t_in, t_out)
+    primary = Path(root) / (KITTI if split == "train" else CALTECH)
+    if primary.is_dir() and split == "train":
+        clips, name, description = kitti_clips(root, length)
+        read = partial(read_hkl, LazyH5(HINT), name)
+    elif primary.is_dir():
+        videos, clips = caltech_clips(root, length)
+        read, description = partial(read_seq, videos), f"Caltech {len(videos)} videos, every 3rd frame"
+    elif (Path(root) / CACHE).is_dir():
+        clips, data, description = cache_clips(root, split, length)
+        read = partial(read_npy, data)
+    else:
+        raise UserError(f"kitticaltech {split} data not found under {root}: no {primary.name}/ and no {CACHE}/; "
+                        f"{HINT}")
+    dataset = VideoClips(clips, read, t_in, t_out, SPEC, description=description)
+    return non_empty(dataset, "kitticaltech", split, root)
+
+
+SPEC = video_spec(
+    name="kitticaltech",
+    shape=(3, HEIGHT, WIDTH),
+    open=open_kitticaltech,
+    max_length=MAX_LENGTH,
+    layout=LAYOUT,
+    canonical_tasks=("kitticaltech-10-1",),
+    description="KITTI driving videos for training, Caltech Pedestrian for testing; RGB 128x160 at 10 fps",
+)

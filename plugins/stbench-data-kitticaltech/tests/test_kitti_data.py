@@ -1,0 +1,73 @@
+"""KITTI (PredBench layout): tiny PNG drive folders through the plugin and the CLI."""
+import numpy as np
+import pytest
+import torch
+
+from stbench import UserError
+from stbench_data_common.testing import assert_smoke_run, assert_user_error, cli_ready, frames, write_image
+from stbench_data_kitticaltech import KITTI_SPEC as SPEC
+
+
+def write_drive(folder, count, size=(19, 62), raw_names=False, seed=0):
+    for index, frame in enumerate(frames(count, *size, seed=seed)):
+        write_image(folder / (f"{index:010d}.png" if raw_names else f"{index}.png"), frame)
+
+
+@pytest.fixture
+def kitti_root(tmp_path):
+    """Train: 25 frames (KITTI's own nested names) + 22 frames; test: 22 frames."""
+    write_drive(tmp_path / "kitti" / "train" / "2011_09_26_drive_0001_sync" / "image_02" / "data", 25, raw_names=True)
+    write_drive(tmp_path / "kitti" / "train" / "2011_09_26_drive_0002_sync", 22, seed=1)
+    write_drive(tmp_path / "kitti" / "test" / "2011_09_26_drive_0005_sync", 22, seed=2)
+    return tmp_path
+
+
+def test_clip_counts_and_shapes(kitti_root):
+    # PredBench: starts range(0, frames - 20, stride): train stride 4 -> 2 + 1 clips, test stride 1 -> 2 clips
+    train, test = SPEC.open(kitti_root, "train", 10, 10), SPEC.open(kitti_root, "test", 10, 10)
+    assert (len(train), len(test)) == (3, 2)
+    assert [start for _, start in train.clips] == [0, 4, 0]
+    x, y = test[1]
+    assert x.shape == (10, 3, 128, 160) and y.shape == (10, 3, 128, 160) and x.dtype == torch.float32
+    assert 0.0 <= float(x.min()) and float(y.max()) <= 1.0
+
+
+def test_resize_then_centre_crop(tmp_path):
+    write_drive(tmp_path / "kitti" / "test" / "d", 21, size=(128, 424))  # already 424x128: only the crop acts
+    x, y = SPEC.open(tmp_path, "test", 10, 10)[0]
+    expected = np.stack(frames(21, 128, 424))[:20, :, 132:292].astype(np.float32) / 255
+    assert torch.equal(torch.cat([x, y]), torch.from_numpy(expected).permute(0, 3, 1, 2))
+
+
+def test_missing_and_empty(tmp_path):
+    with pytest.raises(UserError, match="missing folder .*kitti/train"):
+        SPEC.open(tmp_path, "train", 10, 10)
+    (tmp_path / "kitti" / "test" / "d").mkdir(parents=True)
+    with pytest.raises(UserError, match="no folders of numbered .png frames"):
+        SPEC.open(tmp_path, "test", 10, 10)
+    write_drive(tmp_path / "kitti" / "test" / "d", 20)
+    with pytest.raises(UserError, match="no test clips of 20 frames"):  # PredBench drops the last window
+        SPEC.open(tmp_path, "test", 10, 10)
+
+
+def test_corrupt_frame(kitti_root):
+    frame = kitti_root / "kitti" / "test" / "2011_09_26_drive_0005_sync" / "3.png"
+    frame.write_bytes(frame.read_bytes()[:50])
+    with pytest.raises(UserError, match="corrupt or truncated image .*drive_0005_sync/3.png"):
+        SPEC.open(kitti_root, "test", 10, 10)[0]
+
+
+def test_check_report(kitti_root):
+    report = SPEC.check(kitti_root)
+    assert "train: 3 clips of 20 frames, frame shape (3, 128, 160)" in report
+
+
+@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
+def test_cli_smoke_run(kitti_root, tmp_path):
+    assert_smoke_run("kitti-10-10", kitti_root, tmp_path / "out", train_clips=3, test_clips=2, shape=(3, 128, 160))
+
+
+@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
+def test_cli_data_check_exits_2(tmp_path):
+    line = assert_user_error("data", "check", "kitti-10-10", "--data-root", tmp_path)
+    assert "kitti/train" in line

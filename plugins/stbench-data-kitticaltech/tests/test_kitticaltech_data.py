@@ -1,0 +1,191 @@
+"""KITTI -> Caltech: tiny hickle (HDF5) and Norpix .seq fixtures and OpenSTL's npy cache, via the plugin and CLI."""
+import struct
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from stbench import UserError
+from stbench_data_common.testing import assert_smoke_run, assert_user_error, cli_ready, frames, jpeg_bytes
+from stbench_data_kitticaltech import KITTICALTECH_SPEC as SPEC
+from stbench_data_kitticaltech.norpix import SeqFile
+
+SOURCES = ["city-2011_09_26_drive_0001_sync"] * 34 + ["road-2011_09_26_drive_0015_sync"] * 26
+
+
+def write_hkl_v2(path, frames_array, sources):
+    """PredNet's files were written by hickle 2: the object under /data_0, typed by an attribute."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for name, data in ((path, frames_array), (path.with_name(path.name.replace("X_", "sources_")),
+                                              np.array([s.encode() for s in sources]))):
+        with h5py.File(name, "w") as handle:
+            handle.attrs["CLASS"], handle.attrs["VERSION"] = b"hickle", b"2"
+            dataset = handle.create_dataset("data_0", data=data)
+            dataset.attrs["type"] = [b"ndarray" if data.ndim == 4 else b"list"]
+
+
+def write_seq(path, images, gap=8, allocated=None):
+    """A Norpix .seq movie: 1024-byte header, then [uint32 size][JPEG][timestamp + padding] per frame."""
+    height, width = images[0].shape[:2]
+    header = bytearray(1024)
+    struct.pack_into("<I", header, 0, 0xFEED)
+    header[4:24] = "Norpix seq".encode("utf-16-le")
+    struct.pack_into("<ii", header, 28, 3, 1024)
+    struct.pack_into("<9I", header, 548, width, height, 8, 8, width * height * 3, 102,
+                     len(images) if allocated is None else allocated, 0, width * height * 3)
+    struct.pack_into("<d", header, 584, 30.0)
+    body = bytearray()
+    for index, image in enumerate(images):
+        data = jpeg_bytes(image)
+        body += struct.pack("<I", len(data) + 4) + data + struct.pack("<IHH", 1_200_000_000 + index, 33 * index, 0)
+        body += bytes(gap - 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(header) + bytes(body))
+    return path
+
+
+@pytest.fixture
+def kc_root(tmp_path):
+    """60 KITTI frames of two drives (5 clips of 11), Caltech videos of 40, 70 and 20 frames (1 + 2 + 0 clips)."""
+    write_hkl_v2(tmp_path / "kitti_hkl" / "X_train.hkl", np.stack(frames(60, 128, 160)), SOURCES)
+    write_seq(tmp_path / "caltech" / "set06" / "V000.seq", frames(40, 48, 64, seed=1))
+    write_seq(tmp_path / "caltech" / "set06" / "V001.seq", frames(70, 48, 64, seed=2), gap=16)
+    write_seq(tmp_path / "caltech" / "set07" / "V000.seq", frames(20, 48, 64, seed=3))
+    return tmp_path
+
+
+def test_clip_counts_and_shapes(kc_root):
+    train, test = SPEC.open(kc_root, "train", 10, 1), SPEC.open(kc_root, "test", 10, 1)
+    assert (len(train), len(test)) == (5, 3)
+    for dataset in (train, test):
+        x, y = dataset[len(dataset) - 1]
+        assert x.shape == (10, 3, 128, 160) and y.shape == (1, 3, 128, 160) and x.dtype == torch.float32
+        assert 0.0 <= float(x.min()) and float(y.max()) <= 1.0
+
+
+def test_kitti_windows_stay_in_one_drive_and_frames_are_exact(kc_root):
+    train = SPEC.open(kc_root, "train", 10, 1)
+    assert [start for _, start in train.clips] == [1, 12, 23, 38, 49]  # from each drive's end, every 11
+    x, y = train[2]
+    expected = np.stack(frames(60, 128, 160))[23:34].astype(np.float32) / 255
+    assert torch.equal(torch.cat([x, y]), torch.from_numpy(expected).permute(0, 3, 1, 2))
+
+
+def test_caltech_every_third_frame_resized_and_cropped(kc_root):
+    test = SPEC.open(kc_root, "test", 10, 1)
+    seq = SeqFile(kc_root / "caltech" / "set06" / "V000.seq")
+    assert (len(seq), seq.width, seq.height) == (40, 64, 48)
+    # 40 frames -> the 3rd, 6th, ... (13 kept) -> one 11-frame window ending at the last kept frame
+    x, _ = test[0]
+    source = torch.from_numpy(np.asarray(frames(40, 48, 64, seed=1)[8], np.float32)).permute(2, 0, 1)[None]
+    reference = torch.nn.functional.interpolate(source, size=(128, 171), mode="bilinear", antialias=True)
+    reference = reference[..., 5:165].clamp(0, 255) / 255
+    assert float((x[0] - reference[0]).abs().mean()) < 0.03  # the window starts at kept frame 8 (the 3rd kept)
+
+
+def test_seq_with_other_padding(tmp_path):
+    path = write_seq(tmp_path / "a.seq", frames(5, 8, 8), gap=12)
+    assert len(SeqFile(path)) == 5
+
+
+def test_hickle5_source_list(kc_root):
+    """hickle 4/5 write a list as a group of items, strings as char arrays, repeats as object references."""
+    path = kc_root / "kitti_hkl" / "sources_train.hkl"
+    with h5py.File(path, "w") as handle:
+        group = handle.create_group("data")
+        for index, name in enumerate(SOURCES):
+            key = f"data{index}"
+            if index in (0, 34):
+                item = group.create_dataset(key, data=np.frombuffer(name.encode(), "S1")[None])
+                first = item
+            else:
+                item = group.create_dataset(key, data=first.ref, dtype=h5py.ref_dtype)
+            item.attrs["item_index"] = index
+    assert len(SPEC.open(kc_root, "train", 10, 1)) == 5
+
+
+def test_npy_cache(tmp_path):
+    cache = tmp_path / "kitticaltech_npy"
+    cache.mkdir()
+    np.save(cache / "train_data.npy", np.stack(frames(30, 128, 160)))
+    np.save(cache / "train_idx.npy", np.array([19, 8]))  # OpenSTL stores them from the end backwards
+    np.save(cache / "test_data.npy", np.stack(frames(22, 128, 160)).astype(np.float32) / 255)
+    np.save(cache / "test_idx.npy", np.array([11, 0]))
+    train, test = SPEC.open(tmp_path, "train", 10, 1), SPEC.open(tmp_path, "test", 10, 1)
+    assert (len(train), len(test)) == (2, 2)
+    assert train[0][0].shape == (10, 3, 128, 160) and float(test[1][1].max()) <= 1.0
+    assert len(SPEC.open(tmp_path, "test", 4, 1)) == 2
+    with pytest.raises(UserError, match="starts of 11-frame clips"):
+        SPEC.open(tmp_path, "test", 10, 2)
+    np.save(cache / "test_data.npy", np.zeros((22, 3, 128, 160), np.uint8))
+    with pytest.raises(UserError, match=r"has shape \(22, 3, 128, 160\); expected \(N, 128, 160, 3\)"):
+        SPEC.open(tmp_path, "test", 10, 1)
+    (cache / "train_idx.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(UserError, match="cannot read .*train_idx.npy as a .npy array"):
+        SPEC.open(tmp_path, "train", 10, 1)
+
+
+def test_missing_data(tmp_path):
+    with pytest.raises(UserError, match="no kitti_hkl/ and no kitticaltech_npy/"):
+        SPEC.open(tmp_path, "train", 10, 1)
+    (tmp_path / "kitti_hkl").mkdir()
+    with pytest.raises(UserError, match="missing file .*X_train.hkl"):
+        SPEC.open(tmp_path, "train", 10, 1)
+    (tmp_path / "caltech").mkdir()
+    with pytest.raises(UserError, match="no set\\*/V\\*.seq videos"):
+        SPEC.open(tmp_path, "test", 10, 1)
+
+
+def test_wrong_shapes_and_mismatched_sources(tmp_path):
+    write_hkl_v2(tmp_path / "kitti_hkl" / "X_train.hkl", np.zeros((60, 64, 80, 3), np.uint8), SOURCES)
+    with pytest.raises(UserError, match=r"frames of shape \(64, 80, 3\); expected \(128, 160, 3\)"):
+        SPEC.open(tmp_path, "train", 10, 1)
+    write_hkl_v2(tmp_path / "kitti_hkl" / "X_train.hkl", np.zeros((60, 128, 160, 3), np.uint8), SOURCES[:50])
+    with pytest.raises(UserError, match="names 50 frames but .*X_train.hkl holds 60"):
+        SPEC.open(tmp_path, "train", 10, 1)
+
+
+def test_corrupt_files(kc_root):
+    hkl = kc_root / "kitti_hkl" / "X_train.hkl"
+    hkl.write_bytes(hkl.read_bytes()[:5000])
+    with pytest.raises(UserError, match="cannot open .*X_train.hkl as HDF5"):
+        SPEC.open(kc_root, "train", 10, 1)
+    seq = kc_root / "caltech" / "set06" / "V001.seq"
+    seq.write_bytes(seq.read_bytes()[:-3000])
+    with pytest.raises(UserError, match="V001.seq is truncated: the header announces 70 frames"):
+        SPEC.open(kc_root, "test", 10, 1)
+    seq.write_bytes(b"\x00" * 2000)
+    with pytest.raises(UserError, match="V001.seq is not a Norpix .seq file"):
+        SPEC.open(kc_root, "test", 10, 1)
+
+
+def test_corrupt_jpeg_inside_seq(tmp_path):
+    path = write_seq(tmp_path / "caltech" / "set06" / "V000.seq", frames(40, 48, 64))
+    data = bytearray(path.read_bytes())
+    data[1024 + 4 + 2:1024 + 4 + 200] = bytes(198)  # wipe the first frame's JPEG headers, keep its start marker
+    path.write_bytes(bytes(data))
+    seq = SeqFile(path)
+    from stbench_data_common import decode_image
+    with pytest.raises(UserError, match="V000.seq frame 0"):
+        decode_image(seq.jpeg(0), "RGB", what=f"{seq.path} frame 0")
+
+
+def test_check_report(kc_root):
+    report = SPEC.check(kc_root)
+    assert "train: 5 clips of 11 frames, frame shape (3, 128, 160)" in report
+    assert "test: 3 clips of 11 frames" in report
+
+
+@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
+def test_cli_smoke_run(kc_root, tmp_path):
+    assert_smoke_run("kitticaltech-10-1", kc_root, tmp_path / "out", train_clips=5, test_clips=3,
+                     shape=(3, 128, 160))
+
+
+@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
+def test_cli_data_check_exits_2(kc_root):
+    seq = kc_root / "caltech" / "set07" / "V000.seq"
+    seq.write_bytes(seq.read_bytes()[:3000])
+    line = assert_user_error("data", "check", "kitticaltech-10-1", "--data-root", kc_root)
+    assert "set07/V000.seq is truncated" in line

@@ -1,0 +1,114 @@
+"""KTH: a tiny fixture in the real layout (JPEG frame folders), read through the plugin and the CLI."""
+import numpy as np
+import pytest
+import torch
+
+from stbench import UserError
+from stbench_data_common.testing import assert_smoke_run, assert_user_error, cli_ready, frames, write_image
+from stbench_data_kth import SPEC, clip_starts
+
+ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
+
+
+def write_video(root, action, person, count=35, first=1, size=(15, 20), skip=()):
+    folder = root / "kth" / action / f"person{person:02d}_{action}_d1_uncomp"
+    number = first
+    for index, frame in enumerate(frames(count, *size, seed=person * 7 + len(action))):
+        while number in skip:
+            number += 1
+        write_image(folder / f"image_{number:04d}.jpg", frame)
+        number += 1
+    return folder
+
+
+@pytest.fixture
+def kth_root(tmp_path):
+    """One 35-frame video per action for person 01 (train) and person 17 (test)."""
+    for action in ACTIONS:
+        for person in (1, 17):
+            write_video(tmp_path, action, person)
+    return tmp_path
+
+
+def test_clip_counts_and_shapes(kth_root):
+    # 30-frame windows of a 35-frame video: one for the slow actions (stride 30), two for jogging / running
+    # (stride 3: windows ending at frames 35 and 32): 4 x 1 + 2 x 2 = 8 per split.
+    for split in ("train", "test"):
+        dataset = SPEC.open(kth_root, split, 10, 20)
+        assert len(dataset) == 8
+        x, y = dataset[0]
+        assert x.shape == (10, 1, 128, 128) and y.shape == (20, 1, 128, 128)
+        assert x.dtype == torch.float32 and 0.0 <= float(x.min()) and float(y.max()) <= 1.0
+    assert len(SPEC.open(kth_root, "train", 10, 10)) == 4 * 1 + 2 * 6
+
+
+def test_windows_follow_openstl():
+    assert clip_starts(list(range(1, 36)), 30, fast=False) == [5]
+    assert clip_starts(list(range(1, 36)), 30, fast=True) == [2, 5]
+    numbers = list(range(1, 21)) + list(range(22, 37))  # frame 21 is missing
+    assert clip_starts(numbers, 10, fast=False) == [0, 10, 25]
+
+
+def test_channel_zero_resized_to_128(tmp_path):
+    for action in ACTIONS:
+        for person in (1, 17):
+            folder = tmp_path / "kth" / action / f"person{person:02d}_{action}_d2_uncomp"
+            for number in range(1, 31):
+                write_image(folder / f"image_{number:04d}.jpg", np.full((120, 160, 3), (200, 60, 10), np.uint8))
+    x, _ = SPEC.open(tmp_path, "test", 10, 20)[0]
+    assert abs(float(x.mean()) - 200 / 255) < 3 / 255
+
+
+def test_split_by_person(kth_root):
+    write_video(kth_root, "boxing", 16)  # a second train video, none for test
+    assert len(SPEC.open(kth_root, "train", 10, 20)) == 9
+    assert len(SPEC.open(kth_root, "test", 10, 20)) == 8
+
+
+def test_missing_folders(tmp_path):
+    with pytest.raises(UserError, match="missing folder .*kth"):
+        SPEC.open(tmp_path, "train", 10, 20)
+    (tmp_path / "kth" / "boxing").mkdir(parents=True)
+    with pytest.raises(UserError, match="handclapping.*handwaving"):
+        SPEC.open(tmp_path, "train", 10, 20)
+
+
+def test_no_test_persons(tmp_path):
+    for action in ACTIONS:
+        write_video(tmp_path, action, 1)
+    with pytest.raises(UserError, match="no test videos \\(persons 17-25\\)"):
+        SPEC.open(tmp_path, "test", 10, 20)
+
+
+def test_corrupt_frame(kth_root):
+    frame = kth_root / "kth" / "boxing" / "person17_boxing_d1_uncomp" / "image_0010.jpg"
+    frame.write_bytes(frame.read_bytes()[:40])
+    dataset = SPEC.open(kth_root, "test", 10, 20)
+    with pytest.raises(UserError, match="corrupt or truncated image .*image_0010.jpg"):
+        for index in range(len(dataset)):
+            dataset[index]
+
+
+def test_too_long_and_too_short(kth_root):
+    with pytest.raises(UserError, match="at most 50"):
+        SPEC.open(kth_root, "train", 10, 41)
+    with pytest.raises(UserError, match="no train clips of 40 frames"):
+        SPEC.open(kth_root, "train", 20, 20)
+
+
+def test_check_report(kth_root):
+    report = SPEC.check(kth_root)
+    assert "train: 8 clips of 30 frames, frame shape (1, 128, 128)" in report
+    assert "test: 16 clips of 20 frames" in report
+
+
+@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
+def test_cli_smoke_run(kth_root, tmp_path):
+    assert_smoke_run("kth-10-20", kth_root, tmp_path / "out", train_clips=8, test_clips=8, shape=(1, 128, 128))
+
+
+@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
+def test_cli_missing_data_exits_2(tmp_path):
+    line = assert_user_error("run", "--models", "persistence", "--tasks", "kth-10-20", "--profile", "smoke",
+                             "--data-root", tmp_path, "--out", tmp_path / "out")
+    assert "kth" in line
