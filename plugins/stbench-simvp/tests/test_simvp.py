@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import stbench_simvp
-from stbench import Task
+from stbench import Task, UserError
+from stbench.config import TRAIN_KEYS
 from stbench.models import count_params
 from stbench.profiling import count_macs
 from stbench_simvp import TRANSLATORS, Decoder, Encoder, SimVPModel, build_translator
@@ -82,8 +83,6 @@ def test_one_training_step_lowers_the_loss(kind):
 
 
 def test_frames_that_do_not_divide_say_what_to_change():
-    from stbench import UserError
-
     with pytest.raises(UserError, match="n_s"):
         SimVPModel(Task("toy", 2, 2, (1, 18, 18)), translator="gsta", hid_s=4, hid_t=8, n_s=4, n_t=2)
 
@@ -129,34 +128,24 @@ PUBLISHED = [
 ]
 
 
-def paper_params_and_gmacs(spec, dataset, shape, t_in):
-    """Params (M) and GMACs of one pass of the paper model, built on the meta device (no memory, no time)."""
-    task = Task(dataset, t_in, t_in, shape)
-    hparams = {k: v for k, v in spec.settings_for("paper", dataset).items() if k not in stbench_config_keys()}
+def paper_model(spec, task):
+    """The paper-profile model for ``task``, built on the meta device (no memory, no arithmetic)."""
+    hparams = {k: v for k, v in spec.settings_for("paper", task.dataset).items() if k not in TRAIN_KEYS}
     with torch.device("meta"):
-        model = spec.build(task, hparams)
-    return count_params(model) / 1e6, count_macs(model, task) / 1e9
-
-
-def stbench_config_keys():
-    from stbench.config import TRAIN_KEYS
-
-    return TRAIN_KEYS
+        return spec.build(task, hparams)
 
 
 @pytest.mark.parametrize("model, dataset, shape, t_in, params_m, gmacs", PUBLISHED,
                          ids=[f"{m}-{d}" for m, d, *_ in PUBLISHED])
 def test_paper_configs_match_published_params_and_flops(model, dataset, shape, t_in, params_m, gmacs):
-    ours_params, ours_gmacs = paper_params_and_gmacs(SPECS[model], dataset, shape, t_in)
-    assert ours_params == pytest.approx(params_m, rel=0.02)
-    assert ours_gmacs == pytest.approx(gmacs, rel=0.02)
+    task = Task(dataset, t_in, t_in, shape)
+    net = paper_model(SPECS[model], task)
+    assert count_params(net) / 1e6 == pytest.approx(params_m, rel=0.02)
+    assert count_macs(net, task) / 1e9 == pytest.approx(gmacs, rel=0.02)
 
 
 def test_extended_tasks_count_every_chunk():
-    spec = SPECS["simvp"]
-    hparams = {k: v for k, v in spec.settings_for("paper", "kth").items() if k not in stbench_config_keys()}
-    with torch.device("meta"):
-        model = spec.build(Task("kth", 10, 40, (1, 128, 128)), hparams)
+    model = paper_model(SPECS["simvp"], Task("kth", 10, 40, (1, 128, 128)))
     one_pass = count_macs(model, Task("kth", 10, 10, (1, 128, 128)))
     assert count_macs(model, Task("kth", 10, 40, (1, 128, 128))) == 4 * one_pass
     assert count_macs(model, Task("kth", 10, 1, (1, 128, 128))) == one_pass

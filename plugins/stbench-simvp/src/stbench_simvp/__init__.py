@@ -48,13 +48,9 @@ def _builder(translator):
     return build
 
 
-def config_path(name: str) -> Path:
-    return Path(__file__).with_name(name)
-
-
 @hookimpl
 def stbench_register_models(register):
-    configs = load_yaml(config_path("configs.yaml"))
+    configs = load_yaml(Path(__file__).with_name("configs.yaml"))
     for name, (translator, description) in MODELS.items():
         register(ModelSpec(name=name, family="recurrent-free", build=_builder(translator),
                            hparams=configs[name], description=description))
