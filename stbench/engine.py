@@ -159,15 +159,34 @@ def evaluate(model, loader, metrics, dataset_spec, task, device="cpu") -> EvalRe
 
 # ---------------------------------------------------------------- training
 
-def make_optimizer(model, train_cfg):
-    groups = model.optimizer_param_groups(train_cfg) if hasattr(model, "optimizer_param_groups") else None
-    params = groups or [p for p in model.parameters() if p.requires_grad]
+def _optimizer(kind, groups, lr, weight_decay):
+    if kind == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+    if kind == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    if kind == "adam":
+        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    raise UserError(f"optimizer '{kind}' is not one of adam, adamw, sgd")
+
+
+def make_optimizers(model, train_cfg):
+    """The run's optimizer (first; the schedule drives it) and one more per parameter group that
+    names its own ``optimizer`` (e.g. UniSTD's ranks, trained with SGD as the paper does).
+
+    Models may define ``optimizer_param_groups(train_cfg)``; by default every trainable parameter
+    goes to the run's optimizer.
+    """
     lr, wd = float(train_cfg["lr"]), float(train_cfg["weight_decay"] or 0.0)
-    if train_cfg["optimizer"] == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    if train_cfg["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd)
-    return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    groups = model.optimizer_param_groups(train_cfg) if hasattr(model, "optimizer_param_groups") else None
+    groups = [dict(g) for g in (groups or [{"params": [p for p in model.parameters() if p.requires_grad]}])]
+    shared = [g for g in groups if "optimizer" not in g]
+    optimizers = [_optimizer(train_cfg["optimizer"], shared, lr, wd)] if shared else []
+    for group in groups:
+        if "optimizer" in group:
+            kind = group.pop("optimizer")
+            optimizers.append(_optimizer(kind, [group], float(group.get("lr", lr)),
+                                         float(group.get("weight_decay", 0.0))))
+    return optimizers
 
 
 def make_schedule(optimizer, train_cfg, total_steps):
@@ -223,14 +242,15 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="") -> 
     epochs = int(train_cfg["epochs"])
     if epochs == 0 or not any(p.requires_grad for p in model.parameters()):
         return result
-    optimizer = make_optimizer(model, train_cfg)
-    schedule = make_schedule(optimizer, train_cfg, epochs * len(batches))
+    optimizers = make_optimizers(model, train_cfg)
+    schedule = make_schedule(optimizers[0], train_cfg, epochs * len(batches))
     start_epoch = 0
     if Path(checkpoint).exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         if state.get("config_hash") == run_hash:
             model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
+            for optimizer, saved in zip(optimizers, state["optimizers"]):
+                optimizer.load_state_dict(saved)
             if schedule is not None and state.get("schedule") is not None:
                 schedule.load_state_dict(state["schedule"])
             torch.set_rng_state(state["torch_rng"])
@@ -253,11 +273,13 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="") -> 
                 if not torch.isfinite(loss):
                     raise RunFailed(f"loss became {loss.item()} at epoch {epoch + 1}, step {result.steps}; "
                                     "lower the learning rate (--set lr=...)")
-                optimizer.zero_grad(set_to_none=True)
+                for optimizer in optimizers:
+                    optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
-                optimizer.step()
+                for optimizer in optimizers:
+                    optimizer.step()
                 if schedule is not None:
                     schedule.step()
                 result.steps += 1
@@ -269,7 +291,7 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="") -> 
         log(f"stbench: {label}: epoch {epoch + 1}/{epochs} loss {result.losses[-1]:.5g} ({watch.seconds:.1f} s)")
         save_checkpoint(checkpoint, {
             "config_hash": run_hash, "epoch": epoch + 1, "step": result.steps, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict() if schedule else None,
+            "optimizers": [o.state_dict() for o in optimizers], "schedule": schedule.state_dict() if schedule else None,
             "torch_rng": torch.get_rng_state(), "epoch_seconds": result.epoch_seconds, "losses": result.losses,
         })
     result.epochs = epochs
