@@ -1,0 +1,25 @@
+"""stbench model plugin: PredRNN, PredRNN++ and PredRNN-v2 on the rollout of ``stbench_convlstm``."""
+from pathlib import Path
+
+from stbench import ModelSpec, hookimpl, load_yaml
+
+from .cells import CausalLSTMCell, GradientHighwayUnit, SpatioTemporalLSTMCell
+from .models import PredRNN, PredRNNpp, PredRNNv2, build_predrnn, build_predrnnpp, build_predrnnv2
+
+__all__ = ["CausalLSTMCell", "GradientHighwayUnit", "PredRNN", "PredRNNpp", "PredRNNv2", "SpatioTemporalLSTMCell",
+           "build_predrnn", "build_predrnnpp", "build_predrnnv2"]
+
+MODELS = {
+    "predrnn": (build_predrnn, "PredRNN (Wang et al. 2017): spatio-temporal LSTM cells with a zig-zag memory flow"),
+    "predrnnpp": (build_predrnnpp, "PredRNN++ (Wang et al. 2018): causal LSTM cells and a gradient highway unit"),
+    "predrnnv2": (build_predrnnv2, "PredRNN-v2 (Wang et al. 2022): PredRNN with memory decoupling and reverse "
+                                   "scheduled sampling"),
+}
+
+
+@hookimpl
+def stbench_register_models(register):
+    configs = load_yaml(Path(__file__).with_name("configs.yaml"))
+    for name, (build, description) in MODELS.items():
+        register(ModelSpec(name=name, family="recurrent", build=build, hparams=configs[name],
+                           description=description))
