@@ -5,7 +5,7 @@ import torch
 import stbench_unistd
 from stbench import Task, UserError
 from stbench.config import TRAIN_KEYS
-from stbench.engine import make_optimizer
+from stbench.engine import make_optimizers
 from stbench.profiling import count_macs
 from stbench_unistd import Backbone, RankAdaptiveMoE, build_unistd
 
@@ -276,11 +276,13 @@ def test_one_training_step_lowers_the_loss():
     task = Task("toy", 4, 4, (1, 32, 32))
     model = build_unistd(task, settings("smoke", "toy"))
     x, y = torch.rand(4, 4, 1, 32, 32), torch.rand(4, 4, 1, 32, 32)
-    optimizer = make_optimizer(model, {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-5})
+    optimizers = make_optimizers(model, {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-5})
     before = model.loss(x, y, 0)
-    optimizer.zero_grad()
+    for optimizer in optimizers:
+        optimizer.zero_grad()
     before.backward()
-    optimizer.step()
+    for optimizer in optimizers:
+        optimizer.step()
     with torch.no_grad():
         after = model.loss(x, y, 1)
     assert after < before
