@@ -30,11 +30,21 @@ def latest_per_row(records) -> List[Dict]:
     return sorted(chosen.values(), key=lambda r: (r.get("family") != "baseline", row_label(r)))
 
 
+def _spec(metric):
+    """The spec of a reported key: 'csi_74' belongs to metric 'csi'."""
+    return plugins.metrics().get(metric) or plugins.metrics().get(metric.split("_")[0])
+
+
 def higher_is_better(metric) -> bool:
-    spec = plugins.metrics().get(metric.split("_")[0]) if metric else None
+    spec = _spec(metric)
     if spec is not None:
         return spec.higher_is_better
     return metric.split("_")[0] in HIGHER_IS_BETTER_FALLBACK
+
+
+def target_of(metric):
+    spec = _spec(metric)
+    return getattr(spec, "target", None) if spec is not None else None
 
 
 def _fmt(value, digits=4):
@@ -47,9 +57,13 @@ def _fmt(value, digits=4):
     return f"{value:.{digits}g}"
 
 
-def _mark(values, higher):
-    """Indices of the best and second-best values ('**' and '<u>')."""
-    present = sorted({v for v in values if isinstance(v, (int, float))}, reverse=higher)
+def _mark(values, higher, target=None):
+    """The best and second-best values ('**' and '<u>'): highest, lowest, or nearest the target."""
+    present = {v for v in values if isinstance(v, (int, float))}
+    if target is not None:
+        present = sorted(present, key=lambda v: abs(v - target))
+    else:
+        present = sorted(present, reverse=higher)
     best = present[0] if present else None
     second = present[1] if len(present) > 1 else None
     return best, second
@@ -65,11 +79,12 @@ def table(records) -> str:
                      _fmt(r.get("fps"))] + [None] * len(metric_names))
     headers = list(COLUMNS_FIXED)
     for j, name in enumerate(metric_names):
-        higher = higher_is_better(name)
-        headers.append(f"{name.upper()} {'↑' if higher else '↓'}")
+        higher, target = higher_is_better(name), target_of(name)
+        arrow = f"→{target:g}" if target is not None else ("↑" if higher else "↓")
+        headers.append(f"{name.upper()} {arrow}")
         values = [(r.get("metrics") or {}).get(name) for r in records]
         numeric = [v if isinstance(v, (int, float)) else None for v in values]
-        best, second = _mark(numeric, higher)
+        best, second = _mark(numeric, higher, target)
         for i, value in enumerate(values):
             text = _fmt(value)
             if value is not None and value == best and len(records) > 1:

@@ -53,3 +53,17 @@ def test_write_leaderboards_from_records_on_disk(tmp_path):
     written = write_leaderboards(tmp_path)
     assert written == [tmp_path / "leaderboards" / "toy-6-6.md"]
     assert "| a " in Path(written[0]).read_text() and not list(tmp_path.glob("leaderboards/.*tmp*"))
+
+
+def test_a_metric_with_a_target_ranks_by_distance_to_it(tmp_path, use_plugins):
+    use_plugins("plugin_fixture", only="testplug")
+    from stbench import MetricSpec, plugins
+
+    plugins.metrics()["bias"] = MetricSpec("bias", build=None, target=1.0)
+    records = [_record(m, "quick", 10.0, 0.5, "1") for m in ("a", "b", "c")]
+    for record, bias in zip(records, (1.4, 0.95, 0.7)):
+        record["metrics"]["bias"] = bias
+    board = render("toy-6-6", records, tmp_path)
+    assert "BIAS →1" in board
+    assert "**0.95**" in _rows(board, "b")[0] and "<u>0.7</u>" in _rows(board, "c")[0]
+    assert "1.4 " in _rows(board, "a")[0] and "<u>1.4" not in _rows(board, "a")[0]

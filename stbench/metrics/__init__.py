@@ -122,3 +122,4 @@ class MetricSpec:
     higher_is_better: bool = False
     description: str = ""
     plugin: Optional[str] = None  # filled in by the registry
+    target: Optional[float] = None  # the ideal value when it is neither high nor low (frequency bias: 1)

@@ -18,7 +18,7 @@ METRICS = [
     MetricSpec("pod", build("pod"), True, "probability of detection hits/(hits+misses), mean over thresholds"),
     MetricSpec("sucr", build("sucr"), True, "success ratio hits/(hits+false alarms), mean over thresholds"),
     MetricSpec("bias", build("bias"), False, "frequency bias (hits+false alarms)/(hits+misses), mean over "
-                                             "thresholds; best at 1, not at an extreme"),
+                                             "thresholds; best at 1, not at an extreme", target=1.0),
     MetricSpec("wrmse", build_wrmse, False, "latitude-weighted RMSE per frame (WeatherBench)"),
     MetricSpec("wmae", build_wmae, False, "latitude-weighted MAE"),
     MetricSpec("acc", build_acc, True, "latitude-weighted anomaly correlation against options['climatology']"),
