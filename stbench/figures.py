@@ -129,12 +129,12 @@ def plot_strip(samples: Sequence[Tuple[str, object]], path, max_columns: int = M
     mosaic = np.ones((len(rows) * (height + band), n_columns * (width + gap) - gap, 3))
     figure = Figure(figsize=(1.0 * n_columns, 1.3 * height / width * len(rows)), dpi=100)
     ax = figure.add_axes((0, 0, 1, 1))
-    for r, (label, clip, columns, title, offset) in enumerate(rows):
+    for r, (label, clip, columns, caption, offset) in enumerate(rows):
         top = r * (height + band) + band
         for c, index in enumerate(columns):
             left = c * (width + gap)
             mosaic[top:top + height, left:left + width] = _rgb(clip[index], low, high)
-            ax.text(left + width / 2, top - band / 2, title.format(index + offset), fontsize=6,
+            ax.text(left + width / 2, top - band / 2, caption.format(index + offset), fontsize=6,
                     ha="center", va="center")
     ax.imshow(mosaic, interpolation="nearest")
     ax.set_xticks([])

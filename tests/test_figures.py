@@ -89,3 +89,19 @@ def test_strip_skips_missing_or_broken_files(tmp_path):
     assert plot_strip(samples, tmp_path / "strip.png").read_bytes() == reference.read_bytes()
     assert plot_strip(samples[:3], tmp_path / "nothing.png") is None
     assert not (tmp_path / "nothing.png").exists()
+
+
+def test_strip_has_no_title_unless_asked(tmp_path, monkeypatch):
+    """The per-frame captions must not leak into the figure title (a shadowed name once did)."""
+    import numpy as np
+
+    from stbench import figures
+
+    sample = tmp_path / "s.npz"
+    np.savez(sample, inputs=np.zeros((3, 1, 8, 8)), truth=np.ones((2, 1, 8, 8)), pred=np.ones((2, 1, 8, 8)),
+             vmin=0.0, vmax=1.0)
+    titles = []
+    monkeypatch.setattr("matplotlib.axes.Axes.set_title", lambda self, text, **kw: titles.append(text))
+    figures.plot_strip([("m", sample)], tmp_path / "a.png")
+    figures.plot_strip([("m", sample)], tmp_path / "b.png", title="my clip")
+    assert titles == ["my clip"]
