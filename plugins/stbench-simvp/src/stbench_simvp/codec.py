@@ -3,6 +3,8 @@ from typing import List
 
 from torch import nn
 
+from stbench import UserError
+
 
 def sampling_pattern(n_s: int) -> List[bool]:
     """Which of the ``n_s`` encoder layers halve the resolution: every second one, the first never.
@@ -20,6 +22,21 @@ def latent_size(size: int, n_s: int) -> int:
             size = (size + 1) // 2
     return size
 
+
+def frame_geometry(task, n_s: int, model: str):
+    """``(frame shape (C, H, W), latent resolution (H', W'))`` of ``task`` for an encoder of ``n_s`` layers.
+
+    ``n_s // 2`` layers halve the frame; H and W must divide evenly so the decoder restores them
+    (a :class:`~stbench.UserError` naming ``model`` says what to change otherwise).
+    """
+    if task.shape is None:
+        raise ValueError(f"task {task} has no frame shape; resolve it against its dataset first")
+    c, h, w = task.shape
+    factor = 2 ** (n_s // 2)
+    if h % factor or w % factor:
+        raise UserError(f"{model} with n_s={n_s} halves the frame {n_s // 2} time(s), so H and W must be "
+                        f"multiples of {factor}; task {task} has {h}x{w}. Choose another n_s (--set n_s=...)")
+    return (c, h, w), (latent_size(h, n_s), latent_size(w, n_s))
 
 class ConvNormAct(nn.Module):
     """Conv (stride 2 to halve, or conv + pixel shuffle to double) -> GroupNorm(2) -> SiLU."""

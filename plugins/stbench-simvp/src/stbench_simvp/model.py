@@ -1,9 +1,9 @@
 """SimVPModel: encoder -> translator over frames folded into channels -> decoder, rolled out in chunks."""
 import torch
 
-from stbench import STModel, UserError
+from stbench import STModel
 
-from .codec import Decoder, Encoder, latent_size
+from .codec import Decoder, Encoder, frame_geometry
 from .translators import build_translator
 
 
@@ -20,15 +20,8 @@ class SimVPModel(STModel):
     def __init__(self, task, *, translator: str, hid_s: int, hid_t: int, n_s: int, n_t: int,
                  mlp_ratio: float = 8.0, drop: float = 0.0, drop_path: float = 0.0, spatio_kernel: int = 3):
         super().__init__()
-        if task.shape is None:
-            raise ValueError(f"task {task} has no frame shape; resolve it against its dataset first")
-        c, h, w = task.shape
-        factor = 2 ** (n_s // 2)
-        if h % factor or w % factor:
-            raise UserError(f"{translator} with n_s={n_s} halves the frame {n_s // 2} time(s), so H and W must be "
-                            f"multiples of {factor}; task {task} has {h}x{w}. Choose another n_s (--set n_s=...)")
+        (c, h, w), self.input_resolution = frame_geometry(task, n_s, translator)
         self.t_in, self.frame_shape = task.t_in, (c, h, w)
-        self.input_resolution = (latent_size(h, n_s), latent_size(w, n_s))
         self.encoder = Encoder(c, hid_s, n_s, spatio_kernel)
         self.translator = build_translator(translator, task.t_in * hid_s, hid_t, n_t, mlp_ratio=mlp_ratio,
                                            drop=drop, drop_path=drop_path, input_resolution=self.input_resolution)

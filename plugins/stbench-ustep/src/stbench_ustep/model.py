@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stbench import STModel, UserError
-from stbench_simvp import Decoder, Encoder, build_translator
+from stbench_simvp import Decoder, Encoder, build_translator, frame_geometry
 
 from .segments import Segmentation, pad_front, partition, segmentation
 
@@ -91,13 +91,7 @@ class USTEPModel(STModel):
                  gate_kernel: int = 3, mlp_ratio: float = 8.0, drop: float = 0.0, drop_path: float = 0.0,
                  spatio_kernel: int = 3):
         super().__init__()
-        if task.shape is None:
-            raise ValueError(f"task {task} has no frame shape; resolve it against its dataset first")
-        c, h, w = task.shape
-        factor = 2 ** (n_s // 2)
-        if h % factor or w % factor:
-            raise UserError(f"ustep with n_s={n_s} halves the frame {n_s // 2} time(s), so H and W must be "
-                            f"multiples of {factor}; task {task} has {h}x{w}. Choose another n_s (--set n_s=...)")
+        (c, h, w), resolution = frame_geometry(task, n_s, "ustep")
         if delta_t is not None and int(delta_t) < 1:
             raise UserError(f"ustep: delta_t must be a whole number of frames >= 1 (or null for the paper's "
                             f"rule), got {delta_t}")
@@ -109,7 +103,6 @@ class USTEPModel(STModel):
         # delta_t is fixed by the task the model is built for; forward may be asked for any t_out
         self.seg = segmentation(task.t_in, task.t_out, delta_t, delta_T)
         self.delta_t, self.k, self.cross_segment = self.seg.delta_t, self.seg.k, cross_segment
-        resolution = (h // factor, w // factor)
         options = dict(mlp_ratio=mlp_ratio, drop=drop, drop_path=drop_path, input_resolution=resolution)
 
         self.encoder = Encoder(c, hid_s, n_s, spatio_kernel)
