@@ -1,9 +1,9 @@
 """Inference time of USTEP, TAU and PredRNN++ side by side on this machine (the paper's Table IX, CPU rows).
 
-    python benchmarks/ustep_speed.py [--task kth-10-40] [--models ustep,tau,predrnnpp] [--repeats 3]
+    python benchmarks/ustep_speed.py [--task kth-10-40] [--models ustep,tau,predrnnpp] [--repeats 3] [--batch 1]
 
 Every model is built through the plugin registry at its ``paper`` settings for the task's dataset,
-and timed on one ``[1, T_in, C, H, W]`` input with no_grad after one warm-up forward (skipped for a
+and timed on one ``[batch, T_in, C, H, W]`` input with no_grad after one warm-up forward (skipped for a
 model whose first forward already takes longer than ``--long`` seconds: its own allocation cost is
 then negligible). The figures are wall-clock seconds per test sequence; the ratios are what Table IX
 reports (CPU: USTEP 2968 s, TAU 2510 s, PredRNN++ 88422 s per test set, i.e. USTEP ~29.8x faster
@@ -36,13 +36,13 @@ def build(name, task):
 
 
 @torch.no_grad()
-def time_inference(model, task, repeats, long_seconds):
+def time_inference(model, task, repeats, long_seconds, batch=1):
     c, h, w = task.shape
-    x = torch.rand(1, task.t_in, c, h, w, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(batch, task.t_in, c, h, w, generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()
     out = model(x, task.t_out)
     first = time.perf_counter() - start
-    if tuple(out.shape) != (1, task.t_out, c, h, w):
+    if tuple(out.shape) != (batch, task.t_out, c, h, w):
         raise RuntimeError(f"unexpected output shape {tuple(out.shape)}")
     times = [] if first < long_seconds else [first]  # the first run was the warm-up unless it was long
     while len(times) < (repeats if first < long_seconds else 1):
@@ -59,6 +59,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed forwards per model (after a warm-up)")
     parser.add_argument("--long", type=float, default=60.0,
                         help="a model whose first forward takes longer than this many seconds is timed once")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="sequences per forward (the paper times whole test sets, i.e. batched)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -74,7 +76,7 @@ def main(argv=None):
             sys.exit(f"ustep_speed: {error}")
         task = task.with_shape((1, 128, 128))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"task {task.name} {task.shape}, batch 1, no_grad, torch {torch.__version__}, "
+    print(f"task {task.name} {task.shape}, batch {args.batch}, no_grad, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
           f"load average {load:.1f} at start")
 
@@ -85,7 +87,7 @@ def main(argv=None):
         except UserError as error:
             print(f"{name:10s} not available: {error}")
             continue
-        times = time_inference(model, task, args.repeats, args.long)
+        times = [t / args.batch for t in time_inference(model, task, args.repeats, args.long, args.batch)]
         seconds[name] = statistics.median(times)
         print(f"{name:10s} {count_params(model) / 1e6:6.1f}M params  {seconds[name]:8.2f} s per sequence "
               f"(median of {len(times)}: {', '.join(f'{t:.2f}' for t in times)})", flush=True)

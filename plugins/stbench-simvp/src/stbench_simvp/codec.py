@@ -1,9 +1,21 @@
 """The SimVP spatial encoder and decoder: per-frame conv stacks around the translator."""
 from typing import List
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stbench import UserError
+
+# The layout activations run in. On CPU, PyTorch's depthwise convolutions (the translators' large
+# kernels) are several times faster channels-last, forward and backward, and 1x1 convolutions run
+# as matrix products (translators.Pointwise); benchmarks/cpu_layout.py measures it side by side.
+MEMORY_FORMAT = torch.channels_last
+
+
+def to_layout(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (4-D) in :data:`MEMORY_FORMAT` (a no-op when it already is)."""
+    return x.contiguous(memory_format=MEMORY_FORMAT)
 
 
 def sampling_pattern(n_s: int) -> List[bool]:
@@ -58,7 +70,10 @@ class ConvNormAct(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, x):
-        return self.act(self.norm(self.conv(x)))
+        y = self.norm(self.conv(x))
+        if torch.is_grad_enabled():
+            return self.act(y)
+        return F.silu(y, inplace=True)  # inference: no fresh full-resolution buffer to allocate
 
 
 class Encoder(nn.Module):

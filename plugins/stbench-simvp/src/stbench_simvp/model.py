@@ -3,7 +3,7 @@ import torch
 
 from stbench import STModel
 
-from .codec import Decoder, Encoder, frame_geometry
+from .codec import Decoder, Encoder, frame_geometry, to_layout
 from .translators import build_translator
 
 
@@ -32,10 +32,10 @@ class SimVPModel(STModel):
         b, t, c, h, w = x.shape
         if t != self.t_in:
             raise ValueError(f"this model was built for {self.t_in} input frames, got {t}")
-        latent, skip = self.encoder(x.reshape(b * t, c, h, w))
+        latent, skip = self.encoder(to_layout(x.reshape(b * t, c, h, w)))
         _, c_lat, h_lat, w_lat = latent.shape
-        latent = self.translator(latent.reshape(b, t * c_lat, h_lat, w_lat))
-        y = self.decoder(latent.reshape(b * t, c_lat, h_lat, w_lat), skip)
+        latent = self.translator(to_layout(latent.reshape(b, t * c_lat, h_lat, w_lat)))
+        y = self.decoder(to_layout(latent.reshape(b * t, c_lat, h_lat, w_lat)), skip)
         return y.reshape(b, t, c, h, w)
 
     def forward(self, x: torch.Tensor, t_out: int) -> torch.Tensor:

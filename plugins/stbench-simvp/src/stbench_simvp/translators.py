@@ -40,6 +40,22 @@ class DropPath(nn.Module):
         return f"p={self.p:.3f}"
 
 
+class Pointwise(nn.Conv2d):
+    """A 1x1 convolution (weights, init and result those of ``nn.Conv2d(c_in, c_out, 1)``).
+
+    On CPU with a channels-last input it runs as one matrix product over the channel axis,
+    which PyTorch's CPU backend does about a third faster than its 1x1 convolution path
+    (forward and backward); elsewhere it is the plain convolution.
+    """
+
+    def __init__(self, c_in: int, c_out: int, bias: bool = True):
+        super().__init__(c_in, c_out, 1, bias=bias)
+
+    def forward(self, x):
+        if x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            return F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1), self.bias).permute(0, 3, 1, 2)
+        return super().forward(x)
+
 def _init_conv_fan_out(module: nn.Module) -> None:
     """He-normal on fan-out for convs, truncated normal for linears, unit norms (the MetaFormer init)."""
     for m in module.modules():
@@ -68,7 +84,7 @@ class InceptionBlock(nn.Module):
 
     def __init__(self, c_in: int, c_hid: int, c_out: int, kernels: Sequence[int] = (3, 5, 7, 11), groups: int = 8):
         super().__init__()
-        self.reduce = nn.Conv2d(c_in, c_hid, 1)
+        self.reduce = Pointwise(c_in, c_hid)
         groups = groups if c_hid % groups == 0 and c_out % groups == 0 else 1
         self.branches = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c_hid, c_out, k, padding=k // 2, groups=groups),
@@ -113,10 +129,10 @@ class ConvFeedForward(nn.Module):
 
     def __init__(self, dim: int, hidden: int, drop: float = 0.0):
         super().__init__()
-        self.fc1 = nn.Conv2d(dim, hidden, 1)
+        self.fc1 = Pointwise(dim, hidden)
         self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
         self.act = nn.GELU()
-        self.fc2 = nn.Conv2d(hidden, dim, 1)
+        self.fc2 = Pointwise(hidden, dim)
         self.drop = nn.Dropout(drop)
 
     def forward(self, x):
@@ -134,7 +150,7 @@ class LargeKernelConv(nn.Module):
         self.local = nn.Conv2d(dim, dim, local_k, padding=(local_k - 1) // 2, groups=dim)
         self.dilated = nn.Conv2d(dim, dim, dilated_k, padding=dilation * (dilated_k - 1) // 2, groups=dim,
                                  dilation=dilation)
-        self.pointwise = nn.Conv2d(dim, c_out, 1)
+        self.pointwise = Pointwise(dim, c_out)
 
     def forward(self, x):
         return self.pointwise(self.dilated(self.local(x)))
@@ -175,10 +191,10 @@ class AttentionMixer(nn.Module):
 
     def __init__(self, dim: int, attention: nn.Module):
         super().__init__()
-        self.proj_in = nn.Conv2d(dim, dim, 1)
+        self.proj_in = Pointwise(dim, dim)
         self.act = nn.GELU()
         self.attention = attention
-        self.proj_out = nn.Conv2d(dim, dim, 1)
+        self.proj_out = Pointwise(dim, dim)
 
     def forward(self, x):
         return x + self.proj_out(self.attention(self.act(self.proj_in(x))))
@@ -222,11 +238,11 @@ class UniformerConvBlock(nn.Module):
         hidden = int(dim * mlp_ratio)
         self.pos = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = nn.BatchNorm2d(dim)
-        self.mix = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, dim, 5, padding=2, groups=dim),
-                                 nn.Conv2d(dim, dim, 1))
+        self.mix = nn.Sequential(Pointwise(dim, dim), nn.Conv2d(dim, dim, 5, padding=2, groups=dim),
+                                 Pointwise(dim, dim))
         self.norm2 = nn.BatchNorm2d(dim)
-        self.mlp = nn.Sequential(nn.Conv2d(dim, hidden, 1), nn.GELU(), nn.Dropout(drop),
-                                 nn.Conv2d(hidden, dim, 1), nn.Dropout(drop))
+        self.mlp = nn.Sequential(Pointwise(dim, hidden), nn.GELU(), nn.Dropout(drop),
+                                 Pointwise(hidden, dim), nn.Dropout(drop))
         self.drop_path = DropPath(drop_path)
         _init_conv_fan_out(self)
 
@@ -339,8 +355,8 @@ class ConvNeXtBlock(nn.Module):
         hidden = int(dim * mlp_ratio)
         self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
         self.norm = ChannelLayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Conv2d(dim, hidden, 1), nn.GELU(), nn.Dropout(drop),
-                                 nn.Conv2d(hidden, dim, 1), nn.Dropout(drop))
+        self.mlp = nn.Sequential(Pointwise(dim, hidden), nn.GELU(), nn.Dropout(drop),
+                                 Pointwise(hidden, dim), nn.Dropout(drop))
         self.scale = _channel_scale(1e-6, dim)
         self.drop_path = DropPath(drop_path)
         _init_conv_fan_out(self)
@@ -367,7 +383,7 @@ class StackLayer(nn.Module):
     def __init__(self, block: nn.Module, c_in: int, c_out: int):
         super().__init__()
         self.block = block
-        self.resize = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.resize = Pointwise(c_in, c_out) if c_in != c_out else nn.Identity()
 
     def forward(self, x):
         return self.resize(self.block(x))

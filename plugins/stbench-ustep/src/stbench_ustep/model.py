@@ -6,13 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from stbench import STModel, UserError
-from stbench_simvp import Decoder, Encoder, build_translator, frame_geometry
+from stbench_simvp import Decoder, Encoder, Pointwise, build_translator, frame_geometry, to_layout
 
 from .segments import Segmentation, pad_front, partition, segmentation
-
-# Activations run channels-last: on CPU, PyTorch's backward of the translators' large depthwise
-# convs is ~20x faster in it (NCHW takes a slow path), and the codec's convs gain a few percent.
-CHANNELS_LAST = torch.channels_last
 
 
 class SegmentModule(nn.Module):
@@ -24,12 +20,12 @@ class SegmentModule(nn.Module):
 
     def __init__(self, frames: int, hid_s: int, kind: str, width: int, depth: int, **translator_options):
         super().__init__()
-        self.embed = nn.Conv2d(frames * hid_s, width, 1)
+        self.embed = Pointwise(frames * hid_s, width)
         self.translator = build_translator(kind, width, width, depth, **translator_options)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         """``[B, frames, hid_s, H', W'] -> [B, C', H', W']``."""
-        hidden = self.embed(latents.flatten(1, 2)).contiguous(memory_format=CHANNELS_LAST)
+        hidden = self.embed(to_layout(latents.flatten(1, 2)))
         return self.translator(hidden)
 
 
@@ -110,7 +106,7 @@ class USTEPModel(STModel):
         if cross_segment:
             self.f_v = SegmentModule(self.seg.delta_T, hid_s, translator, hid_t, n_t, **options)
         self.gates = CrossSegmentGates(hid_t, gate_kernel, cross_segment)
-        self.readout = nn.Conv2d(hid_t, self.delta_t * hid_s, 1)
+        self.readout = Pointwise(hid_t, self.delta_t * hid_s)
         self.decoder = Decoder(hid_s, c, n_s, spatio_kernel)
 
     # ------------------------------------------------------------ pieces
@@ -121,7 +117,7 @@ class USTEPModel(STModel):
     def encode(self, frames: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``[B, T, C, H, W]`` -> (latents ``[B, T, hid_s, H', W']``, skips ``[B, T, hid_s, H, W]``)."""
         b, t = frames.shape[:2]
-        latent, skip = self.encoder(frames.flatten(0, 1).contiguous(memory_format=CHANNELS_LAST))
+        latent, skip = self.encoder(to_layout(frames.flatten(0, 1)))
         return latent.unflatten(0, (b, t)), skip.unflatten(0, (b, t))
 
     def decode(self, h_u: torch.Tensor, skip: torch.Tensor, frames: Optional[int] = None) -> torch.Tensor:
@@ -129,8 +125,7 @@ class USTEPModel(STModel):
         from -> the next segment's first ``frames`` frames (all ``delta_t`` by default)."""
         b, frames = h_u.shape[0], self.delta_t if frames is None else frames
         latent = self.readout(h_u).unflatten(1, (self.delta_t, self.hid_s))[:, :frames]
-        out = self.decoder(latent.flatten(0, 1).contiguous(memory_format=CHANNELS_LAST),
-                           skip[:, :frames].flatten(0, 1).contiguous(memory_format=CHANNELS_LAST))
+        out = self.decoder(to_layout(latent.flatten(0, 1)), to_layout(skip[:, :frames].flatten(0, 1)))
         return out.unflatten(0, (b, frames))
 
     def cross_step(self, u_bar, v_bar, h_u, h_v):
