@@ -149,3 +149,41 @@ def test_extended_tasks_count_every_chunk():
     one_pass = count_macs(model, Task("kth", 10, 10, (1, 128, 128)))
     assert count_macs(model, Task("kth", 10, 40, (1, 128, 128))) == 4 * one_pass
     assert count_macs(model, Task("kth", 10, 1, (1, 128, 128))) == one_pass
+
+
+# ------------------------------------------------------------------ activation layout (CPU speed paths)
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_pointwise_is_a_1x1_convolution_in_either_layout(layout):
+    torch.manual_seed(0)
+    pointwise = stbench_simvp.Pointwise(12, 20)
+    conv = torch.nn.Conv2d(12, 20, 1)
+    conv.load_state_dict(pointwise.state_dict())
+    x = torch.randn(3, 12, 7, 5).contiguous(memory_format=layout).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    out, ref = pointwise(x), conv(x_ref)
+    assert torch.allclose(out, ref, atol=1e-5)
+    if layout == torch.channels_last:
+        assert out.is_contiguous(memory_format=torch.channels_last), "the matrix-product path keeps the layout"
+    out.square().sum().backward()
+    ref.square().sum().backward()
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-4)
+    assert torch.allclose(pointwise.weight.grad, conv.weight.grad, atol=1e-3)
+
+
+def test_one_channel_frames_are_encoded_channels_last_with_the_same_values():
+    import stbench_simvp.codec as codec
+
+    torch.manual_seed(0)
+    encoder = Encoder(1, 8, 2).eval()
+    x = torch.rand(4, 1, 16, 16)
+    with torch.no_grad():
+        latent, skip = encoder(codec.to_layout(x))
+        try:
+            codec.MEMORY_FORMAT = torch.contiguous_format
+            latent_nchw, skip_nchw = encoder(x)
+        finally:
+            codec.MEMORY_FORMAT = torch.channels_last
+    assert skip.is_contiguous(memory_format=torch.channels_last) and latent.is_contiguous(
+        memory_format=torch.channels_last)
+    assert torch.allclose(skip, skip_nchw, atol=1e-5) and torch.allclose(latent, latent_nchw, atol=1e-5)
