@@ -50,6 +50,7 @@ def frame_geometry(task, n_s: int, model: str):
                         f"multiples of {factor}; task {task} has {h}x{w}. Choose another n_s (--set n_s=...)")
     return (c, h, w), (latent_size(h, n_s), latent_size(w, n_s))
 
+
 class ConvNormAct(nn.Module):
     """Conv (stride 2 to halve, or conv + pixel shuffle to double) -> GroupNorm(2) -> SiLU."""
 
