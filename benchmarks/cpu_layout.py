@@ -17,17 +17,10 @@ import torch
 
 import stbench_simvp.codec as codec
 from stbench import plugins
-from stbench.config import TRAIN_KEYS
+from stbench.engine import build_model, plan_run
 from stbench.tasks import parse_list
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
-
-
-def build(name, task, profile):
-    spec = plugins.get_model(name)
-    hparams = {k: v for k, v in spec.settings_for(profile, task.dataset).items() if k not in TRAIN_KEYS}
-    torch.manual_seed(0)
-    return spec.build(task, hparams)
 
 
 def timed(fn, repeats):
@@ -60,7 +53,8 @@ def main(argv=None):
           f"{'forward NCHW':>13} {'channels-last':>14} {'speed-up':>9}")
     try:
         for name in parse_list(args.models):
-            model = build(name, task, args.profile)
+            torch.manual_seed(0)
+            model = build_model(plan_run(name, task, args.profile))  # as `stbench run` builds it
             seconds = {}
             for layout, fmt in LAYOUTS.items():
                 codec.MEMORY_FORMAT = fmt

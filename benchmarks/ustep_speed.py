@@ -19,20 +19,12 @@ import time
 import torch
 
 from stbench import plugins
-from stbench.config import TRAIN_KEYS
+from stbench.engine import build_model, plan_run
 from stbench.errors import UserError
 from stbench.models import count_params
 from stbench.tasks import parse_list
 
 PAPER_CPU_SECONDS = {"tau": 2510.0, "predrnnpp": 88422.0, "ustep": 2968.0}  # Table IX, per KTH test set
-
-
-def build(name, task):
-    spec = plugins.get_model(name)
-    hparams = {key: value for key, value in spec.settings_for("paper", task.dataset).items()
-               if key not in TRAIN_KEYS}  # what the engine hands build(): the model's own keys
-    torch.manual_seed(0)
-    return spec.build(task, hparams).eval(), hparams
 
 
 @torch.no_grad()
@@ -68,13 +60,8 @@ def main(argv=None):
 
     try:
         task = plugins.resolve_task(args.task)
-    except UserError as error:  # the dataset plugin may be missing: the paper's KTH shape is enough
-        from stbench.tasks import parse_task
-
-        task = parse_task(args.task)
-        if task.dataset != "kth":
-            sys.exit(f"ustep_speed: {error}")
-        task = task.with_shape((1, 128, 128))
+    except UserError as error:
+        sys.exit(f"ustep_speed: {error}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"task {task.name} {task.shape}, batch {args.batch}, no_grad, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
@@ -83,7 +70,8 @@ def main(argv=None):
     seconds = {}
     for name in parse_list(args.models):
         try:
-            model, _ = build(name, task)
+            torch.manual_seed(0)
+            model = build_model(plan_run(name, task, "paper")).eval()  # as `stbench run` builds it
         except UserError as error:
             print(f"{name:10s} not available: {error}")
             continue
@@ -98,7 +86,7 @@ def main(argv=None):
         paper = PAPER_CPU_SECONDS["predrnnpp"] / PAPER_CPU_SECONDS["ustep"]
         print(f"predrnnpp / ustep = {seconds['predrnnpp'] / seconds['ustep']:.1f}x  (paper CPU: {paper:.1f}x; "
               f"goal >= 20x)")
-    elif "ustep" in seconds:
+    elif "ustep" in seconds and "predrnnpp" in parse_list(args.models):
         print("predrnnpp is not registered (install plugins/stbench-predrnn): no PredRNN++ ratio")
     if "ustep" in seconds and "tau" in seconds:
         paper = PAPER_CPU_SECONDS["ustep"] / PAPER_CPU_SECONDS["tau"]
