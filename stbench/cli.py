@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__, plugins
+from . import __version__, allocator, plugins
 from .config import check_override_keys, check_profile, parse_overrides
 from .errors import UserError
 from .tasks import parse_list
@@ -257,6 +257,7 @@ def build_parser():
 def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
+        allocator.keep_freed_memory()  # before any tensor exists (STBENCH_MALLOC=system opts out)
         return args.func(args)
     except UserError as error:
         print(f"stbench: error: {error}", file=sys.stderr)

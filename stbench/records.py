@@ -83,8 +83,10 @@ def versions() -> Dict[str, str]:
 def hardware(device) -> Dict[str, str]:
     import torch
 
+    from .allocator import in_effect
+
     info = {"device": str(device), "cpu": _cpu_name(), "cpu_threads": torch.get_num_threads(),
-            "platform": platform.platform()}
+            "malloc": in_effect(), "platform": platform.platform()}
     if str(device).startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info

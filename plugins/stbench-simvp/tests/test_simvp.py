@@ -153,10 +153,12 @@ def test_extended_tasks_count_every_chunk():
 
 # ------------------------------------------------------------------ activation layout (CPU speed paths)
 
+@pytest.mark.parametrize("backend", ["matmul", "conv"])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_pointwise_is_a_1x1_convolution_in_either_layout(layout):
+def test_pointwise_is_a_1x1_convolution_in_either_layout(layout, backend):
     torch.manual_seed(0)
     pointwise = stbench_simvp.Pointwise(12, 20)
+    pointwise.backend = backend
     conv = torch.nn.Conv2d(12, 20, 1)
     conv.load_state_dict(pointwise.state_dict())
     x = torch.randn(3, 12, 7, 5).contiguous(memory_format=layout).requires_grad_()
@@ -164,11 +166,27 @@ def test_pointwise_is_a_1x1_convolution_in_either_layout(layout):
     out, ref = pointwise(x), conv(x_ref)
     assert torch.allclose(out, ref, atol=1e-5)
     if layout == torch.channels_last:
-        assert out.is_contiguous(memory_format=torch.channels_last), "the matrix-product path keeps the layout"
+        assert out.is_contiguous(memory_format=torch.channels_last), "either backend keeps the layout"
     out.square().sum().backward()
     ref.square().sum().backward()
     assert torch.allclose(x.grad, x_ref.grad, atol=1e-4)
     assert torch.allclose(pointwise.weight.grad, conv.weight.grad, atol=1e-3)
+
+
+def test_pointwise_backend_rule_and_override(monkeypatch):
+    from stbench_simvp.translators import default_pointwise_backend, pointwise_backend
+
+    # MKL's AVX-512 matmul is Intel-only; oneDNN's convolution uses AVX-512 on any CPU
+    assert default_pointwise_backend("AuthenticAMD", "AVX512") == "conv"
+    assert default_pointwise_backend("GenuineIntel", "AVX512") == "matmul"
+    assert default_pointwise_backend("AuthenticAMD", "AVX2") == "matmul"
+    monkeypatch.setenv("STBENCH_POINTWISE", "Conv")
+    assert pointwise_backend() == "conv" and stbench_simvp.Pointwise(4, 4).backend == "conv"
+    monkeypatch.setenv("STBENCH_POINTWISE", "matmul")
+    assert stbench_simvp.Pointwise(4, 4).backend == "matmul"
+    monkeypatch.setenv("STBENCH_POINTWISE", "gemm")
+    with pytest.raises(UserError, match="STBENCH_POINTWISE='gemm'.*matmul, conv"):
+        stbench_simvp.Pointwise(4, 4)
 
 
 def test_one_channel_frames_are_encoded_channels_last_with_the_same_values():

@@ -8,8 +8,9 @@ from torch import nn
 from stbench import UserError
 
 # The layout activations run in. On CPU, PyTorch's depthwise convolutions (the translators' large
-# kernels) are several times faster channels-last, forward and backward, and 1x1 convolutions run
-# as matrix products (translators.Pointwise); benchmarks/cpu_layout.py measures it side by side.
+# kernels) are several times faster channels-last, forward and backward, and 1x1 convolutions take
+# the faster of two paths for the machine (translators.Pointwise); benchmarks/cpu_paths.py measures
+# both choices side by side.
 MEMORY_FORMAT = torch.channels_last
 
 

@@ -12,12 +12,17 @@ The block kinds: ``gsta`` (SimVPv2 gated spatio-temporal attention), ``tau`` (te
 attention unit), ``uniformer`` (conv blocks at the ends, self-attention in the middle),
 ``mlpmixer`` (token + channel MLPs; needs ``input_resolution``) and ``convnext``.
 """
+import functools
 import math
+import os
+import platform
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from stbench import UserError
 
 TRANSLATORS = ("incepu", "gsta", "tau", "uniformer", "mlpmixer", "convnext")
 
@@ -40,21 +45,71 @@ class DropPath(nn.Module):
         return f"p={self.p:.3f}"
 
 
+POINTWISE_BACKENDS = ("matmul", "conv")
+
+
+def _cpu_vendor() -> str:
+    """The CPU's vendor id (``GenuineIntel``, ``AuthenticAMD``, ...; empty when it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def default_pointwise_backend(vendor: Optional[str] = None, capability: Optional[str] = None) -> str:
+    """How :class:`Pointwise` runs on CPU unless ``STBENCH_POINTWISE`` says otherwise.
+
+    ``matmul``: one matrix product over the channel axis (PyTorch's CPU matmul is MKL's sgemm).
+    ``conv``: PyTorch's 1x1 convolution (oneDNN). MKL takes its AVX-512 code only on Intel CPUs,
+    while oneDNN uses whatever the CPU has: on a non-Intel CPU with AVX-512 the convolution is the
+    faster one (2.0-2.5x forward, 1.5-2x forward + backward on an AMD EPYC with AVX-512), elsewhere
+    the matrix product (about 1.3x on an AMD EPYC with AVX2). ``benchmarks/pointwise.py`` measures both.
+    """
+    vendor = _cpu_vendor() if vendor is None else vendor
+    capability = torch.backends.cpu.get_cpu_capability() if capability is None else capability
+    if "AVX512" in capability.upper() and "intel" not in vendor.lower():
+        return "conv"
+    return "matmul"
+
+
+@functools.lru_cache(maxsize=None)
+def _this_machines_backend() -> str:
+    return default_pointwise_backend()
+
+
+def pointwise_backend() -> str:
+    """The backend :class:`Pointwise` uses on CPU: ``STBENCH_POINTWISE`` (matmul|conv) or the default."""
+    chosen = os.environ.get("STBENCH_POINTWISE", "").strip().lower()
+    if not chosen:
+        return _this_machines_backend()
+    if chosen not in POINTWISE_BACKENDS:
+        raise UserError(f"STBENCH_POINTWISE={chosen!r} is not a 1x1 convolution backend; "
+                        f"set it to one of {', '.join(POINTWISE_BACKENDS)} or unset it")
+    return chosen
+
+
 class Pointwise(nn.Conv2d):
     """A 1x1 convolution (weights, init and result those of ``nn.Conv2d(c_in, c_out, 1)``).
 
-    On CPU with a channels-last input it runs as one matrix product over the channel axis,
-    which PyTorch's CPU backend does about a third faster than its 1x1 convolution path
-    (forward and backward); elsewhere it is the plain convolution.
+    On CPU with a channels-last input, when its ``backend`` (:func:`pointwise_backend` when it
+    was built) is ``matmul``, it runs as one matrix product over the channel axis; otherwise it
+    is the plain convolution.
     """
 
     def __init__(self, c_in: int, c_out: int, bias: bool = True):
         super().__init__(c_in, c_out, 1, bias=bias)
+        self.backend = pointwise_backend()
 
     def forward(self, x):
         if x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
-            return F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1), self.bias).permute(0, 3, 1, 2)
+            if self.backend == "matmul":
+                return F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1), self.bias).permute(0, 3, 1, 2)
         return super().forward(x)
+
 
 def _init_conv_fan_out(module: nn.Module) -> None:
     """He-normal on fan-out for convs, truncated normal for linears, unit norms (the MetaFormer init)."""
