@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from stbench import STModel, plugins
+from stbench import STModel, allocator, plugins
 from stbench.config import parse_overrides
 from stbench.engine import build_metrics, build_model, evaluate, open_split, plan_run, spread_subset
 from stbench.models import count_params
@@ -67,6 +67,7 @@ def main():
     parser.add_argument("--data-root", default="./data")
     parser.add_argument("--metric-option", action="append", default=[], help="KEY=VALUE, e.g. fvd_i3d=PATH")
     args = parser.parse_args()
+    malloc = allocator.keep_freed_memory()  # as `stbench` runs (STBENCH_MALLOC)
 
     task = plugins.resolve_task(args.task)
     spec = plugins.get_dataset(task.dataset)
@@ -75,7 +76,7 @@ def main():
     options = parse_overrides(args.metric_option)
     metric_sets = parse_metric_sets(args.metrics)
     print(f"{task.name}: {len(test_set)} test clips, batch {args.batch}, device {args.device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; stbench.engine.evaluate")
+          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, malloc {malloc}; stbench.engine.evaluate")
     header = f"{'model':<10} {'params':>8}  {'metrics':<18} {'forward s':>9} {'data s':>7} {'metric s':>8}  " \
              f"{'(data+metric)/forward':>21}"
     print(header)

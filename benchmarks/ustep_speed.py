@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from stbench import plugins
+from stbench import allocator, plugins
 from stbench.engine import build_model, plan_run
 from stbench.errors import UserError
 from stbench.models import count_params
@@ -54,7 +54,13 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=1,
                         help="sequences per forward (the paper times whole test sets, i.e. batched)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--malloc", choices=allocator.MODES, default=None,
+                        help="glibc malloc mode (default: STBENCH_MALLOC or keep, as stbench runs)")
     args = parser.parse_args(argv)
+    try:
+        malloc = allocator.keep_freed_memory(args.malloc)  # as `stbench` does before any work
+    except UserError as error:
+        sys.exit(f"ustep_speed: {error}")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -64,7 +70,7 @@ def main(argv=None):
         sys.exit(f"ustep_speed: {error}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"task {task.name} {task.shape}, batch {args.batch}, no_grad, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+          f"{torch.get_num_threads()} threads, malloc {malloc}, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
           f"load average {load:.1f} at start")
 
     seconds = {}
