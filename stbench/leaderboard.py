@@ -100,6 +100,17 @@ def _distinct(values) -> str:
     return ", ".join(OrderedDict.fromkeys(str(v) for v in values if v not in (None, "")))
 
 
+def _hardware(records) -> str:
+    """The hardware label; with several, which rows ran on which (timings compare only within one)."""
+    rows = OrderedDict()
+    for r in records:
+        rows.setdefault(hardware_label(r), []).append(row_label(r))
+    if len(rows) == 1:
+        return next(iter(rows))
+    return "timings compare only within a group; " + "; ".join(f"{label}: {', '.join(names)}"
+                                                          for label, names in rows.items())
+
+
 def section(task, profile, records, figures: Dict[str, str]) -> str:
     first = records[0]
     test_sources = _distinct(f"{r['data']['test']['source']} ({r['data']['test']['clips']} clips)" for r in records)
@@ -111,9 +122,11 @@ def section(task, profile, records, figures: Dict[str, str]) -> str:
         f"- Test data: {test_sources}.",
         f"- Training: epochs per row; train clips: {_distinct(r['data']['train']['clips'] for r in records)}; "
         f"seeds: {_distinct(r['seed'] for r in records)}.",
-        f"- Hardware: {_distinct(hardware_label(r) for r in records)}. Versions: stbench "
+        f"- Hardware: {_hardware(records)}. Versions: stbench "
         f"{_distinct(r['versions']['stbench'] for r in records)}, torch "
         f"{_distinct(r['versions']['torch'] for r in records)}.",
+    ]
+    lines += [
         "- Params (M) counts what exists. FLOPs (G) are multiply-accumulates (MACs, the fvcore convention of "
         "the published tables) at batch 1 over the whole inference rollout. Inference s: forward time over "
         "the test set; FPS: test sequences per second.",

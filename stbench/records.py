@@ -96,7 +96,8 @@ def hardware_label(record) -> str:
     hw = record.get("hardware", {})
     if hw.get("gpu"):
         return hw["gpu"]
-    return f"{hw.get('cpu', 'CPU')} ({hw.get('cpu_threads', '?')} threads)"
+    malloc = f", malloc {hw['malloc']}" if hw.get("malloc") else ""  # records before 2026-11-23 lack it
+    return f"{hw.get('cpu', 'CPU')} ({hw.get('cpu_threads', '?')} threads{malloc})"
 
 
 def _cpu_name() -> str:

@@ -67,3 +67,13 @@ def test_a_metric_with_a_target_ranks_by_distance_to_it(tmp_path, use_plugins):
     assert "BIAS →1" in board
     assert "**0.95**" in _rows(board, "b")[0] and "<u>0.7</u>" in _rows(board, "c")[0]
     assert "1.4 " in _rows(board, "a")[0] and "<u>1.4" not in _rows(board, "a")[0]
+
+
+def test_rows_timed_on_different_hardware_say_which_ran_where(tmp_path):
+    a, b, c = (_record(m, "quick", 10.0, 0.9, "1") for m in "abc")
+    b["hardware"] = dict(b["hardware"], malloc="keep")
+    board = render("toy-6-6", [a, c], tmp_path)
+    assert "- Hardware: CPU (2 threads). Versions" in board
+    board = render("toy-6-6", [a, b, c], tmp_path)
+    assert ("- Hardware: timings compare only within a group; CPU (2 threads): a, c; "
+            "CPU (2 threads, malloc keep): b. Versions") in board
