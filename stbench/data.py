@@ -1,10 +1,10 @@
 """The dataset contract: DatasetSpec, normalisation and clip helpers."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 Number = Union[float, Sequence[float]]
 
@@ -19,6 +19,11 @@ class DatasetSpec:
     range of the *native* values (``None`` when unbounded, e.g. temperature);
     bounded data have predictions clipped to it before SSIM / PSNR.
     ``layout`` tells a user where to get the data and how the folder must look.
+
+    ``mean`` / ``std`` are fixed constants. A dataset whose statistics come from the data it is
+    opened from (e.g. the training years under the root) gives the ``Dataset`` it returns
+    ``mean`` and ``std`` attributes instead; :func:`statistics_of` then puts them in a copy of
+    the spec for de-normalising, and the registered spec is never changed.
     """
 
     name: str
@@ -56,6 +61,16 @@ class DatasetSpec:
         if self.value_range is None:
             return 1.0
         return float(self.value_range[1] - self.value_range[0])
+
+
+def statistics_of(spec: DatasetSpec, dataset) -> DatasetSpec:
+    """``spec`` with the ``mean`` / ``std`` an opened ``dataset`` carries (also through a ``Subset``), or ``spec``."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    mean, std = getattr(dataset, "mean", None), getattr(dataset, "std", None)
+    if mean is None or std is None:
+        return spec
+    return replace(spec, mean=mean, std=std)
 
 
 def clip_starts(n_frames: int, length: int, stride: int):

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from . import plugins
 from .config import config_hash, resolve
+from .data import statistics_of
 from .errors import UserError
 from .metrics import MetricContext
 from .profiling import Stopwatch, count_macs
@@ -115,6 +116,7 @@ def build_metrics(names, dataset_spec, task, options=None, strict=True):
 @torch.no_grad()
 def evaluate(model, loader, metrics, dataset_spec, task, device="cpu") -> EvalResult:
     """Stream the test set through the model and the metrics; time data, forward and metrics apart."""
+    dataset_spec = statistics_of(dataset_spec, loader.dataset)  # data-derived normalisation, if any
     model.eval()
     for metric in metrics:
         metric.reset()

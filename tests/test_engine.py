@@ -36,3 +36,41 @@ def test_spread_subset_is_even_and_deterministic():
     subset = spread_subset(data, 5)
     assert [subset[i] for i in range(len(subset))] == [0, 25, 50, 74, 99]
     assert spread_subset(data, None) is data and spread_subset(data, 500) is data
+
+
+class ShiftedClips(torch.utils.data.Dataset):
+    """Clips normalised with statistics of their own (as a dataset computing them from its root would)."""
+
+    mean, std = (10.0,), (2.0,)
+
+    def __init__(self):
+        self.clips = torch.arange(4 * 4 * 8 * 8, dtype=torch.float32).reshape(4, 4, 1, 8, 8) / 256 - 1.0
+
+    def __len__(self):
+        return len(self.clips)
+
+    def __getitem__(self, i):
+        return self.clips[i, :2], self.clips[i, 2:]
+
+
+class Zero(nn.Module):
+    def forward(self, x, t_out):
+        return torch.zeros(x.shape[0], t_out, *x.shape[2:])
+
+
+def test_evaluate_denormalises_with_the_statistics_the_opened_data_carries():
+    from torch.utils.data import DataLoader, Subset
+
+    from stbench.data import DatasetSpec
+    from stbench.engine import build_metrics, evaluate
+    from stbench.tasks import Task
+
+    spec = DatasetSpec(name="shifted", shape=(1, 8, 8), open=None, max_length=4, layout="", value_range=None)
+    task = Task("shifted", 2, 2, (1, 8, 8))
+    data = ShiftedClips()
+    metrics = build_metrics(["mse"], spec, task)
+    result = evaluate(Zero(), DataLoader(Subset(data, [0, 1, 2, 3]), batch_size=2), metrics, spec, task)
+    # predictions 0 and targets y in normalised units are 10 and 10 + 2 y in native units
+    expected = ((2 * data.clips[:, 2:]) ** 2).sum(dim=(2, 3, 4)).mean()
+    assert abs(result.metrics["mse"] - float(expected)) < 1e-3 * float(expected)
+    assert (spec.mean, spec.std) == (0.0, 1.0)

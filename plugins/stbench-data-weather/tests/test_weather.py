@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from torch.utils.data import Subset
 
 from stbench import UserError
 from stbench.cli import main
+from stbench.data import statistics_of
 from stbench.plugins import get_dataset
 
 LAT = np.linspace(-87.1875, 87.1875, 32)
@@ -54,7 +56,10 @@ def test_open_daily_clips_zscored_with_train_statistics(tmp_path):
     assert (len(train), len(test)) == (6, 4)
     hourly = np.concatenate([parts[2014][2], parts[2015][2]])
     daily = hourly[0:len(hourly) - 1:24]
-    assert np.isclose(spec.mean[0], daily.mean(), atol=1e-3) and np.isclose(spec.std[0], daily.std(), atol=1e-3)
+    assert (spec.mean, spec.std) == (0.0, 1.0), "the registered spec is never changed"
+    assert train.mean == test.mean and train.std == test.std  # both from the training years
+    assert np.isclose(train.mean[0], daily.mean(), atol=1e-3) and np.isclose(train.std[0], daily.std(), atol=1e-3)
+    spec = statistics_of(spec, Subset(train, [0, 1]))
     x, y = train[2]
     assert x.shape == (12, 1, 32, 64) and y.shape == (12, 1, 32, 64)
     assert np.allclose(spec.denormalize(x).numpy()[:, 0], daily[2:14], atol=1e-3)

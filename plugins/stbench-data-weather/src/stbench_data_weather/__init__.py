@@ -140,8 +140,6 @@ def open_weather(root, split, t_in, t_out):
     if split not in PERIODS:
         raise UserError(f"weather has splits train, val and test, not '{split}'")
     mean, std = train_statistics(root)
-    # metrics de-normalise with the spec's statistics, which are the training years' of this root
-    SPEC.mean, SPEC.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
     frames = load_period(root, split)
     clips = WeatherClips((frames - mean[None, :, None, None]) / std[None, :, None, None], t_in, t_out)
     first, last = PERIODS[split]
@@ -151,7 +149,8 @@ def open_weather(root, split, t_in, t_out):
                         f"{t_in + t_out + 1}")
     clips.description = (f"{VARIABLE_FOLDER} {first}-{last}: {len(frames)} daily frames, {len(clips)} clips; "
                          f"train mean {mean[0]:.3f} K, std {std[0]:.3f} K")
-    clips.mean, clips.std = SPEC.mean, SPEC.std
+    # the training years' statistics of this root: stbench de-normalises with them (stbench.data.statistics_of)
+    clips.mean, clips.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
     return clips
 
 
