@@ -1,7 +1,4 @@
 """ENSO plugin: a small CMIP_train.nc in the ICAR-ENSO layout, read through the spec and the CLI."""
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +9,7 @@ import xarray as xr
 from stbench import UserError
 from stbench.cli import main
 from stbench.plugins import get_dataset
+from stbench_data_common.testing import smoke_record as run_persistence
 
 LAT = np.arange(-55, 61, 5)
 LON = np.arange(0, 360, 5)
@@ -39,14 +37,6 @@ def write_fixture(root, years6=1, years5=1, lat=LAT, nan=False):
     folder.mkdir(parents=True, exist_ok=True)
     data.to_netcdf(folder / "CMIP_train.nc", encoding={"sst": {"zlib": True}})
     return folder / "CMIP_train.nc"
-
-
-def run_persistence(task, data_root, out):
-    result = subprocess.run([sys.executable, "-m", "stbench", "run", "--models", "persistence", "--tasks", task,
-                             "--profile", "smoke", "--data-root", str(data_root), "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
-    records = [json.loads(p.read_text()) for p in Path(out, "runs").rglob("record.json")]
-    return result.returncode, result.stderr, (records[0] if records else None)
 
 
 def test_open_folds_runs_and_splits(tmp_path):

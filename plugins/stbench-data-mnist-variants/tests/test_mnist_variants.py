@@ -1,9 +1,6 @@
 """Moving MNIST variants: small IDX / CIFAR / .npy fixtures in the real layouts, read through the specs and the CLI."""
 import gzip
-import json
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +10,7 @@ import stbench_data_mnist_variants as variants
 from stbench import UserError
 from stbench.cli import main
 from stbench.plugins import get_dataset
+from stbench_data_common.testing import smoke_record as run_persistence
 from stbench_data_mmnist.moving import trajectories
 from stbench_data_mnist_variants import backgrounds
 
@@ -42,14 +40,6 @@ def write_cifar(root, per_batch=3):
         with open(folder / name, "wb") as handle:
             pickle.dump({b"data": data, b"labels": [0] * per_batch}, handle)
     return folder
-
-
-def run_persistence(task, data_root, out):
-    result = subprocess.run([sys.executable, "-m", "stbench", "run", "--models", "persistence", "--tasks", task,
-                             "--profile", "smoke", "--data-root", str(data_root), "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
-    records = [json.loads(p.read_text()) for p in Path(out, "runs").rglob("record.json")]
-    return result.returncode, result.stderr, (records[0] if records else None)
 
 
 # ---------------------------------------------------------------- mfmnist

@@ -1,7 +1,4 @@
 """SEVIR plugin: tiny vil_{training,testing}.h5 files in the real layout, read through the spec and the CLI."""
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -11,6 +8,7 @@ import pytest
 from stbench import UserError
 from stbench.cli import main
 from stbench.plugins import get_dataset
+from stbench_data_common.testing import smoke_record as run_persistence
 
 N_TRAIN, N_TEST = 3, 2
 
@@ -32,14 +30,6 @@ def write_fixture(root, **kwargs):
     folder = Path(root) / "sevir" / "processed"
     return (write_file(folder / "vil_training.h5", N_TRAIN, **kwargs),
             write_file(folder / "vil_testing.h5", N_TEST, **kwargs))
-
-
-def run_persistence(task, data_root, out):
-    result = subprocess.run([sys.executable, "-m", "stbench", "run", "--models", "persistence", "--tasks", task,
-                             "--profile", "smoke", "--data-root", str(data_root), "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
-    records = [json.loads(p.read_text()) for p in Path(out, "runs").rglob("record.json")]
-    return result.returncode, result.stderr, (records[0] if records else None)
 
 
 def test_open_streams_sequences(tmp_path):

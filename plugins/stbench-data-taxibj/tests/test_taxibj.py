@@ -1,7 +1,4 @@
 """TaxiBJ plugin: a tiny dataset.npz in the real layout, read back through the spec and the CLI."""
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +7,7 @@ import pytest
 from stbench import UserError
 from stbench.cli import main
 from stbench.plugins import get_dataset
+from stbench_data_common.testing import smoke_record as run_persistence
 
 N_TRAIN, N_TEST = 6, 3
 
@@ -26,19 +24,6 @@ def write_fixture(root, compressed=False, x_test_shape=None):
     }
     (np.savez_compressed if compressed else np.savez)(folder / "dataset.npz", **arrays)
     return arrays
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "stbench", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
-
-
-def run_persistence(task, data_root, out):
-    """`stbench run` of the persistence baseline on the smoke profile; (exit code, stderr, record or None)."""
-    result = run_cli("run", "--models", "persistence", "--tasks", task, "--profile", "smoke",
-                     "--data-root", data_root, "--out", out)
-    records = [json.loads(p.read_text()) for p in Path(out, "runs").rglob("record.json")]
-    return result.returncode, result.stderr, (records[0] if records else None)
 
 
 @pytest.mark.parametrize("compressed", [False, True])

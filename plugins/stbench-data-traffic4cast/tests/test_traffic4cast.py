@@ -1,7 +1,5 @@
 """Traffic4Cast plugin: tiny day files in the official <CITY>/training/*.h5 layout, read through the spec and the CLI."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -11,6 +9,7 @@ import pytest
 from stbench import UserError
 from stbench.cli import main
 from stbench.plugins import get_dataset
+from stbench_data_common.testing import smoke_record as run_persistence
 
 FRAMES = 33  # clip starts 0, 10, 20 (< 33 - 12) -> 3 clips per day file
 
@@ -34,14 +33,6 @@ def write_fixture(root, **kwargs):
         path = folder / city / "training" / f"2019-01-{i + 1:02d}_{city}_8ch.h5"
         days[path] = write_day(path, i, **kwargs)
     return folder, days
-
-
-def run_persistence(task, data_root, out):
-    result = subprocess.run([sys.executable, "-m", "stbench", "run", "--models", "persistence", "--tasks", task,
-                             "--profile", "smoke", "--data-root", str(data_root), "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
-    records = [json.loads(p.read_text()) for p in Path(out, "runs").rglob("record.json")]
-    return result.returncode, result.stderr, (records[0] if records else None)
 
 
 def test_open_crops_and_strides(tmp_path):

@@ -1,7 +1,4 @@
 """Weather plugin: tiny yearly 2m_temperature netCDF files in WeatherBench's layout, read through the spec and the CLI."""
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +11,7 @@ from stbench import UserError
 from stbench.cli import main
 from stbench.data import statistics_of
 from stbench.plugins import get_dataset
+from stbench_data_common.testing import smoke_record as run_persistence
 
 LAT = np.linspace(-87.1875, 87.1875, 32)
 LON = np.arange(64) * 5.625
@@ -39,14 +37,6 @@ def write_fixture(root, **kwargs):
              for year, start, days in ((2009, "12-30", 2), (2014, "12-22", 10), (2015, "01-01", 20),
                                        (2017, "01-01", 28))}
     return folder, parts
-
-
-def run_persistence(task, data_root, out):
-    result = subprocess.run([sys.executable, "-m", "stbench", "run", "--models", "persistence", "--tasks", task,
-                             "--profile", "smoke", "--data-root", str(data_root), "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
-    records = [json.loads(p.read_text()) for p in Path(out, "runs").rglob("record.json")]
-    return result.returncode, result.stderr, (records[0] if records else None)
 
 
 def test_open_daily_clips_zscored_with_train_statistics(tmp_path):

@@ -61,6 +61,12 @@ def smoke_run(task, data_root, out):
     return process, records
 
 
+def smoke_record(task, data_root, out):
+    """:func:`smoke_run` as (exit code, stderr, the run record or None)."""
+    process, records = smoke_run(task, data_root, out)
+    return process.returncode, process.stderr, (records[0] if records else None)
+
+
 def assert_smoke_run(task, data_root, out, train_clips, test_clips, shape):
     """A smoke run of TASK succeeds; its record shows the fixture's clip counts and the frame shape.
 
