@@ -5,8 +5,9 @@
 
 ``layout``: activations in ``stbench_simvp.codec.MEMORY_FORMAT``, NCHW against channels-last
 (stbench's default; it changes the convolution kernels PyTorch picks).
-``pointwise``: ``stbench_simvp.Pointwise`` (every 1x1 convolution of the translators and USTEP)
-as one matrix product (MKL) against oneDNN's 1x1 convolution; stbench picks one per machine
+``pointwise``: ``stbench_simvp.Pointwise`` (every 1x1 convolution of the translators and USTEP) and
+``stbench_simvp.Dense`` (the Uniformer and MLP-Mixer linear layers) as matrix products (MKL) against
+oneDNN's 1x1 convolution; stbench picks one per machine
 (``stbench_simvp.translators.default_pointwise_backend``, ``STBENCH_POINTWISE`` overrides it).
 
 Each model is built once, as ``stbench run`` builds it; then one training step (forward + loss +
@@ -24,7 +25,7 @@ import stbench_simvp.codec as codec
 from stbench import allocator, plugins
 from stbench.engine import build_model, plan_run
 from stbench.tasks import parse_list
-from stbench_simvp import Pointwise
+from stbench_simvp import Dense, Pointwise
 
 # setting -> (first variant, second variant); each variant is (label, function applying it to a model)
 COMPARISONS = {
@@ -37,7 +38,7 @@ COMPARISONS = {
 
 def _pointwise(model, backend):
     for module in model.modules():
-        if isinstance(module, Pointwise):
+        if isinstance(module, (Pointwise, Dense)):
             module.backend = backend
 
 
@@ -71,7 +72,7 @@ def main(argv=None):
     print(f"{task.name}, profile {args.profile}, batch {args.batch}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, malloc {malloc}; median of {args.repeats} after a warm-up; "
           f"speed-up = {label_a} time / {label_b} time")
-    print(f"{'model':<10} {'step ' + label_a:>18} {label_b:>14} {'speed-up':>9}   "
+    print(f"{'model':<16} {'step ' + label_a:>18} {label_b:>14} {'speed-up':>9}   "
           f"{'forward ' + label_a:>18} {label_b:>14} {'speed-up':>9}")
     try:
         for name in parse_list(args.models):
@@ -93,7 +94,7 @@ def main(argv=None):
 
                 seconds.append((timed(step, args.repeats), timed(forward, args.repeats)))
             (ta, fa), (tb, fb) = seconds
-            print(f"{name:<10} {ta:>17.3f}s {tb:>13.3f}s {ta / tb:>8.2f}x   {fa:>17.3f}s {fb:>13.3f}s "
+            print(f"{name:<16} {ta:>17.3f}s {tb:>13.3f}s {ta / tb:>8.2f}x   {fa:>17.3f}s {fb:>13.3f}s "
                   f"{fa / fb:>8.2f}x", flush=True)
     finally:
         codec.MEMORY_FORMAT = torch.channels_last

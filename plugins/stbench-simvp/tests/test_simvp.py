@@ -173,6 +173,26 @@ def test_pointwise_is_a_1x1_convolution_in_either_layout(layout, backend):
     assert torch.allclose(pointwise.weight.grad, conv.weight.grad, atol=1e-3)
 
 
+@pytest.mark.parametrize("backend", ["matmul", "conv"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_dense_is_a_linear_layer(backend, transposed):
+    torch.manual_seed(0)
+    dense = stbench_simvp.Dense(12, 20)
+    dense.backend = backend
+    linear = torch.nn.Linear(12, 20)
+    linear.load_state_dict(dense.state_dict())
+    x = torch.randn(3, 12, 7) if transposed else torch.randn(3, 7, 12)
+    x = (x.transpose(1, 2) if transposed else x).requires_grad_()  # a transposed view is not contiguous
+    x_ref = x.detach().clone().requires_grad_()
+    out, ref = dense(x), linear(x_ref)
+    assert out.shape == ref.shape == (3, 7, 20) and torch.allclose(out, ref, atol=1e-5)
+    out.square().sum().backward()
+    ref.square().sum().backward()
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-4)
+    assert torch.allclose(dense.weight.grad, linear.weight.grad, atol=1e-3)
+    assert torch.allclose(dense.bias.grad, linear.bias.grad, atol=1e-3)
+
+
 def test_pointwise_backend_rule_and_override(monkeypatch):
     from stbench_simvp.translators import default_pointwise_backend, pointwise_backend
 

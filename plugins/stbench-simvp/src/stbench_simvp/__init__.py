@@ -10,9 +10,9 @@ from stbench import ModelSpec, hookimpl, load_yaml
 
 from .codec import Decoder, Encoder, frame_geometry, latent_size, sampling_pattern, to_layout
 from .model import SimVPModel
-from .translators import TRANSLATORS, Pointwise, build_translator
+from .translators import TRANSLATORS, Dense, Pointwise, build_translator
 
-__all__ = ["Decoder", "Encoder", "Pointwise", "SimVPModel", "TRANSLATORS", "build_translator", "frame_geometry",
+__all__ = ["Decoder", "Dense", "Encoder", "Pointwise", "SimVPModel", "TRANSLATORS", "build_translator", "frame_geometry",
            "latent_size", "sampling_pattern", "to_layout", "build_model", "MODELS"]
 
 ARCH_KEYS = ("hid_s", "hid_t", "n_s", "n_t", "mlp_ratio", "drop", "drop_path", "spatio_kernel")

@@ -111,6 +111,27 @@ class Pointwise(nn.Conv2d):
         return super().forward(x)
 
 
+class Dense(nn.Linear):
+    """``nn.Linear`` over the last axis (weights, init and result the same).
+
+    On CPU, when its ``backend`` (:func:`pointwise_backend` when it was built) is ``conv``, the
+    rows run through oneDNN as a 1x1 convolution over a ``[1, C, rows, 1]`` channels-last view
+    (no copy), for the reason :func:`default_pointwise_backend` gives.
+    """
+
+    def __init__(self, c_in: int, c_out: int, bias: bool = True):
+        super().__init__(c_in, c_out, bias=bias)
+        self.backend = pointwise_backend()
+
+    def forward(self, x):
+        if self.backend == "conv" and x.device.type == "cpu" and x.dim() >= 2:
+            c = x.shape[-1]
+            rows = x.reshape(1, -1, 1, c).permute(0, 3, 1, 2)  # [1, C, rows, 1], channels-last
+            y = F.conv2d(rows, self.weight[:, :, None, None], self.bias)
+            return y.permute(0, 2, 3, 1).reshape(x.shape[:-1] + (self.out_features,))
+        return super().forward(x)
+
+
 def _init_conv_fan_out(module: nn.Module) -> None:
     """He-normal on fan-out for convs, truncated normal for linears, unit norms (the MetaFormer init)."""
     for m in module.modules():
@@ -311,7 +332,7 @@ class TokenMLP(nn.Sequential):
     """Linear -> GELU -> Linear over the last axis, with dropout."""
 
     def __init__(self, dim: int, hidden: int, drop: float = 0.0):
-        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(drop), nn.Linear(hidden, dim), nn.Dropout(drop))
+        super().__init__(Dense(dim, hidden), nn.GELU(), nn.Dropout(drop), Dense(hidden, dim), nn.Dropout(drop))
 
 
 class UniformerAttentionBlock(nn.Module):
@@ -326,8 +347,8 @@ class UniformerAttentionBlock(nn.Module):
         self.heads = heads
         self.pos = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Dense(dim, 3 * dim)
+        self.proj = Dense(dim, dim)
         self.proj_drop = nn.Dropout(drop)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = TokenMLP(dim, int(dim * mlp_ratio), drop)
