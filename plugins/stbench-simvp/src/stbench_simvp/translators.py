@@ -67,7 +67,9 @@ def default_pointwise_backend(vendor: Optional[str] = None, capability: Optional
     ``conv``: PyTorch's 1x1 convolution (oneDNN). MKL takes its AVX-512 code only on Intel CPUs,
     while oneDNN uses whatever the CPU has: on a non-Intel CPU with AVX-512 the convolution is the
     faster one (2.0-2.5x forward, 1.5-2x forward + backward on an AMD EPYC with AVX-512), elsewhere
-    the matrix product (about 1.3x on an AMD EPYC with AVX2). ``benchmarks/pointwise.py`` measures both.
+    the matrix product (it measured about 1.3x faster on an earlier AMD EPYC development machine,
+    whose instruction set was not recorded). ``benchmarks/cpu_paths.py --compare pointwise``
+    measures both on the machine at hand.
     """
     vendor = _cpu_vendor() if vendor is None else vendor
     capability = torch.backends.cpu.get_cpu_capability() if capability is None else capability
