@@ -63,10 +63,16 @@ class DatasetSpec:
         return float(self.value_range[1] - self.value_range[0])
 
 
-def statistics_of(spec: DatasetSpec, dataset) -> DatasetSpec:
-    """``spec`` with the ``mean`` / ``std`` an opened ``dataset`` carries (also through a ``Subset``), or ``spec``."""
+def base_dataset(dataset):
+    """The dataset a (possibly nested) ``Subset`` draws from."""
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
+    return dataset
+
+
+def statistics_of(spec: DatasetSpec, dataset) -> DatasetSpec:
+    """``spec`` with the ``mean`` / ``std`` an opened ``dataset`` carries (also through a ``Subset``), or ``spec``."""
+    dataset = base_dataset(dataset)
     mean, std = getattr(dataset, "mean", None), getattr(dataset, "std", None)
     if mean is None or std is None:
         return spec

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from . import plugins
 from .config import config_hash, resolve
-from .data import statistics_of
+from .data import base_dataset, statistics_of
 from .errors import UserError
 from .metrics import MetricContext
 from .profiling import Stopwatch, count_macs
@@ -70,14 +70,8 @@ def spread_subset(dataset, limit):
     return Subset(dataset, sorted(set(indices.tolist())))
 
 
-def _base(dataset):
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
-    return dataset
-
-
 def describe(dataset) -> Dict:
-    return {"clips": len(dataset), "source": getattr(_base(dataset), "description", "")}
+    return {"clips": len(dataset), "source": getattr(base_dataset(dataset), "description", "")}
 
 
 # ---------------------------------------------------------------- evaluation
@@ -225,7 +219,7 @@ class SingleTaskBatches:
         return max(1, len(self.dataset) // self.batch_size)  # drop_last keeps batch shapes fixed
 
     def epoch(self, epoch):
-        base = _base(self.dataset)
+        base = base_dataset(self.dataset)
         if hasattr(base, "set_epoch"):
             base.set_epoch(epoch)
         order = torch.Generator().manual_seed(self.seed * 100003 + epoch)

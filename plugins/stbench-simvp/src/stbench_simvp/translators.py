@@ -107,9 +107,9 @@ class Pointwise(nn.Conv2d):
         self.backend = pointwise_backend()
 
     def forward(self, x):
-        if x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
-            if self.backend == "matmul":
-                return F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1), self.bias).permute(0, 3, 1, 2)
+        if self.backend == "matmul" and x.device.type == "cpu" and x.dim() == 4 \
+                and x.is_contiguous(memory_format=torch.channels_last):
+            return F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1), self.bias).permute(0, 3, 1, 2)
         return super().forward(x)
 
 
