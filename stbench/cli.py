@@ -193,6 +193,19 @@ def cmd_data_check(args):
     return 0
 
 
+def cmd_data_prepare(args):
+    task = plugins.resolve_task(args.task)
+    spec = plugins.get_dataset(task.dataset)
+    if spec.prepare is None:
+        raise UserError(f"{spec.name} needs no preparation: put the files under {Path(args.data_root).resolve()} "
+                        f"as they ship and run 'stbench data check {task.name}'")
+    source = Path(args.source).expanduser()
+    if not source.exists():
+        raise UserError(f"--from {source.resolve()}: no such file or folder")
+    print(spec.prepare(str(source.resolve()), str(Path(args.data_root).resolve())))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 def build_parser():
@@ -251,6 +264,11 @@ def build_parser():
     check.add_argument("task")
     check.add_argument("--data-root", default="data")
     check.set_defaults(func=cmd_data_check)
+    prepare = data_sub.add_parser("prepare", help="turn an official download into the layout stbench reads (offline)")
+    prepare.add_argument("task", help="a task of the dataset, e.g. kth-10-20")
+    prepare.add_argument("--from", dest="source", required=True, help="the download: a zip, tar or folder")
+    prepare.add_argument("--data-root", default="data", help="where the prepared layout goes (default ./data)")
+    prepare.set_defaults(func=cmd_data_prepare)
     return parser
 
 

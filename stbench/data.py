@@ -1,4 +1,5 @@
 """The dataset contract: DatasetSpec, normalisation and clip helpers."""
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -21,9 +22,17 @@ class DatasetSpec:
     ``layout`` tells a user where to get the data and how the folder must look.
 
     ``mean`` / ``std`` are fixed constants. A dataset whose statistics come from the data it is
-    opened from (e.g. the training years under the root) gives the ``Dataset`` it returns
-    ``mean`` and ``std`` attributes instead; :func:`statistics_of` then puts them in a copy of
-    the spec for de-normalising, and the registered spec is never changed.
+    opened from (e.g. the training years under the root) sets ``mean`` and ``std`` on the
+    :class:`Clips` it returns instead; :func:`statistics_of` then puts them in a copy of the spec
+    for de-normalising, and the registered spec is never changed.
+
+    ``check(root) -> str`` (optional) describes what was found under the data root for
+    ``stbench data check``. ``prepare(source, root) -> str`` (optional) turns an official
+    download the user already has (``source``: a zip, tar, folder of videos, ...) into the layout
+    ``open`` reads under ``root``, offline, and returns a one-paragraph summary; ``stbench data
+    prepare TASK --from SOURCE`` calls it. ``splits`` names the splits ``open`` accepts.
+    ``image_origin`` says where row 0 of a frame belongs when drawn: ``"upper"`` (images) or
+    ``"lower"`` (grids stored south to north, e.g. WeatherBench's ascending latitudes).
     """
 
     name: str
@@ -40,6 +49,9 @@ class DatasetSpec:
     train_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     hparams_like: Optional[str] = None
     check: Optional[Callable[[str], str]] = None
+    prepare: Optional[Callable[[str, str], str]] = None
+    splits: Sequence[str] = ("train", "test")
+    image_origin: str = "upper"
     description: str = ""
     plugin: Optional[str] = None  # filled in by the registry
 
@@ -61,6 +73,18 @@ class DatasetSpec:
         if self.value_range is None:
             return 1.0
         return float(self.value_range[1] - self.value_range[0])
+
+
+DATA_ROOT_VARIABLE = "STBENCH_DATA_ROOT"
+
+
+def default_data_root() -> str:
+    """Where datasets live unless a command names ``--data-root``: ``$STBENCH_DATA_ROOT`` or ``./data``.
+
+    The CLI sets the variable from ``--data-root`` before plugins load, so a plugin that registers
+    datasets found on disk (declared by YAML files) and every worker process see the same root.
+    """
+    return os.environ.get(DATA_ROOT_VARIABLE) or "data"
 
 
 def base_dataset(dataset):
@@ -86,7 +110,34 @@ def clip_starts(n_frames: int, length: int, stride: int):
     return list(range(0, n_frames - length + 1, max(1, stride)))
 
 
-class ArrayClips(Dataset):
+class Clips(Dataset):
+    """The base of every dataset's clips: item ``i`` is ``(x, y)``, ``x: [t_in, C, H, W]``,
+    ``y: [t_out, C, H, W]``, float32, normalised.
+
+    Documented attributes, all with defaults here:
+
+    - ``description``: where the clips came from, in words (copied into the run record).
+    - ``mean`` / ``std``: ``None`` when the spec's constants apply; set them when the statistics
+      come from the data opened (then :func:`statistics_of` de-normalises with them).
+    - :meth:`set_epoch`: called by the trainer before each training epoch; clips generated on the
+      fly (Moving MNIST) reseed from it so a resumed run sees the same data. Default: nothing.
+    """
+
+    description: str = ""
+    mean: Optional[Number] = None
+    std: Optional[Number] = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called before training epoch ``epoch`` (0-based); the default does nothing."""
+
+    def __len__(self) -> int:  # pragma: no cover - contract
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
+    def __getitem__(self, index):  # pragma: no cover - contract
+        raise NotImplementedError(f"{type(self).__name__} must implement __getitem__ -> (x, y)")
+
+
+class ArrayClips(Clips):
     """Clips from an array ``[N, T, C, H, W]`` (memmap friendly), split into (x, y).
 
     ``scale`` converts the stored values to the native range (e.g. 1/255 for

@@ -17,7 +17,7 @@ from . import plugins
 from .config import config_hash, resolve
 from .data import base_dataset, statistics_of
 from .errors import UserError
-from .metrics import MetricContext
+from .metrics import MetricContext, NotAvailable
 from .profiling import Stopwatch, count_macs
 from .models import count_params
 from .records import RECORD_NAME, clean_floats, hardware, versions, write_json_atomic
@@ -143,11 +143,10 @@ def evaluate(model, loader, metrics, dataset_spec, task, device="cpu") -> EvalRe
     values, per_frame, unavailable = {}, {}, {}
     for metric in metrics:
         computed = metric.compute() if sequences else {}
-        reason = getattr(metric, "unavailable_reason", None)  # may be set by compute() itself
         for key, value in computed.items():
-            values[key] = None if value is None else float(value)
-            if value is None:
-                unavailable[key] = reason or "unavailable"
+            values[key] = None if isinstance(value, NotAvailable) or value is None else float(value)
+            if values[key] is None:
+                unavailable[key] = value.reason if isinstance(value, NotAvailable) else "unavailable"
         frames = metric.per_frame() if sequences and not unavailable.get(metric.name) else None
         per_frame.update(frames or {})
     return EvalResult(values, per_frame, unavailable, infer_s, data_s, metric_s, sequences, sample)

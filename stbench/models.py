@@ -1,7 +1,7 @@
 """The model contract: STModel, ModelSpec and how hyper-parameters resolve."""
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,11 @@ class ModelSpec:
     Settings hold the model's own hyper-parameters and, optionally, training
     settings (``epochs``, ``lr``, ``batch_size``, ...; see
     :data:`stbench.engine.TRAIN_DEFAULTS`), which override the engine's.
+
+    ``checkpoint_ignore`` holds ``fnmatch`` patterns of state-dict keys that another
+    implementation's checkpoints carry but this model does not have because they are never used
+    (OpenSTL's ConvLSTM ``cell_list.*.conv_o.*``); an imported checkpoint drops them and the run
+    record names them. Any other mismatch is an error.
     """
 
     name: str
@@ -46,6 +51,7 @@ class ModelSpec:
     hparams: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     description: str = ""
     multitask: bool = False
+    checkpoint_ignore: Sequence[str] = ()
     plugin: Optional[str] = None  # filled in by the registry
 
     def __post_init__(self):

@@ -1,6 +1,6 @@
 """The metric contract: streaming metrics over de-normalised [B, T, C, H, W] tensors."""
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 
@@ -23,16 +23,26 @@ class MetricContext:
         return pred.clamp(self.value_range[0], self.value_range[1])
 
 
+@dataclass(frozen=True)
+class NotAvailable:
+    """A value a metric cannot give here, with the reason (no weights, too few frames, ...).
+
+    ``compute()`` returns it in place of a number; the run record keeps the reason and the
+    leaderboard shows "n/a" with it as a footnote. Never a number from random weights.
+    """
+
+    reason: str
+
+
 class Metric:
     """A streaming metric: ``reset()``, ``update(pred, true)``, ``compute()``.
 
-    ``update`` receives de-normalised tensors ``[B, T, C, H, W]``. Set-level
-    metrics (FVD) keep statistics across updates. ``per_frame()`` returns
-    ``{name: [value per predicted frame]}`` or ``None``.
+    ``update`` receives de-normalised tensors ``[B, T, C, H, W]``. Set-level metrics (FVD) keep
+    statistics across updates. ``compute()`` returns ``{key: float or NotAvailable}``; the
+    optional parts below have defaults here, so the engine calls them on every metric.
     """
 
     name = "metric"
-    unavailable_reason: Optional[str] = None  # set when the metric cannot be computed here (n/a)
 
     def reset(self) -> None:
         raise NotImplementedError
@@ -40,11 +50,20 @@ class Metric:
     def update(self, pred: torch.Tensor, true: torch.Tensor) -> None:
         raise NotImplementedError
 
-    def compute(self) -> Dict[str, float]:
+    def compute(self) -> Dict[str, Union[float, NotAvailable]]:
         raise NotImplementedError
 
     def per_frame(self) -> Optional[Dict[str, List[float]]]:
+        """``{key: [value per predicted frame]}``, or ``None`` (default) when not defined per frame."""
         return None
+
+    def per_clip(self) -> Optional[Dict[str, List[float]]]:
+        """``{key: [value per test clip, in test order]}`` for significance tests, or ``None`` (default)."""
+        return None
+
+    def provenance(self) -> Dict[str, str]:
+        """What the numbers depend on beyond the data, e.g. the weight file and its sha256 (default: none)."""
+        return {}
 
 
 class FrameMetric(Metric):
@@ -61,6 +80,7 @@ class FrameMetric(Metric):
     def reset(self):
         self._sum = None
         self._count = 0
+        self._clips: List[torch.Tensor] = []
 
     def frame_values(self, pred, true) -> torch.Tensor:  # pragma: no cover - contract
         raise NotImplementedError
@@ -69,7 +89,9 @@ class FrameMetric(Metric):
         if pred.shape != true.shape or pred.ndim != 5:
             raise ValueError(f"{self.name}: pred {tuple(pred.shape)} and true {tuple(true.shape)} "
                              "must both be [B, T, C, H, W]")
-        values = self.frame_values(pred.double(), true.double()).sum(0).cpu()
+        values = self.frame_values(pred.double(), true.double()).cpu()
+        self._clips.append(values.mean(1))
+        values = values.sum(0)
         self._sum = values if self._sum is None else self._sum + values
         self._count += pred.shape[0]
 
@@ -92,16 +114,20 @@ class FrameMetric(Metric):
         frames, _ = self.finish(frames, frames.mean())
         return {self.name: [float(v) for v in frames]}
 
+    def per_clip(self):
+        """The clip-level value (mean over its frames, then ``finish``: RMSE's root per clip)."""
+        if not self._clips:
+            return None
+        clips = torch.cat(self._clips)
+        _, clips = self.finish(clips, clips)
+        return {self.name: [float(v) for v in clips]}
+
 
 class Unavailable(Metric):
-    """A metric that cannot be computed here: it scores nothing, reports ``None`` and says why.
-
-    Never a number from random weights: the engine copies ``unavailable_reason`` into the run
-    record and the leaderboard shows "n/a" with the reason as a footnote.
-    """
+    """A metric that cannot be computed here: it scores nothing and reports :class:`NotAvailable`."""
 
     def __init__(self, name: str, reason: str):
-        self.name, self.unavailable_reason = name, reason
+        self.name, self.reason = name, reason
 
     def reset(self):
         pass
@@ -110,16 +136,33 @@ class Unavailable(Metric):
         pass
 
     def compute(self):
-        return {self.name: None}
+        return {self.name: NotAvailable(self.reason)}
 
 
 @dataclass
 class MetricSpec:
-    """One registered metric: ``build(context) -> Metric``."""
+    """One registered metric: ``build(context) -> Metric``.
+
+    ``higher_is_better`` / ``target`` (the ideal value when neither high nor low is better:
+    frequency bias 1) rank the leaderboard; ``label`` (default: the name in capitals), ``unit``
+    and ``decimals`` print it. The run record stores all four for every key the metric reports
+    (a key ``csi_74`` belongs to metric ``csi``), so boards render with no plugin installed.
+    ``weight_files(options) -> [{name, path, sha256, found_in, how_to_get}]`` (optional) lists
+    the weight files the metric can use, for ``stbench weights``.
+    """
 
     name: str
     build: Callable[[MetricContext], Metric]
     higher_is_better: bool = False
     description: str = ""
     plugin: Optional[str] = None  # filled in by the registry
-    target: Optional[float] = None  # the ideal value when it is neither high nor low (frequency bias: 1)
+    target: Optional[float] = None
+    label: str = ""
+    unit: str = ""
+    decimals: int = 4
+    weight_files: Optional[Callable[[Mapping[str, Any]], List[Dict[str, Any]]]] = None
+
+    def info(self) -> Dict[str, Any]:
+        """What a leaderboard needs to show this metric's values; stored in every run record."""
+        return {"higher_is_better": self.higher_is_better, "target": self.target,
+                "label": self.label or self.name.upper(), "unit": self.unit, "decimals": self.decimals}

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from stbench import MetricContext, UserError
+from stbench import MetricContext, NotAvailable, UserError
 from stbench_metrics_perceptual.fvd import FVD, GaussianStats, build_fvd, frechet_distance, to_i3d_clips
 from stbench_metrics_perceptual.i3d import InceptionI3d, TorchScriptI3D
 
@@ -144,18 +144,18 @@ def test_the_torch_hub_cache_is_searched(tmp_path):
 
 def test_without_weights_fvd_is_unavailable_with_the_reason():
     metric = build_fvd(CONTEXT)
-    assert "no I3D weights" in metric.unavailable_reason and "fvd_i3d" in metric.unavailable_reason
+    assert "no I3D weights" in metric.reason and "fvd_i3d" in metric.reason
     metric.update(torch.rand(2, 10, 1, 8, 8), torch.rand(2, 10, 1, 8, 8))
-    assert metric.compute() == {"fvd": None} and metric.per_frame() is None
+    assert isinstance(metric.compute()["fvd"], NotAvailable) and metric.per_frame() is None
     with pytest.raises(UserError, match="not a file"):
         build_fvd(MetricContext(value_range=(0.0, 1.0), options={"fvd_i3d": "/no/such/i3d.pt"}))
 
 
 def test_unscorable_data_reports_unavailable_not_a_number():
-    assert "bounded" in build_fvd(MetricContext(value_range=None)).unavailable_reason
+    assert "bounded" in build_fvd(MetricContext(value_range=None)).reason
     metric = FVD("fvd", CONTEXT, PooledFeatures())
     metric.update(torch.rand(2, 4, 2, 8, 8), torch.rand(2, 4, 2, 8, 8))
-    assert "C=2" in metric.unavailable_reason and metric.compute() == {"fvd": None}
+    assert "C=2" in metric.unavailable_reason and isinstance(metric.compute()["fvd"], NotAvailable)
     metric = FVD("fvd", CONTEXT, PooledFeatures())
     metric.update(torch.rand(1, 4, 1, 8, 8), torch.rand(1, 4, 1, 8, 8))
-    assert metric.compute() == {"fvd": None} and "at least 2 clips" in metric.unavailable_reason
+    assert isinstance(metric.compute()["fvd"], NotAvailable) and "at least 2 clips" in metric.unavailable_reason

@@ -4,7 +4,7 @@ from typing import Mapping, Optional
 import torch
 import torch.nn.functional as F
 
-from stbench import Metric, MetricContext
+from stbench import Metric, MetricContext, NotAvailable
 
 from .i3d import load_i3d
 from .weights import Unavailable, hub_checkpoint, named_file
@@ -116,7 +116,7 @@ class FVD(Metric):
         if self.unavailable_reason is None and self.real.count < 2:
             self.unavailable_reason = f"fvd needs at least 2 clips to estimate a covariance; got {self.real.count}"
         if self.unavailable_reason:
-            return {self.name: None}
+            return {self.name: NotAvailable(self.unavailable_reason)}
         return {self.name: frechet_distance(self.real.mean, self.real.covariance(),
                                             self.fake.mean, self.fake.covariance())}
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stbench import FrameMetric, MetricContext
+from stbench import FrameMetric, MetricContext, NotAvailable
 
 from .weights import Unavailable, hub_checkpoint, installed_file, load_state_dict, load_strict, named_file
 
@@ -134,7 +134,7 @@ class LPIPS(FrameMetric):
         return torch.cat(values).double().view(b, t)
 
     def compute(self):
-        return {self.name: None} if self.unavailable_reason else super().compute()
+        return {self.name: NotAvailable(self.unavailable_reason)} if self.unavailable_reason else super().compute()
 
     def per_frame(self):
         return None if self.unavailable_reason else super().per_frame()

@@ -9,7 +9,7 @@ from the name before the first '_', reads it as lower-is-better).
 """
 import torch
 
-from stbench import Metric, MetricContext, UserError
+from stbench import Metric, MetricContext, NotAvailable, UserError
 
 from .options import array_option, latitudes
 
@@ -102,7 +102,7 @@ class Nino34(Metric):
 
     def compute(self):
         if self.unavailable_reason:
-            return {self.name: None}
+            return {self.name: NotAvailable(self.unavailable_reason)}
         correlation, rmse = self._per_lead()
         leads = correlation.numel()
         return {self.name: float(correlation.mean()),
