@@ -1,11 +1,13 @@
 """The command line: run, profile, score, list, plugins, leaderboard, data check."""
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from . import __version__, allocator, plugins
-from .config import check_override_keys, check_profile, parse_overrides
+from .config import check_device, check_override_keys, check_profile, check_seed, parse_overrides
+from .data import DATA_ROOT_VARIABLE, default_data_root
 from .errors import UserError
 from .tasks import parse_list
 
@@ -30,58 +32,67 @@ def _metric_options(items):
 
 # ---------------------------------------------------------------- commands
 
+def _seeds(args):
+    if args.seeds and args.repeats:
+        raise UserError("give --seeds or --repeats, not both")
+    if args.repeats is not None:
+        if args.repeats < 1:
+            raise UserError(f"--repeats must be at least 1, got {args.repeats}")
+        return list(range(args.seed, args.seed + args.repeats))
+    if args.seeds:
+        seeds = [check_seed(text, "--seeds") for text in parse_list(args.seeds)]
+        if len(set(seeds)) != len(seeds):
+            raise UserError(f"--seeds {args.seeds}: a seed is named twice")
+        return seeds
+    return [check_seed(args.seed)]
+
+
+def _overrides(args, models):
+    overrides = parse_overrides(args.set)
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs  # the same check as --set epochs=N
+    return check_override_keys(overrides, models)
+
+
 def cmd_run(args):
-    from .engine import RunFailed, execute, log, pick_device, plan_run
     from .leaderboard import write_leaderboards
+    from .planning import plans_for
+    from .running import execute_all, pick_device
 
     profile = check_profile(args.profile)
     models = [plugins.get_model(name) for name in _names(args.models, "models")]
     tasks = [plugins.resolve_task(text) for text in _names(args.tasks, "tasks")]
-    overrides = parse_overrides(args.set)
-    check_override_keys(overrides, models)
+    overrides = _overrides(args, models)
     metrics = parse_list(args.metrics) if args.metrics else None
-    if args.joint:
-        from .joint import run_joint
-
-        return run_joint(args, models, tasks, profile, overrides, metrics)
-    device = pick_device(args.device)
-    plans = [plan_run(m.name, t, profile, args.seed, overrides, args.epochs, metrics,
-                      _metric_options(args.metric_option)) for t in tasks for m in models]
-    failed, done_tasks = 0, []
-    for plan in plans:
-        try:
-            record = execute(plan, args.data_root, args.out, device, force=args.force)
-        except (RunFailed, UserError) as error:
-            failed += 1
-            log(f"stbench: error: {plan.label}: {error}")
-            continue
-        done_tasks.append(plan.task.name)
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items() if isinstance(v, (int, float)))
-        print(f"{plan.label}: {shown}")
-    for path in write_leaderboards(args.out, sorted(set(done_tasks) | {p.task.name for p in plans})):
-        print(f"leaderboard: {path}")
+    plans = plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
+                      _metric_options(args.metric_option), joint=args.joint)
+    device = pick_device(check_device(args.device))
+    _, failed = execute_all(plans, args.data_root, args.out, device, force=args.force, debug=_debug(args))
+    if not args.no_leaderboard:
+        for path in write_leaderboards(args.out, sorted({p.task.name for plan in plans for p in plan.parts})):
+            print(f"leaderboard: {path}")
     return 2 if failed else 0
 
 
 def cmd_profile(args):
-    from .engine import build_model, plan_run
     from .models import count_params
+    from .planning import build_model, plan_run
     from .profiling import count_macs
 
     profile = check_profile(args.profile)
     models = [plugins.get_model(name) for name in _names(args.models, "models")]
     tasks = [plugins.resolve_task(text) for text in _names(args.tasks, "tasks")]
-    overrides = parse_overrides(args.set)
-    check_override_keys(overrides, models)
+    overrides = check_override_keys(parse_overrides(args.set), models)
     rows = []
     for task in tasks:
         for spec in models:
             plan = plan_run(spec.name, task, profile, 0, overrides)
             model = build_model(plan)
+            part = plan.parts[0]
             params, macs = count_params(model), count_macs(model, task)
             rows.append({"model": spec.name, "task": task.name, "profile": profile, "params": params,
                          "macs": macs, "params_m": round(params / 1e6, 3), "gmacs": round(macs / 1e9, 3),
-                         "overrides": plan.overrides, "hparams": plan.hparams})
+                         "overrides": part.overrides, "hparams": part.hparams})
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
@@ -108,7 +119,8 @@ def _load_array(path, what):
 def cmd_score(args):
     import torch
 
-    from .engine import build_metrics
+    from .evaluation import build_metrics
+    from .metrics import NotAvailable
 
     task = plugins.resolve_task(args.task)
     spec = plugins.get_dataset(task.dataset)
@@ -123,11 +135,12 @@ def cmd_score(args):
     for start in range(0, len(pred), 64):
         p = torch.from_numpy(pred[start:start + 64].astype("float32"))
         t = torch.from_numpy(true[start:start + 64].astype("float32"))
-        for metric in metrics:
+        for _, metric in metrics:
             metric.update(p, t)
     values = {}
-    for metric in metrics:
-        values.update(metric.compute())
+    for _, metric in metrics:
+        for key, value in metric.compute().items():
+            values[key] = None if isinstance(value, NotAvailable) else value
     if args.json:
         print(json.dumps(values))
     else:
@@ -165,6 +178,25 @@ def cmd_plugins(args):
     return 0
 
 
+def cmd_weights(args):
+    """Each weight file a metric can use: where it was found, or what is missing and how to get it."""
+    options = _metric_options(args.metric_option)
+    listed = 0
+    for name, spec in sorted(plugins.metrics().items()):
+        if spec.weight_files is None:
+            continue
+        for item in spec.weight_files(options):
+            listed += 1
+            if item.get("path"):
+                sha = f" sha256 {item['sha256'][:12]}" if item.get("sha256") else ""
+                print(f"{name:<8} {item['name']:<34} found ({item.get('found_in', '')}): {item['path']}{sha}")
+            else:
+                print(f"{name:<8} {item['name']:<34} MISSING: {item.get('how_to_get', '')}")
+    if not listed:
+        print("no installed metric uses weight files")
+    return 0
+
+
 def cmd_leaderboard(args):
     from .leaderboard import write_leaderboards
 
@@ -177,7 +209,7 @@ def cmd_leaderboard(args):
 
 
 def cmd_data_check(args):
-    from .engine import describe, open_split
+    from .data import describe, open_split
 
     task = plugins.resolve_task(args.task)
     spec = plugins.get_dataset(task.dataset)
@@ -208,6 +240,45 @@ def cmd_data_prepare(args):
 
 # ---------------------------------------------------------------- parser
 
+def _data_root_option(parser):
+    parser.add_argument("--data-root", default=None,
+                        help="where datasets live (default $STBENCH_DATA_ROOT or ./data)")
+
+
+def _out_option(parser):
+    parser.add_argument("--out", default=".", help="runs go to OUT/runs, leaderboards to OUT/leaderboards")
+
+
+def _metric_option(parser):
+    parser.add_argument("--metric-option", action="append", metavar="KEY=VALUE",
+                        help="metric option, e.g. ssim_data_range=2.0 (OpenSTL's tables) (repeatable)")
+
+
+def _debug_option(parser):
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failing run (STBENCH_DEBUG=1)")
+
+
+def _debug(args) -> bool:
+    return bool(vars(args).get("debug")) or os.environ.get("STBENCH_DEBUG", "") not in ("", "0")
+
+
+def _apply_environment(args) -> None:
+    """Settings every part of a command (and its worker processes) must see before plugins load."""
+    given = vars(args)
+    if given.get("data_root"):
+        os.environ[DATA_ROOT_VARIABLE] = str(given["data_root"])
+    if "data_root" in given:
+        args.data_root = default_data_root()
+    threads = os.environ.get("STBENCH_THREADS")
+    if threads:
+        import torch
+
+        try:
+            torch.set_num_threads(max(1, int(threads)))
+        except ValueError:
+            raise UserError(f"STBENCH_THREADS={threads!r}: expected a whole number of threads") from None
+
+
 def build_parser():
     parser = Parser(prog="stbench", description="Benchmark spatio-temporal predictive learning models.")
     parser.add_argument("--version", action="version", version=f"stbench {__version__}")
@@ -217,57 +288,67 @@ def build_parser():
     run.add_argument("--models", required=True, help="comma-separated model names (stbench list models)")
     run.add_argument("--tasks", required=True, help="comma-separated tasks <dataset>-<T_in>-<T_out>")
     run.add_argument("--profile", default="quick", help="smoke | quick | paper (default quick)")
-    run.add_argument("--epochs", type=int, help="override the profile's epochs")
-    run.add_argument("--data-root", default="data", help="where datasets live (default ./data)")
-    run.add_argument("--out", default=".", help="runs go to OUT/runs, leaderboards to OUT/leaderboards")
-    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyper-parameter")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--epochs", type=int, help="override the profile's epochs (same as --set epochs=N)")
+    _data_root_option(run)
+    _out_option(run)
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a hyper-parameter or training setting (repeatable)")
+    run.add_argument("--seed", type=int, default=0, help="the seed of a single run (default 0)")
+    run.add_argument("--seeds", help="comma-separated seeds: one run per seed, e.g. 0,1,2")
+    run.add_argument("--repeats", type=int, help="N runs with seeds --seed .. --seed+N-1")
     run.add_argument("--metrics", help="comma-separated metrics (default: the dataset's)")
-    run.add_argument("--metric-option", action="append", metavar="KEY=VALUE",
-                     help="metric option, e.g. ssim_data_range=2.0 (OpenSTL's tables)")
-    run.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
-    run.add_argument("--force", action="store_true", help="run again even if an identical run finished")
+    _metric_option(run)
+    run.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when present)")
+    run.add_argument("--force", action="store_true", help="train again even if an identical run finished")
     run.add_argument("--joint", action="store_true", help="train one multi-task model on all named tasks")
+    run.add_argument("--no-leaderboard", action="store_true",
+                     help="write run records only (a launcher regenerates the boards once at the end)")
+    _debug_option(run)
     run.set_defaults(func=cmd_run)
 
     prof = sub.add_parser("profile", help="params and FLOPs (MACs) without training")
-    prof.add_argument("--models", required=True)
-    prof.add_argument("--tasks", required=True)
-    prof.add_argument("--profile", default="paper")
-    prof.add_argument("--set", action="append", metavar="KEY=VALUE")
-    prof.add_argument("--json", action="store_true")
+    prof.add_argument("--models", required=True, help="comma-separated model names")
+    prof.add_argument("--tasks", required=True, help="comma-separated tasks <dataset>-<T_in>-<T_out>")
+    prof.add_argument("--profile", default="paper", help="smoke | quick | paper (default paper)")
+    prof.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyper-parameter")
+    prof.add_argument("--json", action="store_true", help="print JSON instead of a table")
     prof.set_defaults(func=cmd_profile)
 
     score = sub.add_parser("score", help="score predictions made elsewhere ([N, T, C, H, W] .npy, native range)")
-    score.add_argument("--pred", required=True)
-    score.add_argument("--true", required=True)
-    score.add_argument("--task", required=True)
-    score.add_argument("--metrics")
-    score.add_argument("--metric-option", action="append", metavar="KEY=VALUE")
-    score.add_argument("--json", action="store_true")
+    score.add_argument("--pred", required=True, help="predictions, .npy [N, T_out, C, H, W] in native range")
+    score.add_argument("--true", required=True, help="targets, .npy of the same shape")
+    score.add_argument("--task", required=True, help="the task the arrays belong to, e.g. mmnist-10-10")
+    score.add_argument("--metrics", help="comma-separated metrics (default: the dataset's)")
+    _metric_option(score)
+    score.add_argument("--json", action="store_true", help="print JSON (null with the reason where unavailable)")
     score.set_defaults(func=cmd_score)
 
     lst = sub.add_parser("list", help="list models, datasets, metrics or tasks")
-    lst.add_argument("what", choices=["models", "datasets", "metrics", "tasks"])
+    lst.add_argument("what", choices=["models", "datasets", "metrics", "tasks"], help="what to list")
+    _data_root_option(lst)
     lst.set_defaults(func=cmd_list)
 
     plg = sub.add_parser("plugins", help="installed plugins with their versions and hooks")
     plg.set_defaults(func=cmd_plugins)
 
+    weights = sub.add_parser("weights", help="weight files the metrics can use: found where, or how to get them")
+    _metric_option(weights)
+    weights.set_defaults(func=cmd_weights)
+
     board = sub.add_parser("leaderboard", help="regenerate OUT/leaderboards from OUT/runs")
-    board.add_argument("--out", default=".")
+    _out_option(board)
     board.set_defaults(func=cmd_leaderboard)
 
     data = sub.add_parser("data", help="dataset tools")
     data_sub = data.add_subparsers(dest="data_command", parser_class=Parser, required=True)
     check = data_sub.add_parser("check", help="validate a data folder for a task")
-    check.add_argument("task")
-    check.add_argument("--data-root", default="data")
+    check.add_argument("task", help="a task of the dataset, e.g. kth-10-20")
+    _data_root_option(check)
     check.set_defaults(func=cmd_data_check)
     prepare = data_sub.add_parser("prepare", help="turn an official download into the layout stbench reads (offline)")
     prepare.add_argument("task", help="a task of the dataset, e.g. kth-10-20")
     prepare.add_argument("--from", dest="source", required=True, help="the download: a zip, tar or folder")
-    prepare.add_argument("--data-root", default="data", help="where the prepared layout goes (default ./data)")
+    _data_root_option(prepare)
     prepare.set_defaults(func=cmd_data_prepare)
     return parser
 
@@ -276,6 +357,7 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         allocator.keep_freed_memory()  # before any tensor exists (STBENCH_MALLOC=system opts out)
+        _apply_environment(args)
         return args.func(args)
     except UserError as error:
         print(f"stbench: error: {error}", file=sys.stderr)

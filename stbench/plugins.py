@@ -8,7 +8,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import UserError, unknown
-from .tasks import Task, parse_task
+from .tasks import Task, check_name, parse_task
 
 ENTRY_POINT_GROUP = "stbench"
 CORE_PLUGINS = ("stbench.metrics.pixel",)
@@ -67,12 +67,25 @@ def load_plugins():
         _dists[entry_point.name] = dist
 
 
+def check_spec(hook_name: str, spec) -> None:
+    """What core checks once for every plugin alike when a spec registers: a safe name and, for models and
+    datasets, declarations that fit the settings schema (a typo in a configs.yaml fails here)."""
+    from .config import check_dataset_declarations, check_declarations
+
+    check_name(spec.name, hook_name.split("_")[-1][:-1])
+    if hook_name == "stbench_register_models":
+        check_declarations(spec)
+    elif hook_name == "stbench_register_datasets":
+        check_dataset_declarations(spec)
+
+
 def _collect(hook_name: str) -> Dict[str, object]:
     registry: Dict[str, object] = {}
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+    for impl in pm.hook.__dict__[hook_name].get_hookimpls():
         plugin_name = impl.plugin_name
 
         def register(spec, _plugin=plugin_name):
+            check_spec(hook_name, spec)
             if spec.name in registry:
                 raise PluginError(
                     f"{hook_name.split('_')[-1][:-1]} '{spec.name}' is registered twice: by plugin "

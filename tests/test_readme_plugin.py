@@ -33,5 +33,5 @@ def test_readme_plugin_example_installs_lists_and_runs(tmp_path, mmnist_root):
                            "--profile", "smoke", "--out", str(out), "--data-root", str(mmnist_root)],
                           env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "mean mmnist-10-10 smoke: mse" in done.stdout
+    assert "mean mmnist-10-10 smoke seed 0: mse" in done.stdout
     assert "| mean" in (out / "leaderboards" / "mmnist-10-10.md").read_text()

@@ -5,7 +5,7 @@ import torch
 import stbench_unistd
 from stbench import Task, UserError
 from stbench.config import TRAIN_KEYS
-from stbench.engine import make_optimizers
+from stbench.training import make_optimizers
 from stbench.profiling import count_macs
 from stbench_unistd import Backbone, RankAdaptiveMoE, build_unistd
 
@@ -176,7 +176,7 @@ def test_a_timm_checkpoint_loads_into_the_frozen_backbone(tmp_path):
     for key in ("blocks.1.attn.qkv.weight", "blocks.0.mlp.fc2.bias", "blocks.1.norm2.weight", "norm.bias"):
         assert torch.equal(own[key], state[key]) and not own[key].requires_grad
     assert own["blocks.0.attn.lora_q.lora_A"].requires_grad and own["blocks.0.temporal.fc1.weight"].requires_grad
-    assert "timm key names" in model.record_notes["backbone"]
+    assert "timm key names" in model.record_notes()["backbone"]
     assert model(torch.rand(1, 10, 1, 64, 64), 10).shape == (1, 10, 1, 64, 64)
 
 
@@ -192,7 +192,7 @@ def test_an_open_clip_checkpoint_loads_the_visual_tower(tmp_path):
     assert torch.equal(own["blocks.1.mlp.fc1.bias"], timm["blocks.1.mlp.fc1.bias"])
     assert torch.equal(own["norm_pre.weight"], state["visual.ln_pre.weight"])
     assert torch.equal(own["norm.weight"], state["visual.ln_post.weight"])
-    assert not own["norm_pre.weight"].requires_grad and "open_clip" in model.record_notes["backbone"]
+    assert not own["norm_pre.weight"].requires_grad and "open_clip" in model.record_notes()["backbone"]
 
 
 def test_checkpoint_errors_are_one_clear_line(tmp_path):
@@ -209,8 +209,8 @@ def test_checkpoint_errors_are_one_clear_line(tmp_path):
 
 def test_without_a_checkpoint_the_record_says_random_init():
     model = build_unistd(MMNIST, settings("smoke", "mmnist"))
-    assert model.record_notes["backbone"].startswith("random init")
-    assert model.record_notes["trainable_params"] == model.trainable_params()
+    assert model.record_notes()["backbone"].startswith("random init")
+    assert model.record_notes()["trainable_params"] == model.trainable_params()
     assert all(not p.requires_grad for p in model.backbone.frozen_parameters())
 
 

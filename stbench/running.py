@@ -1,0 +1,142 @@
+"""Running: one orchestrator executes a plan of 1..N tasks (open data, build, profile, train, evaluate, write
+the records), and a list of plans where one failing run never stops the others."""
+import time
+import traceback
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .data import describe, open_splits
+from .errors import UserError
+from .evaluation import build_metrics, evaluate, test_loader
+from .files import write_with
+from .planning import RunPlan, build_model, task_models
+from .profiling import count_macs
+from .records import RECORD_NAME, RunRecord, fail_record, finish_record, read_record, start_record, write_record
+from .training import JointBatches, RunFailed, SingleTaskBatches, log, seed_everything, train
+
+SAMPLE_NAME = "sample.npz"
+
+
+def pick_device(requested: Optional[str] = None) -> str:
+    """The device a run uses: the one asked for if this machine has it, else CUDA when present, else CPU."""
+    if requested:
+        if requested.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise UserError(f"--device {requested}: CUDA is not available on this machine; use --device cpu")
+            index = int(requested.split(":")[1]) if ":" in requested else 0
+            if index >= torch.cuda.device_count():
+                raise UserError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                                f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+        if requested == "mps" and not torch.backends.mps.is_available():
+            raise UserError("--device mps: Apple's MPS is not available on this machine; use --device cpu")
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def finished_records(plan: RunPlan, out_dir, force: bool) -> Optional[List[RunRecord]]:
+    """The records of this very run and evaluation when all are finished (then nothing runs again)."""
+    if force:
+        return None
+    found = []
+    for part in plan.parts:
+        record = read_record(plan.run_dir(out_dir, part) / RECORD_NAME)
+        evaluation = (record or {}).get("evaluation") or {}
+        if not record or record["status"] != "ok" or evaluation.get("hash") != plan.evaluation_hash(part):
+            return None
+        found.append(record)
+    return found
+
+
+def save_sample(run_dir: Path, sample, value_range) -> Optional[Path]:
+    if sample is None:
+        return None
+    lo, hi = value_range or (float("nan"), float("nan"))
+    def write(tmp):
+        with open(tmp, "wb") as handle:  # a handle, so numpy does not append '.npz' to the temporary name
+            np.savez_compressed(handle, vmin=lo, vmax=hi, **sample)
+
+    return write_with(run_dir / SAMPLE_NAME, write)
+
+
+def execute(plan: RunPlan, data_root, out_dir, device="cpu", force=False) -> List[RunRecord]:
+    """Run one plan to one record per task: open data, build, profile, train (or resume, or restore a
+    finished checkpoint to evaluate other metrics), evaluate, write each record atomically."""
+    done = finished_records(plan, out_dir, force)
+    if done is not None:
+        log(f"stbench: {plan.label}: already done ({plan.run_dir(out_dir, plan.parts[0])}); --force runs it again")
+        return done
+    checkpoint = plan.checkpoint_path(out_dir)
+    if force and checkpoint.exists():
+        checkpoint.unlink()
+    started = time.time()
+    seed_everything(plan.seed)
+    data = [open_splits(p.dataset_spec, data_root, p.task, p.train["train_samples"], p.train["test_samples"])
+            for p in plan.parts]
+    metrics = [build_metrics(p.metric_names, p.dataset_spec, p.task, plan.metric_options, strict=p.strict_metrics)
+               for p in plan.parts]
+    model = build_model(plan)
+    views = task_models(plan, model)
+    records = []
+    for part, view, (train_set, test_set) in zip(plan.parts, views, data):
+        evaluation = {"hash": plan.evaluation_hash(part), "metrics": part.metric_names, "source": "trained"}
+        described = {"root": str(data_root), "train": describe(train_set), "test": describe(test_set)}
+        records.append(start_record(plan, part, view, described, device, evaluation, count_macs(view, part.task)))
+    run_dirs = [plan.run_dir(out_dir, part) for part in plan.parts]
+    for folder in run_dirs + [checkpoint.parent]:
+        folder.mkdir(parents=True, exist_ok=True)
+    model.to(device)
+    try:
+        streams = [SingleTaskBatches(train_set, plan.train["batch_size"], plan.seed,
+                                     task=part.task.name if plan.joint else None)
+                   for part, (train_set, _) in zip(plan.parts, data)]
+        batches = JointBatches(streams, plan.seed) if plan.joint else streams[0]
+        trained = train(model, batches, plan.train, device, checkpoint, plan.hash, plan.label)
+        evaluated = [evaluate(view, test_loader(test_set, part.train["eval_batch_size"]), built, part.dataset_spec,
+                              part.task, device)
+                     for part, view, (_, test_set), built in zip(plan.parts, views, data, metrics)]
+    except Exception as error:
+        reason = error if isinstance(error, (RunFailed, UserError)) else f"{type(error).__name__}: {error}"
+        for record, run_dir in zip(records, run_dirs):
+            write_record(run_dir, fail_record(record, reason, started))
+        raise
+    if trained.epochs and trained.resumed_from_epoch == trained.epochs:
+        for record in records:
+            record["evaluation"]["source"] = "re-evaluated"  # weights restored from the finished checkpoint
+    finished = []
+    for part, record, result, run_dir in zip(plan.parts, records, evaluated, run_dirs):
+        sample = save_sample(run_dir, result.sample, part.dataset_spec.value_range)
+        finish_record(record, trained, result, checkpoint, sample, started)
+        write_record(run_dir, record)
+        finished.append(record)
+    return finished
+
+
+def execute_all(plans: List[RunPlan], data_root, out_dir, device="cpu", force=False, debug=False,
+                report=print) -> Tuple[List[RunRecord], int]:
+    """Every plan in turn; a run that fails for any reason is reported in one line (with the traceback
+    only under ``debug``) and marked failed in its record, and the others go on. Returns (records, failures)."""
+    records, failures = [], 0
+    for plan in plans:
+        try:
+            finished = execute(plan, data_root, out_dir, device, force=force)
+        except KeyboardInterrupt:
+            raise
+        except (RunFailed, UserError) as error:
+            failures += 1
+            log(f"stbench: error: {plan.label}: {error}")
+            continue
+        except Exception as error:  # a fault in a plugin or the machine: this run fails, the others go on
+            failures += 1
+            log(f"stbench: error: {plan.label}: {type(error).__name__}: {error}"
+                + ("" if debug else " (STBENCH_DEBUG=1 or --debug shows the traceback)"))
+            if debug:
+                traceback.print_exc()
+            continue
+        for record in finished:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items() if isinstance(v, (int, float)))
+            report(f"{record['model']} {record['task']} {record['profile']} seed {record['seed']}: {shown}")
+        records.extend(finished)
+    return records, failures
