@@ -1,5 +1,4 @@
 """The plugin manager: entry-point loading and the model / dataset / metric registries."""
-import importlib.metadata
 import os
 import sys
 from typing import Dict, List, Tuple

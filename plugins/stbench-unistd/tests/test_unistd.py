@@ -5,7 +5,6 @@ import torch
 import stbench_unistd
 from stbench import Task, UserError
 from stbench.config import TRAIN_KEYS
-from stbench.training import make_optimizers
 from stbench.profiling import count_macs
 from stbench_unistd import Backbone, RankAdaptiveMoE, build_unistd
 
