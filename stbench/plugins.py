@@ -1,4 +1,6 @@
 """The plugin manager: entry-point loading and the model / dataset / metric registries."""
+import importlib
+import importlib.metadata
 import os
 import sys
 from typing import Dict, List, Tuple
@@ -38,7 +40,6 @@ def load_plugins():
     if _state["loaded"]:
         return
     _state["loaded"] = True
-    import importlib
 
     from . import __version__
 
