@@ -118,6 +118,8 @@ def check_profile(profile: str) -> str:
 
 
 def check_seed(seed: Any, where: str = "--seed") -> int:
+    if isinstance(seed, str) and seed.strip().lstrip("-").isdigit():
+        seed = int(seed)
     seed = SEED.check("seed", seed, where)
     if seed > SEED_MAX:
         raise UserError(f"{where}: seed must be at most 2**63-1, got {seed}")
