@@ -55,7 +55,6 @@ def _overrides(args, models):
 
 
 def cmd_run(args):
-    from .leaderboard import write_leaderboards
     from .planning import plans_for
     from .running import execute_all, pick_device
 
@@ -69,9 +68,22 @@ def cmd_run(args):
     device = pick_device(check_device(args.device))
     _, failed = execute_all(plans, args.data_root, args.out, device, force=args.force, debug=_debug(args))
     if not args.no_leaderboard:
-        for path in write_leaderboards(args.out, sorted({p.task.name for plan in plans for p in plan.parts})):
+        for path in _write_boards(args.out, sorted({p.task.name for plan in plans for p in plan.parts})):
             print(f"leaderboard: {path}")
     return 2 if failed else 0
+
+
+def _write_boards(out, tasks=None):
+    """Regenerate the boards under a lock: processes sharing --out take turns, so no board is half-new."""
+    from .files import locked
+    from .leaderboard import write_leaderboards
+
+    try:
+        with locked(Path(out) / "leaderboards" / ".lock"):
+            return write_leaderboards(out, tasks)
+    except OSError as error:
+        raise UserError(f"cannot write the leaderboards under {Path(out).resolve()}: {error.strerror or error}; "
+                        "free space or choose another --out") from None
 
 
 def cmd_profile(args):
@@ -102,21 +114,54 @@ def cmd_profile(args):
     return 0
 
 
-def _load_array(path, what):
+def _load_array(text, what, value_range):
+    """A float32 [N, T, C, H, W] array in the dataset's native range from ``.npy`` or ``.npz[:KEY]``."""
     import numpy as np
 
+    path, _, key = str(text).partition(".npz:")
+    path = path + ".npz" if key else path
     try:
-        array = np.load(path, allow_pickle=False)
+        loaded = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise UserError(f"--{what} {path}: no such file") from None
+        raise UserError(f"--{what} {Path(path).resolve()}: no such file") from None
     except (OSError, ValueError) as error:
-        raise UserError(f"--{what} {path}: not a readable .npy array ({error})") from None
+        raise UserError(f"--{what} {path}: not a readable .npy / .npz array ({error})") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            keys = list(loaded.files)
+            if not key and len(keys) == 1:
+                key = keys[0]
+            if key not in keys:
+                raise UserError(f"--{what} {path} holds the arrays {', '.join(keys) or '(none)'}; "
+                                f"name one as {path}:KEY")
+            array = loaded[key]
+    else:
+        array = loaded
+    where = f"--{what} {text}"
+    if array.dtype.kind not in "iuf":
+        raise UserError(f"{where}: values of type {array.dtype} are not numbers; save float or integer frames")
     if array.ndim != 5:
-        raise UserError(f"--{what} {path}: expected [N, T, C, H, W], got shape {array.shape}")
+        raise UserError(f"{where}: expected [N, T, C, H, W], got shape {array.shape}")
+    if array.size == 0:
+        raise UserError(f"{where}: the array is empty (shape {array.shape})")
+    if array.dtype.kind in "iu":
+        unit = value_range is not None and value_range[1] <= 1
+        if unit and array.dtype != np.uint8:
+            raise UserError(f"{where}: {array.dtype} values for data in [{value_range[0]:g}, {value_range[1]:g}]; "
+                            "save float frames in that range (or uint8 0..255)")
+        if unit:
+            print(f"stbench: note: {where}: uint8 frames read as value / 255 for data in [0, 1]", file=sys.stderr)
+            return array.astype(np.float32) / 255.0
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise UserError(f"{where}: {int((~np.isfinite(array)).sum())} values are NaN or inf; "
+                        "predictions must be finite")
     return array
 
 
 def cmd_score(args):
+    import math
+
     import torch
 
     from .evaluation import build_metrics
@@ -124,7 +169,7 @@ def cmd_score(args):
 
     task = plugins.resolve_task(args.task)
     spec = plugins.get_dataset(task.dataset)
-    pred, true = _load_array(args.pred, "pred"), _load_array(args.true, "true")
+    pred, true = _load_array(args.pred, "pred", spec.value_range), _load_array(args.true, "true", spec.value_range)
     if pred.shape != true.shape:
         raise UserError(f"--pred has shape {pred.shape} but --true has {true.shape}; they must match")
     if pred.shape[1] != task.t_out or tuple(pred.shape[2:]) != tuple(spec.shape):
@@ -133,19 +178,24 @@ def cmd_score(args):
     names = parse_list(args.metrics) if args.metrics else list(spec.default_metrics)
     metrics = build_metrics(names, spec, task, _metric_options(args.metric_option), strict=bool(args.metrics))
     for start in range(0, len(pred), 64):
-        p = torch.from_numpy(pred[start:start + 64].astype("float32"))
-        t = torch.from_numpy(true[start:start + 64].astype("float32"))
+        p = torch.from_numpy(pred[start:start + 64])
+        t = torch.from_numpy(true[start:start + 64])
         for _, metric in metrics:
             metric.update(p, t)
-    values = {}
+    values, unavailable = {}, {}
     for _, metric in metrics:
         for key, value in metric.compute().items():
-            values[key] = None if isinstance(value, NotAvailable) else value
+            if isinstance(value, NotAvailable):
+                values[key], unavailable[key] = None, value.reason
+            elif value is None or not math.isfinite(value):
+                values[key], unavailable[key] = None, f"the value is {value}"
+            else:
+                values[key] = float(value)
     if args.json:
-        print(json.dumps(values))
+        print(json.dumps({**values, **({"unavailable": unavailable} if unavailable else {})}))
     else:
         for key, value in values.items():
-            print(f"{key}: {value if value is None else format(value, '.6g')}")
+            print(f"{key}: {format(value, '.6g') if value is not None else 'n/a (' + unavailable[key] + ')'}")
     return 0
 
 
@@ -198,9 +248,7 @@ def cmd_weights(args):
 
 
 def cmd_leaderboard(args):
-    from .leaderboard import write_leaderboards
-
-    written = write_leaderboards(args.out)
+    written = _write_boards(args.out)
     if not written:
         raise UserError(f"no run records under {Path(args.out) / 'runs'}; run 'stbench run' first")
     for path in written:
@@ -315,8 +363,9 @@ def build_parser():
     prof.set_defaults(func=cmd_profile)
 
     score = sub.add_parser("score", help="score predictions made elsewhere ([N, T, C, H, W] .npy, native range)")
-    score.add_argument("--pred", required=True, help="predictions, .npy [N, T_out, C, H, W] in native range")
-    score.add_argument("--true", required=True, help="targets, .npy of the same shape")
+    score.add_argument("--pred", required=True,
+                       help="predictions [N, T_out, C, H, W] in native range: a .npy, or a .npz (FILE.npz:KEY)")
+    score.add_argument("--true", required=True, help="targets of the same shape (.npy or FILE.npz:KEY)")
     score.add_argument("--task", required=True, help="the task the arrays belong to, e.g. mmnist-10-10")
     score.add_argument("--metrics", help="comma-separated metrics (default: the dataset's)")
     _metric_option(score)

@@ -5,7 +5,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 
 @contextlib.contextmanager
@@ -54,3 +54,25 @@ def _jsonable(value):
     if isinstance(value, (set, tuple)):
         return list(value)
     return str(value)
+
+
+@contextlib.contextmanager
+def locked(path, waiting: Optional[Callable[[], None]] = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed) for the block; processes that share an output
+    folder take turns. ``waiting()`` is called once when another process holds it (then this one waits).
+    The lock goes with the process: a killed holder never leaves a stale lock behind."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

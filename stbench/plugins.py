@@ -48,8 +48,10 @@ def load_plugins():
             pm.register(importlib.import_module(module_name), name=module_name)
             _versions[module_name] = __version__
     allowed = _allowed()
+    installed = set()
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist.name if entry_point.dist else entry_point.name
+        installed |= {entry_point.name, dist}
         if allowed is not None and entry_point.name not in allowed and dist not in allowed:
             continue
         if pm.get_plugin(entry_point.name) is not None:
@@ -65,6 +67,11 @@ def load_plugins():
         pm.register(module, name=entry_point.name)
         _versions[entry_point.name] = entry_point.dist.version if entry_point.dist else "?"
         _dists[entry_point.name] = dist
+    unmatched = sorted((allowed or set()) - installed)
+    if unmatched:
+        print(f"stbench: warning: STBENCH_PLUGINS names {', '.join(unmatched)}, which "
+              f"{'is' if len(unmatched) == 1 else 'are'} not installed; installed plugins: "
+              f"{', '.join(sorted(n for n in installed if not n.startswith('stbench-'))) or 'none'}", file=sys.stderr)
 
 
 def check_spec(hook_name: str, spec) -> None:

@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, TypedDict
 
+from .errors import UserError
 from .files import write_json_atomic, write_text_atomic  # noqa: F401 - write_text_atomic is re-exported
+from .tasks import check_name
 
 RECORD_NAME = "record.json"
 EVALUATIONS_DIR = "evaluations"
@@ -133,6 +135,11 @@ def load_record(path) -> RunRecord:
         raise BadRecord(f"lacks the field(s) {', '.join(missing)}")
     if record["status"] not in STATUSES:
         raise BadRecord(f"has an unknown status {record['status']!r}")
+    for key in ("run", "model", "task", "profile"):
+        try:
+            check_name(record[key], key)  # these name files and folders: never a path out of --out
+        except UserError as error:
+            raise BadRecord(str(error)) from None
     return migrate(record)
 
 

@@ -11,13 +11,14 @@ import torch
 from .data import describe, open_splits
 from .errors import UserError
 from .evaluation import build_metrics, evaluate, test_loader
-from .files import write_with
+from .files import locked, write_with
 from .planning import RunPlan, build_model, task_models
 from .profiling import count_macs
 from .records import RECORD_NAME, RunRecord, fail_record, finish_record, read_record, start_record, write_record
 from .training import JointBatches, RunFailed, SingleTaskBatches, log, seed_everything, train
 
 SAMPLE_NAME = "sample.npz"
+LOCK_NAME = ".lock"
 
 
 def pick_device(requested: Optional[str] = None) -> str:
@@ -62,12 +63,23 @@ def save_sample(run_dir: Path, sample, value_range) -> Optional[Path]:
 
 
 def execute(plan: RunPlan, data_root, out_dir, device="cpu", force=False) -> List[RunRecord]:
-    """Run one plan to one record per task: open data, build, profile, train (or resume, or restore a
-    finished checkpoint to evaluate other metrics), evaluate, write each record atomically."""
+    """Run one plan to one record per task, holding the run's lock: a second process asked for the same
+    run waits for the first and then finds it done, so no run trains twice at once."""
     done = finished_records(plan, out_dir, force)
-    if done is not None:
-        log(f"stbench: {plan.label}: already done ({plan.run_dir(out_dir, plan.parts[0])}); --force runs it again")
-        return done
+    if done is None:
+        where = plan.checkpoint_path(out_dir).parent
+        waiting = lambda: log(f"stbench: {plan.label}: in progress in another process ({where}); waiting for it")  # noqa: E731
+        with locked(where / LOCK_NAME, waiting):
+            done = finished_records(plan, out_dir, force=False) if not force else None
+            if done is None:
+                return _execute(plan, data_root, out_dir, device, force)
+    log(f"stbench: {plan.label}: already done ({plan.run_dir(out_dir, plan.parts[0])}); --force runs it again")
+    return done
+
+
+def _execute(plan: RunPlan, data_root, out_dir, device, force) -> List[RunRecord]:
+    """Open data, build, profile, train (or resume, or restore a finished checkpoint to evaluate other
+    metrics), evaluate, write each record atomically."""
     checkpoint = plan.checkpoint_path(out_dir)
     if force and checkpoint.exists():
         checkpoint.unlink()
