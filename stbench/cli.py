@@ -75,11 +75,12 @@ def cmd_run(args):
 
 def _write_boards(out, tasks=None):
     """Regenerate the boards under a lock: processes sharing --out take turns, so no board is half-new."""
-    from .files import locked
+    from .files import locked, remove_stale_temporaries
     from .leaderboard import write_leaderboards
 
     try:
         with locked(Path(out) / "leaderboards" / ".lock"):
+            remove_stale_temporaries(Path(out) / "leaderboards")
             return write_leaderboards(out, tasks)
     except OSError as error:
         raise UserError(f"cannot write the leaderboards under {Path(out).resolve()}: {error.strerror or error}; "

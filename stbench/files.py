@@ -76,3 +76,10 @@ def locked(path, waiting: Optional[Callable[[], None]] = None) -> Iterator[None]
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_stale_temporaries(folder) -> None:
+    """Remove temporary files a killed process left in ``folder`` (call it holding the folder's lock)."""
+    for leftover in Path(folder).glob(".*.tmp[0-9]*"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()

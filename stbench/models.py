@@ -31,7 +31,7 @@ class STModel(nn.Module):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, step: int) -> torch.Tensor:
         """Training loss for one batch; ``step`` counts optimizer steps from 0."""
-        return F.mse_loss(self(x, y.shape[1]), y)
+        return F.mse_loss(checked_prediction(self(x, y.shape[1]), y), y)
 
     def optimizer_param_groups(self, train_cfg: Mapping[str, Any]) -> Optional[List[Dict[str, Any]]]:
         """Parameter groups for the optimizer, or ``None`` for every trainable parameter in one group.
@@ -50,6 +50,14 @@ class STModel(nn.Module):
         return {}
 
 
+def checked_prediction(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``pred``, or a ValueError saying how its shape differs from the targets' (never a silent broadcast)."""
+    if pred.shape != y.shape:
+        raise ValueError(f"forward(x, t_out) returned {tuple(pred.shape)} for targets {tuple(y.shape)}; "
+                         "it must return [B, t_out, C, H, W]")
+    return pred
+
+
 class MultiTaskModel(STModel):
     """One model trained on several tasks at once (``stbench run --joint``).
 
@@ -63,7 +71,7 @@ class MultiTaskModel(STModel):
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x, t_out, task)")
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, step: int, task: Optional[str] = None) -> torch.Tensor:
-        return F.mse_loss(self(x, y.shape[1], task), y)
+        return F.mse_loss(checked_prediction(self(x, y.shape[1], task), y), y)
 
     def for_task(self, task: str) -> "TaskView":
         """A single-task :class:`STModel` sharing every parameter with this model."""

@@ -289,3 +289,17 @@ def finish_record(record: RunRecord, trained, evaluated, checkpoint: Optional[Pa
 def fail_record(record: RunRecord, error: str, started: float) -> RunRecord:
     record.update(status="failed", error=str(error), duration_seconds=time.time() - started)
     return record
+
+
+def early_failure_record(plan, part, error: str, started: float) -> RunRecord:
+    """The record of a run that failed before it had a model to describe (data, build or profiling)."""
+    spec = plan.model_spec
+    record: RunRecord = {
+        "schema_version": SCHEMA_VERSION, "status": "failed", "error": str(error), "run": plan.run_name,
+        "model": spec.name, "family": spec.family, "model_plugin": spec.plugin, "task": part.task.name,
+        "dataset": part.dataset_spec.name, "protocol": part.task.protocol, "t_in": part.task.t_in,
+        "t_out": part.task.t_out, "profile": plan.profile, "seed": plan.seed, "overrides": part.overrides,
+        "train": part.train, "hparams": part.hparams, "config_hash": plan.hash, "joint": None,
+        "created": now(), "duration_seconds": time.time() - started,
+    }
+    return record

@@ -11,10 +11,11 @@ import torch
 from .data import describe, open_splits
 from .errors import UserError
 from .evaluation import build_metrics, evaluate, test_loader
-from .files import locked, write_with
+from .files import locked, remove_stale_temporaries, write_with
 from .planning import RunPlan, build_model, task_models
 from .profiling import count_macs
-from .records import RECORD_NAME, RunRecord, fail_record, finish_record, read_record, start_record, write_record
+from .records import (RECORD_NAME, RunRecord, early_failure_record, fail_record, finish_record, read_record,
+                      start_record, write_record)
 from .training import JointBatches, RunFailed, SingleTaskBatches, log, seed_everything, train
 
 SAMPLE_NAME = "sample.npz"
@@ -77,30 +78,36 @@ def execute(plan: RunPlan, data_root, out_dir, device="cpu", force=False) -> Lis
     return done
 
 
+def _reason(error: BaseException) -> str:
+    return str(error) if isinstance(error, (RunFailed, UserError)) else f"{type(error).__name__}: {error}"
+
+
 def _execute(plan: RunPlan, data_root, out_dir, device, force) -> List[RunRecord]:
     """Open data, build, profile, train (or resume, or restore a finished checkpoint to evaluate other
-    metrics), evaluate, write each record atomically."""
+    metrics), evaluate, write each record atomically. Whatever fails, each task's record says so."""
     checkpoint = plan.checkpoint_path(out_dir)
-    if force and checkpoint.exists():
-        checkpoint.unlink()
-    started = time.time()
-    seed_everything(plan.seed)
-    data = [open_splits(p.dataset_spec, data_root, p.task, p.train["train_samples"], p.train["test_samples"])
-            for p in plan.parts]
-    metrics = [build_metrics(p.metric_names, p.dataset_spec, p.task, plan.metric_options, strict=p.strict_metrics)
-               for p in plan.parts]
-    model = build_model(plan)
-    views = task_models(plan, model)
-    records = []
-    for part, view, (train_set, test_set) in zip(plan.parts, views, data):
-        evaluation = {"hash": plan.evaluation_hash(part), "metrics": part.metric_names, "source": "trained"}
-        described = {"root": str(data_root), "train": describe(train_set), "test": describe(test_set)}
-        records.append(start_record(plan, part, view, described, device, evaluation, count_macs(view, part.task)))
     run_dirs = [plan.run_dir(out_dir, part) for part in plan.parts]
-    for folder in run_dirs + [checkpoint.parent]:
-        folder.mkdir(parents=True, exist_ok=True)
-    model.to(device)
+    started = time.time()
+    records: List[RunRecord] = []
     try:
+        for folder in run_dirs + [checkpoint.parent]:
+            folder.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(folder)
+        if force and checkpoint.exists():
+            checkpoint.unlink()
+        seed_everything(plan.seed)
+        data = [open_splits(p.dataset_spec, data_root, p.task, p.train["train_samples"], p.train["test_samples"])
+                for p in plan.parts]
+        metrics = [build_metrics(p.metric_names, p.dataset_spec, p.task, plan.metric_options,
+                                 strict=p.strict_metrics) for p in plan.parts]
+        model = build_model(plan)
+        views = task_models(plan, model)
+        for part, view, (train_set, test_set) in zip(plan.parts, views, data):
+            evaluation = {"hash": plan.evaluation_hash(part), "metrics": part.metric_names, "source": "trained"}
+            described = {"root": str(data_root), "train": describe(train_set), "test": describe(test_set)}
+            records.append(start_record(plan, part, view, described, device, evaluation,
+                                        count_macs(view, part.task)))
+        model.to(device)
         streams = [SingleTaskBatches(train_set, plan.train["batch_size"], plan.seed,
                                      task=part.task.name if plan.joint else None)
                    for part, (train_set, _) in zip(plan.parts, data)]
@@ -110,9 +117,7 @@ def _execute(plan: RunPlan, data_root, out_dir, device, force) -> List[RunRecord
                               part.task, device)
                      for part, view, (_, test_set), built in zip(plan.parts, views, data, metrics)]
     except Exception as error:
-        reason = error if isinstance(error, (RunFailed, UserError)) else f"{type(error).__name__}: {error}"
-        for record, run_dir in zip(records, run_dirs):
-            write_record(run_dir, fail_record(record, reason, started))
+        _record_failure(plan, records, run_dirs, _reason(error), started)
         raise
     if trained.epochs and trained.resumed_from_epoch == trained.epochs:
         for record in records:
@@ -124,6 +129,16 @@ def _execute(plan: RunPlan, data_root, out_dir, device, force) -> List[RunRecord
         write_record(run_dir, record)
         finished.append(record)
     return finished
+
+
+def _record_failure(plan, records, run_dirs, reason: str, started: float) -> None:
+    """Mark every task of a failed run failed in its record (best effort: the disk may be what failed)."""
+    for i, (part, run_dir) in enumerate(zip(plan.parts, run_dirs)):
+        record = records[i] if i < len(records) else early_failure_record(plan, part, reason, started)
+        try:
+            write_record(run_dir, fail_record(record, reason, started))
+        except OSError:
+            pass
 
 
 def execute_all(plans: List[RunPlan], data_root, out_dir, device="cpu", force=False, debug=False,

@@ -1,7 +1,9 @@
 """Training: optimizers and schedule, seeded batches (one task or several), the loop with a checkpoint
 after every epoch, and resuming from it."""
+import os
 import random
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -116,13 +118,22 @@ def save_checkpoint(path, state) -> None:
     write_with(path, lambda tmp: torch.save(state, tmp))
 
 
-def load_own_checkpoint(path, device):
-    """An stbench checkpoint (tensors and plain values only: nothing in it can run code)."""
+def load_own_checkpoint(path, device, label=""):
+    """An stbench checkpoint (tensors and plain values only: nothing in it can run code), or None when it
+    cannot be read: a truncated, foreign or tampered-with file is moved aside (kept, never deleted) and the
+    run trains from the start, so a rerun never fails the same way again."""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # truncated, foreign or tampered with: say what to do, never the same failure twice
-        raise UserError(f"the checkpoint {Path(path).resolve()} cannot be read ({type(error).__name__}); "
-                        "delete it to train this run from the start, or give --force") from None
+        state = torch.load(path, map_location=device, weights_only=True)
+        if isinstance(state, dict) and {"model", "epoch", "config_hash"} <= set(state):
+            return state
+        problem = "it is not an stbench checkpoint"
+    except Exception as error:
+        problem = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+    aside = Path(path).with_name(f"{Path(path).name}.unreadable-{int(time.time())}")
+    os.replace(path, aside)
+    log(f"stbench: warning: {label}: the checkpoint {Path(path).resolve()} cannot be used ({problem}); "
+        f"moved it to {aside.name} and training from the start")
+    return None
 
 
 def train(model, batches, train_cfg, device, checkpoint, run_hash, label="") -> TrainResult:
@@ -139,9 +150,9 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="") -> 
     optimizers = make_optimizers(model, train_cfg)
     schedule = make_schedule(optimizers[0], train_cfg, epochs * len(batches))
     start_epoch = 0
-    if Path(checkpoint).exists():
-        state = load_own_checkpoint(checkpoint, device)
-        if isinstance(state, dict) and state.get("config_hash") == run_hash:
+    state = load_own_checkpoint(checkpoint, device, label) if Path(checkpoint).exists() else None
+    if state is not None:
+        if state["config_hash"] == run_hash:
             model.load_state_dict(state["model"])
             for optimizer, saved in zip(optimizers, state["optimizers"]):
                 optimizer.load_state_dict(saved)

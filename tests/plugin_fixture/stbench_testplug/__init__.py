@@ -12,16 +12,21 @@ from stbench import ArrayClips, DatasetSpec, ModelSpec, MultiTaskModel, STModel,
 class TinyConv(STModel):
     """Predicts every future frame from the last one with two convolutions."""
 
-    def __init__(self, channels, width=8, nan_loss=False):
+    def __init__(self, channels, width=8, nan_loss=False, fault="none"):
         super().__init__()
         self.net = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
                                  nn.Conv2d(width, channels, 3, padding=1))
-        self.nan_loss = nan_loss
+        self.nan_loss, self.fault = nan_loss, fault
 
     def forward(self, x, t_out):
         last = x[:, -1]
         frame = last + self.net(last)
-        return frame.unsqueeze(1).expand(-1, t_out, -1, -1, -1)
+        if self.fault == "wrong_shape":  # a plugin bug: one frame too few
+            t_out -= 1
+        if self.fault == "crash" and not self.training:
+            raise RuntimeError("a bug in the plugin")
+        out = frame.unsqueeze(1).expand(-1, t_out, -1, -1, -1)
+        return out * float("nan") if self.fault == "nan_predictions" and not self.training else out
 
     def loss(self, x, y, step):
         if os.environ.get("STBENCH_TEST_INTERRUPT_AT_STEP") == str(step):
@@ -82,7 +87,7 @@ def stbench_register_models(register):
     register(ModelSpec(name="tiny", family="recurrent-free", build=build_tiny,
                        hparams={"smoke": {"default": {"width": 8, "lr": 0.01, "epochs": 2, "batch_size": 4,
                                                       "train_samples": None, "test_samples": None,
-                                                      "nan_loss": False}}}))
+                                                      "nan_loss": False, "fault": "none"}}}))
     register(ModelSpec(name="tinyjoint", family="recurrent-free", build=build_tiny_joint_single, build_joint=build_joint,
                        hparams={"smoke": {"default": {"lr": 0.01, "epochs": 2, "batch_size": 4,
                                                       "train_samples": None, "test_samples": None}}}))
