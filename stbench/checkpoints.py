@@ -62,7 +62,7 @@ def _load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds for a damaged or foreign file
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if "weights_only" in str(error) or "Unsupported global" in str(error):
+        if "Unsupported global" in str(error):  # a pickled class or function: never run
             raise UserError(f"checkpoint {path} holds Python objects besides tensors, and stbench reads only "
                             f"weights (torch.load weights_only=True); re-save it as "
                             f"torch.save(model.state_dict(), FILE) and pass that file") from None
