@@ -76,7 +76,8 @@ def openstl_keys(translator):
     block = r"hid\.enc\.(\d+)\.block\."
     rules += [(block + re.escape(theirs), r"translator.layers.\1.block." + ours)
               for theirs, ours in _OPENSTL_BLOCK_KEYS.get(translator, ())]
-    rules += [(block, r"translator.layers.\1.block."), (r"hid\.enc\.(\d+)\.reduction\.", r"translator.layers.\1.resize.")]
+    rules += [(block, r"translator.layers.\1.block."),
+              (r"hid\.enc\.(\d+)\.reduction\.", r"translator.layers.\1.resize.")]
     return tuple(rules)
 
 
