@@ -1,7 +1,7 @@
 """The model contract: STModel (one task), MultiTaskModel (joint training) and ModelSpec."""
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -118,6 +118,11 @@ class ModelSpec:
     implementation's checkpoints carry but this model does not have because they are never used
     (OpenSTL's ConvLSTM ``cell_list.*.conv_o.*``); an imported checkpoint drops them and the run
     record names them. Any other mismatch is an error.
+
+    ``checkpoint_rename`` holds ``(pattern, replacement)`` regular-expression pairs that map another
+    implementation's state-dict keys (after ``checkpoint_ignore``) to this model's: a key is rewritten
+    by the first rule whose pattern matches its start and whose result names one of the model's
+    entries (see :mod:`stbench.checkpoints`). stbench's own checkpoints are never renamed.
     """
 
     name: str
@@ -128,6 +133,7 @@ class ModelSpec:
     description: str = ""
     build_joint: Optional[Callable[..., MultiTaskModel]] = None
     checkpoint_ignore: Sequence[str] = ()
+    checkpoint_rename: Sequence[Tuple[str, str]] = ()
     plugin: Optional[str] = None  # filled in by the registry
 
     def __post_init__(self):
