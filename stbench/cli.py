@@ -66,11 +66,79 @@ def cmd_run(args):
     plans = plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
                       _metric_options(args.metric_option), joint=args.joint)
     device = pick_device(check_device(args.device))
-    _, failed = execute_all(plans, args.data_root, args.out, device, force=args.force, debug=_debug(args))
+    _, failed = execute_all(plans, args.data_root, args.out, device, force=args.force, debug=_debug(args),
+                            save_predictions=args.save_predictions)
     if not args.no_leaderboard:
         for path in _write_boards(args.out, sorted({p.task.name for plan in plans for p in plan.parts})):
             print(f"leaderboard: {path}")
     return 2 if failed else 0
+
+
+def cmd_eval(args):
+    """Evaluate given weights (a checkpoint file or a run folder) without training."""
+    from .planning import plans_for
+    from .running import execute_all, pick_device
+
+    profile = check_profile(args.profile)
+    models = [plugins.get_model(name) for name in _names(args.models, "models")]
+    tasks = [plugins.resolve_task(text) for text in _names(args.tasks, "tasks")]
+    overrides = check_override_keys(parse_overrides(args.set), models)
+    metrics = parse_list(args.metrics) if args.metrics else None
+    plans = plans_for([m.name for m in models], tasks, profile, [0], overrides, metrics,
+                      _metric_options(args.metric_option))
+    device = pick_device(check_device(args.device))
+    _, failed = execute_all(plans, args.data_root, args.out, device, debug=_debug(args), checkpoint=args.checkpoint,
+                            save_predictions=args.save_predictions)
+    if not args.no_leaderboard:
+        for path in _write_boards(args.out, sorted({t.name for t in tasks})):
+            print(f"leaderboard: {path}")
+    return 2 if failed else 0
+
+
+def cmd_predict(args):
+    """Predict the future of clips a user gives, in the dataset's native range, with given weights."""
+    import numpy as np
+    import torch
+
+    from .checkpoints import load_weights, read_checkpoint
+    from .data import open_split, statistics_of
+    from .files import write_with
+    from .planning import build_model, plan_run
+
+    task = plugins.resolve_task(args.task)
+    spec = plugins.get_dataset(task.dataset)
+    plan = plan_run(args.model, task, check_profile(args.profile), 0,
+                    check_override_keys(parse_overrides(args.set), [plugins.get_model(args.model)]))
+    clips = _load_array(args.input, "input", spec.value_range)
+    if tuple(clips.shape[1:]) != (task.t_in, *spec.shape):
+        raise UserError(f"--input has shape {clips.shape}; {task.name} takes [N, {task.t_in}, "
+                        f"{', '.join(map(str, spec.shape))}]")
+    path = Path(args.checkpoint)
+    weights = read_checkpoint(path / "checkpoint.pt" if path.is_dir() else path)
+    model = build_model(plan)
+    load_weights(model, weights, plan.model_spec)
+    try:  # data-derived normalisation (e.g. WeatherBench's training statistics) needs the data
+        spec = statistics_of(spec, open_split(spec, args.data_root, "test", task))
+    except UserError as error:
+        print(f"stbench: note: normalising with {spec.name}'s fixed statistics ({error})", file=sys.stderr)
+    device = check_device(args.device) or "cpu"
+    model.to(device).eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(clips), int(args.batch_size)):
+            x = spec.normalize(torch.from_numpy(clips[start:start + int(args.batch_size)])).to(device)
+            outputs.append(spec.denormalize(model(x, task.t_out)).float().cpu().numpy())
+    predicted = np.concatenate(outputs)
+    if not np.isfinite(predicted).all():
+        raise UserError(f"the model predicted NaN or inf values; check the checkpoint {weights.path}")
+
+    def save(tmp):
+        with open(tmp, "wb") as handle:
+            np.save(handle, predicted)
+
+    write_with(args.out, save)
+    print(f"predicted {predicted.shape} -> {Path(args.out).resolve()}")
+    return 0
 
 
 def _write_boards(out, tasks=None):
@@ -303,6 +371,12 @@ def _metric_option(parser):
                         help="metric option, e.g. ssim_data_range=2.0 (OpenSTL's tables) (repeatable)")
 
 
+def _save_predictions_option(parser):
+    parser.add_argument("--save-predictions", action="store_true",
+                        help="write the test set's predictions and targets (predictions.npy, targets.npy; uint8 "
+                             "for 8-bit data) beside each record, for stbench score")
+
+
 def _debug_option(parser):
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failing run (STBENCH_DEBUG=1)")
 
@@ -352,8 +426,40 @@ def build_parser():
     run.add_argument("--joint", action="store_true", help="train one multi-task model on all named tasks")
     run.add_argument("--no-leaderboard", action="store_true",
                      help="write run records only (a launcher regenerates the boards once at the end)")
+    _save_predictions_option(run)
     _debug_option(run)
     run.set_defaults(func=cmd_run)
+
+    ev = sub.add_parser("eval", help="evaluate a checkpoint (stbench's, or OpenSTL's .pth / .ckpt) without training")
+    ev.add_argument("--models", required=True, help="the model the checkpoint holds (stbench list models)")
+    ev.add_argument("--tasks", required=True, help="comma-separated tasks to evaluate it on")
+    ev.add_argument("--checkpoint", required=True,
+                    help="a checkpoint file (.pt, .pth, .ckpt; loaded as weights only) or an stbench run folder")
+    ev.add_argument("--profile", default="paper", help="whose architecture settings to build (default paper)")
+    ev.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyper-parameter")
+    ev.add_argument("--metrics", help="comma-separated metrics (default: the dataset's)")
+    _metric_option(ev)
+    _data_root_option(ev)
+    _out_option(ev)
+    ev.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when present)")
+    ev.add_argument("--no-leaderboard", action="store_true", help="write the record only")
+    _save_predictions_option(ev)
+    _debug_option(ev)
+    ev.set_defaults(func=cmd_eval)
+
+    pred = sub.add_parser("predict", help="predict the future of given clips with a checkpoint")
+    pred.add_argument("--model", required=True, help="the model the checkpoint holds")
+    pred.add_argument("--task", required=True, help="the task, e.g. mmnist-10-10 (input T_in frames, T_out out)")
+    pred.add_argument("--checkpoint", required=True, help="a checkpoint file or an stbench run folder")
+    pred.add_argument("--input", required=True,
+                      help="clips [N, T_in, C, H, W] in the dataset's native range (.npy or FILE.npz:KEY)")
+    pred.add_argument("--out", required=True, help="where to write the predictions [N, T_out, C, H, W] (.npy)")
+    pred.add_argument("--profile", default="paper", help="whose architecture settings to build (default paper)")
+    pred.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyper-parameter")
+    pred.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
+    pred.add_argument("--device", help="cpu, cuda, cuda:N or mps (default cpu)")
+    _data_root_option(pred)
+    pred.set_defaults(func=cmd_predict)
 
     prof = sub.add_parser("profile", help="params and FLOPs (MACs) without training")
     prof.add_argument("--models", required=True, help="comma-separated model names")

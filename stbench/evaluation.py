@@ -63,11 +63,12 @@ def _info_of(spec, key):
 
 
 @torch.no_grad()
-def evaluate(model, loader, metrics, dataset_spec, task, device="cpu") -> EvalResult:
+def evaluate(model, loader, metrics, dataset_spec, task, device="cpu", keep=None) -> EvalResult:
     """Stream the test set through the model and the metrics; time data, forward and metrics apart.
 
     ``metrics`` are ``(MetricSpec, Metric)`` pairs from :func:`build_metrics`. A prediction of the
-    wrong shape or with NaN / inf values fails the run instead of ranking a row of "nan".
+    wrong shape or with NaN / inf values fails the run instead of ranking a row of "nan". ``keep(pred,
+    true)`` (optional) receives every batch in native units (``--save-predictions``).
     """
     dataset_spec = statistics_of(dataset_spec, loader.dataset)  # data-derived normalisation, if any
     model.eval()
@@ -98,6 +99,8 @@ def evaluate(model, loader, metrics, dataset_spec, task, device="cpu") -> EvalRe
         for _, metric in metrics:
             metric.update(pred_n, true_n)
         metric_s += time.perf_counter() - start
+        if keep is not None:
+            keep(pred_n, true_n)
         if sample is None:
             sample = {"inputs": dataset_spec.denormalize(x[0].float()).cpu().numpy(),
                       "truth": true_n[0].cpu().numpy(), "pred": pred_n[0].cpu().numpy()}

@@ -32,6 +32,7 @@ class RunPlan:
     profile: str
     seed: int
     metric_options: Dict[str, Any]
+    checkpoint_sha256: Optional[str] = None  # evaluating given weights (stbench eval) instead of training
 
     @property
     def joint(self) -> bool:
@@ -48,6 +49,10 @@ class RunPlan:
         def weights_only(train):
             return {k: v for k, v in train.items() if k not in EVALUATION_KEYS}
 
+        if self.checkpoint_sha256:  # the weights are the file's: the architecture and the file identify them
+            part = self.parts[0]
+            return config_hash({"model": self.model_spec.name, "task": part.task.name, "profile": self.profile,
+                                "hparams": part.hparams, "checkpoint": self.checkpoint_sha256})
         if not self.joint:
             part = self.parts[0]
             return config_hash({"model": self.model_spec.name, "task": part.task.name, "profile": self.profile,
@@ -63,7 +68,8 @@ class RunPlan:
     @property
     def run_name(self) -> str:
         joint = f"__joint{len(self.parts)}" if self.joint else ""
-        return f"{self.model_spec.name}{joint}__{self.profile}__seed{self.seed}__{self.hash}"
+        origin = "checkpoint" if self.checkpoint_sha256 else f"seed{self.seed}"
+        return f"{self.model_spec.name}{joint}__{self.profile}__{origin}__{self.hash}"
 
     @property
     def label(self) -> str:
