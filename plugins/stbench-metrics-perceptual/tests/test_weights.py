@@ -212,8 +212,12 @@ def test_fvd_loads_stylegan_v_s_detector_from_dnnlib_s_cache(fake_home, i3d_file
 def test_dnnlib_cache_dir_variable_and_stylegan_v_s_url_first(fake_home, tmp_path, monkeypatch, i3d_files):
     monkeypatch.setenv("DNNLIB_CACHE_DIR", str(tmp_path / "dnn"))
     downloads = tmp_path / "dnn" / "downloads"
+    put(downloads / "tmp_0123456789abcdef0123456789abcdef_i3d_torchscript.pt", b"half")  # dnnlib's temp name
+    assert fvd.find_i3d({}) is None
+    without_header = "1" * 32 + "_https___www.dropbox.com_s_x_i3d_torchscript.pt_dl_1"  # no file name sent
+    put(downloads / without_header, i3d_files[0])
+    assert fvd.find_i3d({}).path.name == without_header
     put(downloads / dnnlib_name("0" * 32), i3d_files[0])
-    put(downloads / "tmp_1234_i3d_torchscript.pt", b"half a download")  # dnnlib's temp name: not a cache hit
     assert fvd.find_i3d({}).path.name == dnnlib_name("0" * 32)
     put(downloads / dnnlib_name(), i3d_files[0])
     assert fvd.find_i3d({}).path == downloads / dnnlib_name()

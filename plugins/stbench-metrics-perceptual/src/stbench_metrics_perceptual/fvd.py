@@ -137,7 +137,9 @@ class FVD(Metric):
 
 
 def _dnnlib_cached():
-    files = glob_paths(dnnlib_downloads_dir, f"{'[0-9a-f]' * 32}_{TORCHSCRIPT_FILE}")()
+    # named from the server's file name, or from the whole URL (..._i3d_torchscript.pt_dl_1) without one;
+    # dnnlib's half-written downloads start with tmp_ and never match
+    files = glob_paths(dnnlib_downloads_dir, f"{'[0-9a-f]' * 32}_*i3d_torchscript.pt*")()
     return sorted(files, key=lambda path: not path.name.startswith(STYLEGAN_V_MD5))
 
 
