@@ -289,7 +289,10 @@ def test_weight_files_say_what_is_missing_where_it_was_looked_for_and_how_to_get
     assert f"pyiqa cache (pyiqa 0.1.12): {fake_home / '.cache' / 'pyiqa' / PYIQA_FILE}" in linear["searched"]
     assert "RUNS CODE" in i3d["how_to_get"] and "~/.cache/videogpt/i3d_pretrained_400.pt" in i3d["how_to_get"]
     assert f"VideoGPT cache: {fake_home / '.cache' / 'videogpt' / 'i3d_pretrained_400.pt'}" in i3d["searched"]
-    assert "metric option fvd_i3d" in i3d["searched"]
+    assert i3d["searched"][:2] == ["metric option fvd_i3d: (not set)",
+                                   "environment variable STBENCH_FVD_I3D: (not set)"]
+    dnnlib = fake_home / ".cache" / "dnnlib" / "downloads"
+    assert f"dnnlib cache (StyleGAN-V's download): {dnnlib}/<md5 of the URL>_i3d_torchscript.pt" in i3d["searched"]
 
 
 def test_weight_files_report_found_files_notes_and_bad_names_without_raising(fake_home, tmp_path, lpips_files,
@@ -301,6 +304,7 @@ def test_weight_files_report_found_files_notes_and_bad_names_without_raising(fak
     assert trunk_entry["sha256"] == hashlib.sha256(lpips_files[0]).hexdigest()
     assert "sha256 differs from the published file's (7be5be79...)" in trunk_entry["note"]  # a random net
     assert linear_entry["path"] is None and "not a file" in linear_entry["note"]
+    assert f"metric option lpips_linear: {tmp_path / 'gone.pth'}" in linear_entry["searched"]
     assert str(tmp_path / "gone.pth") in linear_entry["note"]
 
     put(hub / "checkpoints" / "i3d_torchscript.pt", i3d_files[0])
@@ -319,7 +323,7 @@ def test_the_published_linear_file_matches_its_sha256(fake_home):
     real = weights.installed_file("lpips", LINEAR_FILE)
     if real is None:
         pytest.skip("the lpips package is not installed (pip install --no-deps lpips==0.1.4)")
-    entry = weights.weight_entry(lpips.LINEAR, weights.Found(real, "lpips package"))
+    entry = weights.weight_entry(lpips.LINEAR, {}, weights.Found(real, "lpips package"))
     assert entry["sha256"] == lpips.LINEAR_SHA256 and entry["note"] is None
 
 

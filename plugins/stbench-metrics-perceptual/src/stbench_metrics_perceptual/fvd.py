@@ -147,7 +147,8 @@ I3D = WeightSearch(
     name=f"fvd I3D (Kinetics-400): StyleGAN-V's {TORCHSCRIPT_FILE} or VideoGPT's {STATE_DICT_FILE}",
     option="fvd_i3d", env="STBENCH_FVD_I3D",
     places=(
-        Place("dnnlib cache (StyleGAN-V's download)", _dnnlib_cached, may_run_code=True),
+        Place("dnnlib cache (StyleGAN-V's download)", _dnnlib_cached, may_run_code=True,
+              when_absent=lambda: str(dnnlib_downloads_dir() / f"<md5 of the URL>_{TORCHSCRIPT_FILE}")),
         Place("VideoGPT cache", in_folder(lambda: home_cache("videogpt"), STATE_DICT_FILE)),
         Place("torch hub cache", in_folder(lambda: torch_hub_dir() / "checkpoints", STATE_DICT_FILE, TORCHSCRIPT_FILE)),
     ),
@@ -188,7 +189,7 @@ def weight_files(options: Mapping) -> List[Dict]:
     if chosen is not None and is_torchscript(chosen.path):
         notes.append("TorchScript: loading it runs code it holds (loaded because it was "
                      + ("named" if chosen.named else "left by StyleGAN-V's download in dnnlib's cache") + ")")
-    return [weight_entry(I3D, chosen, notes)]
+    return [weight_entry(I3D, options, chosen, notes)]
 
 
 def build_fvd(context: MetricContext, name: str = "fvd"):
@@ -196,8 +197,10 @@ def build_fvd(context: MetricContext, name: str = "fvd"):
         return Unavailable(name, f"fvd needs a bounded value range; {context.dataset or 'this dataset'} is unbounded")
     found, skipped = choose_i3d(context.options)
     if found is None:
-        return Unavailable(name, "; ".join([f"no I3D weights named with fvd_i3d=PATH or STBENCH_FVD_I3D or in "
-                                            f"dnnlib's, VideoGPT's or torch hub's cache: {I3D.advice()}"] + skipped))
+        return Unavailable(name, "; ".join([
+            f"no I3D weights: put VideoGPT's {STATE_DICT_FILE} (gdown {VIDEOGPT_DRIVE_ID}) into "
+            f"{home_cache('videogpt')}, or name it or StyleGAN-V's {TORCHSCRIPT_FILE} (TorchScript: runs code "
+            "when loaded) with fvd_i3d=PATH / STBENCH_FVD_I3D"] + skipped))
     file_sha256(found.path)  # hashed as loaded, once per file and process
     try:
         extractor = load_i3d(found.path, may_run_code=found.may_run_code)

@@ -158,8 +158,10 @@ class LPIPS(FrameMetric):
         return record
 
 
-def _wheel_file(distribution: str, relative: str):
-    return lambda: [path for path in (installed_file(distribution, relative),) if path]
+def _wheel(distribution: str, relative: str) -> Place:
+    def paths():
+        return [path for path in (installed_file(distribution, relative),) if path]
+    return Place(f"{distribution} package", paths, when_absent=lambda: f"(not installed, or without {relative})")
 
 
 TRUNK = WeightSearch(
@@ -176,10 +178,9 @@ LINEAR = WeightSearch(
     name="lpips v0.1 linear layers (alex.pth)",
     option="lpips_linear", env="STBENCH_LPIPS_LINEAR",
     places=(
-        Place("lpips package", _wheel_file("lpips", LINEAR_FILE)),
-        Place("torchmetrics package", _wheel_file("torchmetrics", TORCHMETRICS_LINEAR_FILE)),
-        # pyiqa's cache moved twice: $TORCH_HOME/hub/pyiqa since 2024-09, ~/.cache/pyiqa for 0.1.12,
-        # $TORCH_HOME/hub/checkpoints before
+        _wheel("lpips", LINEAR_FILE),
+        _wheel("torchmetrics", TORCHMETRICS_LINEAR_FILE),
+        # pyiqa's cache moved twice: <hub>/pyiqa from 0.1.13, ~/.cache/pyiqa in 0.1.12, <hub>/checkpoints before
         Place("pyiqa cache", in_folder(lambda: torch_hub_dir() / "pyiqa", PYIQA_LINEAR_FILE)),
         Place("pyiqa cache (pyiqa 0.1.12)", in_folder(lambda: home_cache("pyiqa"), PYIQA_LINEAR_FILE)),
         Place("pyiqa cache (pyiqa before 0.1.12)", in_folder(lambda: torch_hub_dir() / "checkpoints",
@@ -215,7 +216,7 @@ def weight_files(options: Mapping) -> List[Dict]:
             chosen, problem = next(iter(search.candidates(options)), None), None
         except UserError as error:  # a named file that is not there: report it, as build would
             chosen, problem = None, str(error)
-        entries.append(weight_entry(search, chosen, [problem]))
+        entries.append(weight_entry(search, options, chosen, [problem]))
     return entries
 
 

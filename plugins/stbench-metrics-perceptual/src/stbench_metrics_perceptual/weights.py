@@ -58,6 +58,7 @@ class Place:
     label: str
     paths: Callable[[], Iterable[Path]]
     may_run_code: bool = False
+    when_absent: Optional[Callable[[], str]] = None  # what to show when paths() is empty
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,12 @@ class WeightSearch:
                     found.append(Found(path.absolute(), place.label, may_run_code=place.may_run_code))
         return found
 
-    def searched(self) -> List[str]:
+    def searched(self, options: Mapping) -> List[str]:
         """The places looked in, with the paths as they resolve now (for 'what is missing')."""
-        lines = [f"metric option {self.option}", f"environment variable {self.env}"]
+        lines = [f"metric option {self.option}: {options.get(self.option) or '(not set)'}",
+                 f"environment variable {self.env}: {os.environ.get(self.env) or '(not set)'}"]
         for place in self.places:
-            paths = [str(p) for p in place.paths()] or ["(no matching file)"]
+            paths = [str(p) for p in place.paths()] or [place.when_absent() if place.when_absent else "(none)"]
             lines.append(f"{place.label}: {', '.join(paths)}")
         return lines
 
@@ -199,12 +201,12 @@ def load_strict(module: torch.nn.Module, state: dict, path: Path, what: str) -> 
                         f"{' '.join(line.strip() for line in first[:3])[:400]}") from None
 
 
-def weight_entry(search: WeightSearch, chosen: Optional[Found], notes: Sequence[str] = ()) -> Dict:
+def weight_entry(search: WeightSearch, options: Mapping, chosen: Optional[Found], notes: Sequence[str] = ()) -> Dict:
     """One ``MetricSpec.weight_files`` entry: the file that would be used (path, sha256, where it was
     found) or, with path None, what is missing; ``how_to_get`` and the places searched either way."""
     notes = [n for n in notes if n]
     entry = {"name": search.name, "path": None, "sha256": None, "found_in": None,
-             "how_to_get": search.advice(), "searched": search.searched()}
+             "how_to_get": search.advice(), "searched": search.searched(options)}
     if chosen is not None:
         digest = file_sha256(chosen.path)
         entry.update(path=str(chosen.path), sha256=digest, found_in=chosen.found_in)
