@@ -11,7 +11,7 @@ from torch import nn
 
 from stbench import MetricContext, NotAvailable, Unavailable, UserError
 from stbench_metrics_perceptual import METRICS, fvd, lpips, weights
-from stbench_metrics_perceptual.fvd import FVD, STYLEGAN_V_MD5, build_fvd
+from stbench_metrics_perceptual.fvd import STYLEGAN_V_MD5, build_fvd
 from stbench_metrics_perceptual.i3d import InceptionI3d, TorchScriptI3D
 from stbench_metrics_perceptual.lpips import LINEAR_FILE, LPIPS, LPIPSNet, build_lpips
 
@@ -56,22 +56,16 @@ def fake_wheel(site, name, relative, data: bytes):
     return put(site / relative, data)
 
 
-def saved(state) -> bytes:
-    path = weights.Path(os.environ["HOME"]) / "scratch.pt"
-    torch.save(state, path)
-    data = path.read_bytes()
-    path.unlink()
-    return data
-
-
-@pytest.fixture
-def lpips_files():
+@pytest.fixture(scope="module")
+def lpips_files(tmp_path_factory):
     """(trunk bytes, linear bytes) in the torchvision and lpips layouts, from a seeded random net."""
+    folder = tmp_path_factory.mktemp("lpips")
     torch.manual_seed(0)
     donor = LPIPSNet()
-    trunk = {k: v.clone() for k, v in donor.trunk.state_dict().items()}
-    linear = {f"lin{k}.model.1.weight": lin.weight.detach().abs().clone() for k, lin in enumerate(donor.lins)}
-    return saved(trunk), saved(linear)
+    torch.save({k: v.clone() for k, v in donor.trunk.state_dict().items()}, folder / "trunk.pth")
+    torch.save({f"lin{k}.model.1.weight": lin.weight.detach().abs().clone() for k, lin in enumerate(donor.lins)},
+               folder / "linear.pth")
+    return (folder / "trunk.pth").read_bytes(), (folder / "linear.pth").read_bytes()
 
 
 # ---------------------------------------------------------------------------------------------------

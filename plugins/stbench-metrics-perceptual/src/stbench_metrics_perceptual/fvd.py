@@ -5,11 +5,11 @@ from typing import Dict, List, Mapping, Optional
 import torch
 import torch.nn.functional as F
 
-from stbench import Metric, MetricContext, NotAvailable, UserError
+from stbench import Metric, MetricContext, NotAvailable, Unavailable, UserError
 
 from .i3d import TorchScriptI3D, load_i3d
-from .weights import (Found, Place, Unavailable, WeightSearch, file_sha256, glob_paths, home_cache, in_folder,
-                      is_torchscript, provenance_of, dnnlib_downloads_dir, torch_hub_dir, weight_entry)
+from .weights import (Found, Place, WeightSearch, dnnlib_downloads_dir, file_sha256, glob_paths, home_cache,
+                      in_folder, is_torchscript, provenance_of, torch_hub_dir, weight_entry)
 
 TORCHSCRIPT_FILE = "i3d_torchscript.pt"  # StyleGAN-V's detector (TorchScript: loading it runs code)
 STATE_DICT_FILE = "i3d_pretrained_400.pt"  # VideoGPT's port of pytorch-i3d (a plain state dict)

@@ -4,12 +4,11 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from stbench import FrameMetric, MetricContext, NotAvailable, UserError
+from stbench import FrameMetric, MetricContext, NotAvailable, Unavailable, UserError
 
-from .weights import (Found, Place, Unavailable, WeightSearch, file_sha256, home_cache, in_folder, installed_file,
+from .weights import (Found, Place, WeightSearch, file_sha256, home_cache, in_folder, installed_file,
                       load_state_dict, load_strict, provenance_of, torch_hub_dir, weight_entry)
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's ImageNet AlexNet, as torch.hub caches it

@@ -10,7 +10,7 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 
 import torch
 
-from stbench import Unavailable, UserError  # noqa: F401 - Unavailable is used by the metric modules
+from stbench import UserError
 
 
 # ---------------------------------------------------------------------------------------------------
