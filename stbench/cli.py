@@ -298,21 +298,32 @@ def cmd_plugins(args):
 
 
 def cmd_weights(args):
-    """Each weight file a metric can use: where it was found, or what is missing and how to get it."""
+    """Each weight file a metric can use: where it was found, or where it was looked for and how to get it."""
     options = _metric_options(args.metric_option)
-    listed = 0
-    for name, spec in sorted(plugins.metrics().items()):
-        if spec.weight_files is None:
-            continue
-        for item in spec.weight_files(options):
-            listed += 1
+    listing = {name: spec.weight_files(options) for name, spec in sorted(plugins.metrics().items())
+               if spec.weight_files is not None}
+    if args.json:
+        print(json.dumps(listing, indent=2, default=str))
+        return 0
+    found = total = 0
+    for name, items in listing.items():
+        for item in items:
+            total += 1
+            print(item["name"] if item["name"].startswith(name) else f"{name}: {item['name']}")
             if item.get("path"):
-                sha = f" sha256 {item['sha256'][:12]}" if item.get("sha256") else ""
-                print(f"{name:<8} {item['name']:<34} found ({item.get('found_in', '')}): {item['path']}{sha}")
+                found += 1
+                print(f"  found     {item['path']}")
+                print(f"  in        {item.get('found_in', '')}")
+                if item.get("sha256"):
+                    print(f"  sha256    {item['sha256']}")
             else:
-                print(f"{name:<8} {item['name']:<34} MISSING: {item.get('how_to_get', '')}")
-    if not listed:
-        print("no installed metric uses weight files")
+                print("  missing")
+                for i, place in enumerate(item.get("searched") or []):
+                    print(f"  {'searched' if i == 0 else '':<9} {place}")
+                print(f"  get it    {item.get('how_to_get', '')}")
+            if item.get("note"):
+                print(f"  note      {item['note']}")
+    print(f"{found} of {total} weight files found" if total else "no installed metric uses weight files")
     return 0
 
 
@@ -368,7 +379,9 @@ def _out_option(parser):
 
 def _metric_option(parser):
     parser.add_argument("--metric-option", action="append", metavar="KEY=VALUE",
-                        help="metric option, e.g. ssim_data_range=2.0 (OpenSTL's tables) (repeatable)")
+                        help="metric option (repeatable), e.g. ssim_data_range=2.0 (OpenSTL's tables), "
+                             "lpips_alexnet=PATH, lpips_linear=PATH, fvd_i3d=PATH (a TorchScript I3D such as "
+                             "StyleGAN-V's runs code when loaded)")
 
 
 def _save_predictions_option(parser):
@@ -489,6 +502,7 @@ def build_parser():
 
     weights = sub.add_parser("weights", help="weight files the metrics can use: found where, or how to get them")
     _metric_option(weights)
+    weights.add_argument("--json", action="store_true", help="print {metric: [entry, ...]} as JSON")
     weights.set_defaults(func=cmd_weights)
 
     board = sub.add_parser("leaderboard", help="regenerate OUT/leaderboards from OUT/runs")

@@ -228,3 +228,16 @@ def test_score_wrong_task_length(use_plugins, tmp_path, capsys):
     assert main(["score", "--pred", str(tmp_path / "p.npy"), "--true", str(tmp_path / "t.npy"),
                  "--task", "toy-6-6"]) == 2
     assert "do not fit toy-6-6" in capsys.readouterr().err
+
+
+def test_weights_lists_what_each_metric_can_use(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("STBENCH_LPIPS_ALEXNET", raising=False)
+    monkeypatch.delenv("STBENCH_FVD_I3D", raising=False)
+    assert main(["weights"]) == 0
+    out = capsys.readouterr().out
+    assert "alexnet-owt-7be5be79.pth" in out and "missing" in out and "get it" in out
+    assert main(["weights", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert {"lpips", "fvd"} <= set(listing) and all("how_to_get" in item for item in listing["lpips"])
