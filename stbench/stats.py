@@ -80,13 +80,12 @@ def tested_marks(point: Sequence[float], resampled: np.ndarray,
 
 
 def marks_by_value(point: Sequence[Optional[float]]) -> Tuple[Set[int], Set[int]]:
-    """Best and second by value alone (no test): every row holding the lowest badness, then every row
-    holding the next one. The fallback for records without per-clip values."""
+    """Best and second by value alone (no test), the fallback for records without per-clip values:
+    every row holding the lowest badness when some row is worse, then every row holding the next
+    value when some row is worse still (the rule :func:`tested_marks` follows, minus the test)."""
     present = sorted({v for v in point if v is not None})
-    if len(present) < 1 or sum(v is not None for v in point) < 2:
-        return set(), set()
-    best = {i for i, v in enumerate(point) if v == present[0]}
-    second = {i for i, v in enumerate(point) if len(present) > 1 and v == present[1]}
+    best = {i for i, v in enumerate(point) if len(present) > 1 and v == present[0]}
+    second = {i for i, v in enumerate(point) if len(present) > 2 and v == present[1]}
     return best, second
 
 

@@ -68,6 +68,8 @@ def test_marks_only_where_the_rows_below_are_beaten():
 
 def test_marks_by_value_is_the_untested_fallback():
     assert stats.marks_by_value([2.0, None, 1.0, 3.0, 1.0]) == ({2, 4}, {0})
+    assert stats.marks_by_value([2.0, 1.0]) == ({1}, set())  # no second without a row below it
+    assert stats.marks_by_value([2.0, 2.0]) == (set(), set())  # all equal: nothing stands out
     assert stats.marks_by_value([2.0]) == (set(), set())
     assert stats.marks_by_value([None, None]) == (set(), set())
 
