@@ -115,11 +115,6 @@ def group_rows(records) -> List[Dict]:
     return sorted(rows, key=lambda r: (r["family"] != "baseline", r["label"]))
 
 
-def latest_per_row(records) -> List[Dict]:
-    """The newest successful record of each row (one seed shown per row; kept for callers that want one)."""
-    return [row["records"][-1] for row in group_rows(records)]
-
-
 # ---------------------------------------------------------------- metric display info
 
 def _installed_info(key) -> Optional[Dict]:

@@ -142,6 +142,13 @@ def test_the_board_states_the_budget_once_and_marks_rows_under_another(tmp_path)
     assert cells(rows_of(board, "b")[0])[column(board, "Epochs")] == "9"
 
 
+def test_one_model_under_two_budgets_gets_two_rows_that_say_which(tmp_path):
+    records = [record("a", 10.0), record("a", 8.0, epochs=6), record("b", 11.0), record("c", 12.0)]
+    board = render("toy-6-6", records, tmp_path, pictures=False)
+    assert rows_of(board, "a (3 epochs x 12 training clips, batch 4)")
+    assert rows_of(board, "a (6 epochs x 12 training clips, batch 4) †")
+
+
 def test_quick_tables_say_they_are_not_comparable_and_published_rows_sit_beside(tmp_path):
     records = [record("tau", 120.0, 0.48, task="mmnist-10-10", per_frame={}),
                record("persistence", 284.0, 0.65, task="mmnist-10-10")]
@@ -271,7 +278,8 @@ def test_committed_boards_render_the_same_with_no_plugin_installed(tmp_path, mon
     try:
         assert not plugins.models()
         for task in tasks:
-            assert render(task, [r for r in records if r["task"] == task], tmp_path, pictures=False) == with_plugins[task]
+            alone = render(task, [r for r in records if r["task"] == task], tmp_path, pictures=False)
+            assert alone == with_plugins[task]
     finally:
         monkeypatch.delenv("STBENCH_PLUGINS")
         plugins.reset()

@@ -1,6 +1,5 @@
 """Pixel metrics (MSE, MAE, RMSE, SSIM, PSNR) in the OpenSTL conventions, vectorised in torch."""
 import torch
-import torch.nn.functional as F
 
 from ..hookspecs import hookimpl
 from . import FrameMetric, MetricSpec
