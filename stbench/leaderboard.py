@@ -186,6 +186,10 @@ def _numbers(values) -> List[float]:
     return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
 
 
+def _scaled(value, unit) -> Optional[float]:
+    return value / unit if _numbers([value]) else None
+
+
 def _fixed(value, decimals) -> str:
     return f"{value:.{decimals}f}"
 
@@ -300,8 +304,8 @@ def table(task, rows, majority) -> Tuple[str, List[Column], List[str]]:
     """The markdown table, its metric columns and the published sources cited in it (in order)."""
     all_records = [r for row in rows for r in row["records"]]
     columns = [Column(key, rows, all_records) for key in _metric_keys(rows, task)]
-    params = [[r.get("params", 0) / 1e6 for r in row["records"]] for row in rows]
-    macs = [[r.get("macs", 0) / 1e9 for r in row["records"]] for row in rows]
+    params = [[_scaled(r.get("params"), 1e6) for r in row["records"]] for row in rows]
+    macs = [[_scaled(r.get("macs"), 1e9) for r in row["records"]] for row in rows]
     per_epoch = [[r.get("train_seconds_per_epoch") for r in row["records"]] for row in rows]
     inference = [[r.get("inference_seconds") for r in row["records"]] for row in rows]
     fps = [[r.get("fps") for r in row["records"]] for row in rows]
@@ -433,8 +437,8 @@ def section(task, profile, rows, figures: Dict[str, str]) -> str:
     first = records[0]
     majority = _majority_budget(rows)
     text, columns, sources = table(task, rows, majority)
-    test_sources = _distinct(f"{r['data']['test']['source']} ({r['data']['test']['clips']} clips)"
-                             for r in records if (r.get("data") or {}).get("test"))
+    tests = [(r.get("data") or {}).get("test") or {} for r in records]
+    test_sources = _distinct(f"{t.get('source', '?')} ({t.get('clips', '?')} clips)" for t in tests if t)
     seeds = _distinct(s for row in rows for s in row["seeds"])
     lines = [f"## Profile `{profile}`", ""]
     if profile != "paper":
