@@ -375,7 +375,7 @@ def _marks_line(columns, rows) -> str:
     if untested:
         parts.append(f"{', '.join(c.info['label'] for c in untested)}: marked by mean alone, not tested for "
                      "significance (the records hold no per-clip values: written before stbench stored them, or "
-                     "a row lacks them)")
+                     "a row lacks them or scored other clips)")
     return "- Marks: " + "; ".join(parts) + "." if parts else ""
 
 

@@ -204,3 +204,14 @@ def test_a_failed_write_leaves_neither_a_file_nor_a_temporary_one(tmp_path, monk
     with pytest.raises(OSError, match="disk full"):
         plot_per_frame([record("tau", mse=[1.0, 2.0])], tmp_path / "curves.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_strip_captions_are_readable_and_not_repeated_on_every_row(tmp_path, drawn):
+    samples = [(name, save_sample(tmp_path / f"{name}.npz", t_in=4, t_out=6, seed=i))
+               for i, name in enumerate(["tau", "simvp", "ustep"])]
+    plot_strip(samples, tmp_path / "strip.png")
+    captions = drawn[0].axes[0].texts
+    assert [t.get_text() for t in captions] == ["t=-3", "t=-2", "t=-1", "t=0"] + [f"t=+{i}" for i in range(1, 7)]
+    assert min(t.get_fontsize() for t in captions) >= 8
+    assert [t.get_text() for t in drawn[0].axes[0].get_yticklabels()] == ["inputs", "ground truth", "tau", "simvp",
+                                                                          "ustep"]
