@@ -48,17 +48,27 @@ def row_label(record) -> str:
         label += " (" + ", ".join(f"{k}={v}" for k, v in sorted(record["overrides"].items())) + ")"
     if record.get("joint"):
         label += f" [joint x{record['joint'].get('task_count', '?')}]"
-    evaluation = record.get("evaluation") or {}
-    if evaluation.get("source") == "checkpoint":
-        label += f" [checkpoint {Path(str(evaluation.get('checkpoint') or '?')).name}]"
+    checkpoint = checkpoint_of(record)
+    if checkpoint is not None:
+        label += f" [checkpoint {Path(checkpoint['path']).name}]"
     return label
+
+
+def checkpoint_of(record) -> Optional[Dict[str, str]]:
+    """{path, sha256, format} of the checkpoint a record was evaluated from (``evaluation.source`` is
+    'checkpoint'; the file's details in ``evaluation.checkpoint``, or beside it); None for trained rows."""
+    evaluation = record.get("evaluation") or {}
+    if evaluation.get("source") != "checkpoint":
+        return None
+    details = evaluation.get("checkpoint")
+    details = dict(details) if isinstance(details, dict) else {"path": details}
+    return {key: str(details.get(key) or evaluation.get(key) or "?") for key in ("path", "sha256", "format")}
 
 
 def budget_of(record) -> Optional[Tuple]:
     """(kind, value, train clips, batch) of a trained record; None for untrained or checkpoint rows.
     Records written before ``budget`` was stored were trained for a number of epochs."""
-    evaluation = record.get("evaluation") or {}
-    if evaluation.get("source") == "checkpoint" or not record.get("params"):
+    if checkpoint_of(record) is not None or not record.get("params"):
         return None
     budget, train = record.get("budget") or {}, record.get("train") or {}
     kind = budget.get("kind", "epochs")
@@ -77,7 +87,7 @@ def budget_text(budget) -> str:
     kind, value, clips, batch = budget
     data = f"{clips} training clips per epoch, batch {batch}"
     if kind == "epochs":
-        return f"{value} epochs x {clips} training clips, batch {batch}"
+        return f"{value} epoch{'' if value == 1 else 's'} x {clips} training clips, batch {batch}"
     if kind == "seconds":
         return f"{_number(value)} s of training wall-clock time per model ({data}; epochs per row under Epochs)"
     if kind == "macs":
@@ -90,8 +100,9 @@ def _number(value) -> str:
 
 
 def _evaluation_key(record):
-    evaluation = record.get("evaluation") or {}
-    return (evaluation.get("source"), evaluation.get("sha256"), evaluation.get("checkpoint"))
+    """Rows from different checkpoint files never merge; trained and re-evaluated records do."""
+    checkpoint = checkpoint_of(record)
+    return None if checkpoint is None else (checkpoint["sha256"], checkpoint["path"])
 
 
 def group_rows(records) -> List[Dict]:
@@ -130,10 +141,11 @@ def _installed_info(key) -> Optional[Dict]:
 
 
 def metric_info(key, records) -> Dict:
-    """How to show a metric key: from the records (``metric_info``), else the installed metric, else a
-    small table of known metrics, else 'lower is better, 4 decimals'."""
+    """How to show a metric key: from the records (``metric_info`` as the metric declared it), else the
+    installed metric, else a small table of known metrics, else 'lower is better, 4 decimals'."""
     for record in records:
-        info = (record.get("metric_info") or {}).get(key)
+        # a record migrated from schema 1 carries guessed info (4 decimals, the key as label): not used
+        info = None if record.get("migrated_from") else (record.get("metric_info") or {}).get(key)
         if info:
             break
     else:
@@ -145,8 +157,8 @@ def metric_info(key, records) -> Dict:
     info = dict(info)
     base, _, suffix = key.partition("_")
     label = info.get("label") or base.upper()
-    if suffix and label.lower() == base.lower():
-        label = f"{label} ({KEY_SUFFIXES.get(suffix, suffix)})"
+    if suffix and label.lower() in (base.lower(), key.lower()):  # 'SSIM' or 'SSIM_OPENSTL' -> 'SSIM (OpenSTL)'
+        label = f"{label if label.lower() == base.lower() else base.upper()} ({KEY_SUFFIXES.get(suffix, suffix)})"
     info["label"] = label
     info.setdefault("decimals", 4)
     return info
@@ -413,10 +425,10 @@ def _notes(rows, majority) -> List[str]:
                 notes[f"{metric} n/a for {row['label']}{seed}: {reason}"] = None
             for key, value in (r.get("notes") or {}).items():
                 notes[f"{row['label']}: {key}: {value}"] = None
-            evaluation = r.get("evaluation") or {}
-            if evaluation.get("source") == "checkpoint":
-                notes[f"{row['label']}: evaluated from checkpoint {evaluation.get('checkpoint')} (sha256 "
-                      f"{evaluation.get('sha256', '?')}, format {evaluation.get('format', '?')}), not trained "
+            checkpoint = checkpoint_of(r)
+            if checkpoint is not None:
+                notes[f"{row['label']}: evaluated from checkpoint {checkpoint['path']} (sha256 "
+                      f"{checkpoint['sha256']}, format {checkpoint['format']}), not trained "
                       "here."] = None
     files = OrderedDict()
     for row in rows:
@@ -438,7 +450,8 @@ def section(task, profile, rows, figures: Dict[str, str]) -> str:
     majority = _majority_budget(rows)
     text, columns, sources = table(task, rows, majority)
     tests = [(r.get("data") or {}).get("test") or {} for r in records]
-    test_sources = _distinct(f"{t.get('source', '?')} ({t.get('clips', '?')} clips)" for t in tests if t)
+    test_sources = _distinct((f"{t['source']} ({t.get('clips', '?')} clips)" if t.get("source")
+                              else f"{t.get('clips', '?')} clips") for t in tests if t)
     seeds = _distinct(s for row in rows for s in row["seeds"])
     lines = [f"## Profile `{profile}`", ""]
     if profile != "paper":

@@ -74,6 +74,23 @@ def test_units_come_from_the_records_metric_info(tmp_path):
     assert "0.5000" in board and "**0.5000**" not in board  # equal values: no mark
 
 
+def test_guessed_info_of_migrated_records_gives_way_and_sub_keys_read_well(tmp_path):
+    a, b = record("a", 10.0), record("b", 11.0)
+    for r in (a, b):
+        r["migrated_from"] = 1  # schema 1: the reader guessed 4 decimals and the key as label
+        r["metric_info"] = {"mse": {"higher_is_better": False, "label": "MSE", "unit": "", "decimals": 4}}
+    board = render("toy-6-6", [a, b], tmp_path, pictures=False)
+    assert "**10.00**" in rows_of(board, "a")[0]
+    c, d = record("c", 10.0), record("d", 11.0)
+    for r, value in ((c, 0.91), (d, 0.92)):
+        r["metrics"]["ssim_openstl"] = value
+        r["metric_info"]["ssim_openstl"] = dict(INFO["ssim_openstl"], label="SSIM_OPENSTL")
+        r["metrics"]["csi_74"] = value
+        r["metric_info"]["csi_74"] = {"higher_is_better": True, "label": "CSI_74", "decimals": 4}
+    board = render("toy-6-6", [c, d], tmp_path, pictures=False)
+    assert "SSIM (OpenSTL) ↑" in board and "CSI (74) ↑" in board
+
+
 def test_seeds_make_one_row_with_mean_std_and_n_and_the_newest_record_per_seed_counts(tmp_path):
     records = [record("a", 10.0, seed=0), record("a", 12.0, seed=1), record("a", 99.0, seed=2, created="2026-01-01"),
                record("a", 14.0, seed=2, created="2026-01-02"), record("b", 30.0, seed=0)]
@@ -181,11 +198,14 @@ def test_published_rows_match_overrides(tmp_path):
 
 
 def test_checkpoint_rows_and_weight_files_are_named(tmp_path):
-    a = record("tau", 10.0, evaluation={"source": "checkpoint", "checkpoint": "/w/mmnist_tau_one_ep200.pth",
-                                         "sha256": "abc123", "format": "openstl"})
-    b = record("tau", 12.0, metric_provenance={"lpips": {"file": "/w/alex.pth", "sha256": "df73285e"}})
-    board = render("toy-6-6", [a, b], tmp_path, pictures=False)
-    assert rows_of(board, "tau [checkpoint mmnist_tau_one_ep200.pth]") and rows_of(board, "tau")
+    a = record("tau", 10.0, evaluation={"hash": "e1", "source": "checkpoint", "checkpoint": {
+        "path": "/w/mmnist_tau_one_ep200.pth", "sha256": "abc123", "format": "openstl", "epoch": 200}})
+    b = record("tau", 12.0, metric_provenance={"lpips": {"file": "/w/alex.pth", "sha256": "df73285e"}},
+               evaluation={"hash": "e2", "source": "trained"})
+    again = record("tau", 12.0, seed=1, evaluation={"hash": "e3", "source": "re-evaluated"})
+    board = render("toy-6-6", [a, b, again], tmp_path, pictures=False)
+    assert rows_of(board, "tau [checkpoint mmnist_tau_one_ep200.pth]")
+    assert cells(rows_of(board, "tau")[0])[column(board, "n")] == "2"  # trained and re-evaluated: one row
     assert ("evaluated from checkpoint /w/mmnist_tau_one_ep200.pth (sha256 abc123, format openstl), "
             "not trained here") in board
     assert "weights behind lpips: /w/alex.pth (sha256 df73285e): tau." in board
