@@ -123,8 +123,10 @@ def plot_per_frame(records: Iterable[Mapping], path, metrics: Sequence[str] = PE
         ax.grid(alpha=0.3)
     figure.legend([handles[label] for label in labels], labels, loc="outside lower center", ncols=columns,
                   fontsize="small", frameon=False)
-    if title:
-        figure.suptitle(title)
+    banded = any(band is not None for curves in series.values() for _, _, band in curves)
+    heading = "; ".join(part for part in (title, "shaded: ± 1 std over seeds" if banded else None) if part)
+    if heading:
+        figure.suptitle(heading)
     with _atomic(path) as tmp:
         figure.savefig(tmp, format="png", metadata=PNG_METADATA)
     return Path(path)

@@ -142,6 +142,7 @@ def test_every_model_keeps_its_own_look_and_the_legend_sits_outside_the_axes(tmp
     lines = figure.axes[0].get_lines()
     assert len({(line.get_color(), line.get_marker()) for line in lines}) == 24
     assert len(figure.axes[0].collections) == 1  # the std band of the one row with seeds
+    assert "± 1 std over seeds" in figure._suptitle.get_text()
 
 
 def test_axis_titles_carry_direction_and_unit(tmp_path, drawn):
