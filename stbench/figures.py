@@ -5,14 +5,14 @@ no global state or display is involved and the same input gives the same bytes. 
 written to a temporary name in its folder and moved into place, so a reader never sees half a file.
 """
 import math
-import os
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+
+from .files import atomic_path
 
 PER_FRAME_METRICS = ("mse", "mae", "ssim", "psnr")
 MAX_COLUMNS = 10
@@ -29,20 +29,6 @@ GIF_FRAME_MS = 250
 GIF_HOLD_MS = 1200  # the last frame stays a little longer before the loop restarts
 GIF_MAX_COLUMNS = 6
 GIF_MIN_SIDE = 128  # small frames (64x64) are enlarged by an integer factor to at least this height
-
-
-@contextmanager
-def _atomic(path):
-    """A temporary path beside ``path``; moved onto it when the block succeeds, removed when it fails."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def style(index: int) -> dict:
@@ -127,7 +113,7 @@ def plot_per_frame(records: Iterable[Mapping], path, metrics: Sequence[str] = PE
     heading = "; ".join(part for part in (title, "shaded: ± 1 std over seeds" if banded else None) if part)
     if heading:
         figure.suptitle(heading)
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", metadata=PNG_METADATA)
     return Path(path)
 
@@ -228,7 +214,7 @@ def plot_strip(samples: Sequence[Tuple[str, object]], path, max_columns: int = M
     ax.set_frame_on(False)
     if title:
         ax.set_title(title, fontsize=9, pad=2)
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", metadata=PNG_METADATA, bbox_inches="tight", pad_inches=0.05)
     return Path(path)
 
@@ -297,7 +283,7 @@ def animate_samples(samples: Sequence[Tuple[str, object]], path, image_origin: s
             image.paste(Image.fromarray(to_pixels(frame)), (left, top + label_h))
         images.append(image.convert("P", palette=Image.Palette.ADAPTIVE, colors=256))
     durations = [frame_ms] * (len(images) - 1) + [GIF_HOLD_MS]
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
                        optimize=True)
     return Path(path)

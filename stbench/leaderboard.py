@@ -16,7 +16,8 @@ import yaml
 from tabulate import tabulate
 
 from . import stats
-from .records import hardware_label, read_records, write_text_atomic
+from .files import write_text_atomic
+from .records import hardware_label, read_records
 
 # Display info for metric keys of records written before the records carried ``metric_info``, used when
 # no installed plugin knows the metric: (higher_is_better, target, label, unit, decimals).
