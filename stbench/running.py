@@ -1,5 +1,6 @@
 """Running: one orchestrator executes a plan of 1..N tasks (open data, build, profile, train, evaluate, write
 the records), and a list of plans where one failing run never stops the others."""
+import contextlib
 import os
 import time
 import traceback
@@ -163,12 +164,14 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
             record.update(machine.describe(plan.train["batch_size"], loading))
             records.append(record)
         model.to(device)
-        streams = [SingleTaskBatches(train_set, plan.train["batch_size"], plan.seed,
-                                     task=part.task.name if plan.joint else None, loading=loading)
-                   for part, (train_set, _) in zip(plan.parts, data)]
-        batches = JointBatches(streams, plan.seed) if plan.joint else streams[0]
-        trained = TrainResult() if weights else train(model, batches, plan.train, device, checkpoint, plan.hash,
-                                                      plan.label, processes, plan.precision)
+        trained = TrainResult()
+        if not weights:
+            streams = [SingleTaskBatches(train_set, plan.train["batch_size"], plan.seed,
+                                         task=part.task.name if plan.joint else None, loading=loading)
+                       for part, (train_set, _) in zip(plan.parts, data)]
+            batches = JointBatches(streams, plan.seed) if plan.joint else streams[0]
+            trained = train(model, batches, plan.train, device, checkpoint, plan.hash, plan.label, processes,
+                            plan.precision)
         writers = [PredictionWriter(run_dir, part.dataset_spec, len(test_set), part.task)
                    if save_predictions and main else None
                    for part, run_dir, (_, test_set) in zip(plan.parts, run_dirs, data)]
@@ -250,9 +253,10 @@ def evaluate_checkpoint(plan: RunPlan, path, data_root, out_dir, machine: Option
     model = build_model(plan)
     loaded = load_weights(model, weights, plan.model_spec)  # a mismatch is one line, and nothing is written
     plan.checkpoint_sha256 = weights.sha256
+    machine = machine or Machine()
     where = plan.checkpoint_path(out_dir).parent
-    with locked(where / LOCK_NAME):
-        return _execute(plan, data_root, out_dir, machine or Machine(), force=True, weights=(model, loaded),
+    with locked(where / LOCK_NAME) if machine.processes.main else contextlib.nullcontext():
+        return _execute(plan, data_root, out_dir, machine, force=True, weights=(model, loaded),
                         save_predictions=save_predictions)
 
 
