@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from stbench import UserError
+from stbench_data_common import decode_image
 from stbench_data_common.testing import assert_smoke_run, assert_user_error, cli_ready, frames, jpeg_bytes
 from stbench_data_kitticaltech import KITTICALTECH_SPEC as SPEC
 from stbench_data_kitticaltech.norpix import SeqFile
@@ -78,10 +79,12 @@ def test_caltech_every_third_frame_resized_and_cropped(kc_root):
     assert (len(seq), seq.width, seq.height) == (40, 64, 48)
     # 40 frames -> the 3rd, 6th, ... (13 kept) -> one 11-frame window ending at the last kept frame
     x, _ = test[0]
-    source = torch.from_numpy(np.asarray(frames(40, 48, 64, seed=1)[8], np.float32)).permute(2, 0, 1)[None]
-    reference = torch.nn.functional.interpolate(source, size=(128, 171), mode="bilinear", antialias=True)
-    reference = reference[..., 5:165].clamp(0, 255) / 255
-    assert float((x[0] - reference[0]).abs().mean()) < 0.03  # the window starts at kept frame 8 (the 3rd kept)
+    # OpenSTL's process_im on the decoded JPEG: skimage resize to (128, round(64 * 128 / 48) = 171), columns 5..164
+    from skimage.transform import resize as skimage_resize
+
+    jpeg = decode_image(seq.jpeg(8), "RGB")  # the window starts at kept frame 2 (file frame 8)
+    reference = skimage_resize(jpeg, (128, 171), preserve_range=True)[:, 5:165] / 255
+    assert np.abs(x[0].permute(1, 2, 0).numpy() - reference).max() < 1e-6
 
 
 def test_seq_with_other_padding(tmp_path):
@@ -189,3 +192,33 @@ def test_cli_data_check_exits_2(kc_root):
     seq.write_bytes(seq.read_bytes()[:3000])
     line = assert_user_error("data", "check", "kitticaltech-10-1", "--data-root", kc_root)
     assert "set07/V000.seq is truncated" in line
+
+
+def test_prepare_caltech_from_set_tars(tmp_path, capsys):
+    """Caltech ships one tar per set (set06.tar holds set06/V000.seq ...); prepare keeps set06-set10."""
+    import tarfile
+
+    from stbench.cli import main
+
+    videos = tmp_path / "videos"
+    write_seq(videos / "set05" / "V000.seq", frames(40, 48, 64, seed=4))  # a training set: not copied
+    write_seq(videos / "set06" / "V000.seq", frames(40, 48, 64, seed=1))
+    write_seq(videos / "set06" / "V001.seq", frames(70, 48, 64, seed=2), gap=16)
+    write_seq(videos / "set07" / "V000.seq", frames(20, 48, 64, seed=3))
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    for name in ("set05", "set06", "set07"):
+        with tarfile.open(downloads / f"{name}.tar", "w") as archive:
+            archive.add(videos / name, arcname=name)
+    root = tmp_path / "data"
+    assert main(["data", "prepare", "kitticaltech-10-1", "--from", str(downloads), "--data-root", str(root)]) == 0
+    assert "3 Caltech test videos (set06, set07)" in capsys.readouterr().out
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.seq")) == [
+        "caltech/set06/V000.seq", "caltech/set06/V001.seq", "caltech/set07/V000.seq"]
+    assert len(SPEC.open(root, "test", 10, 1)) == 3
+    # a truncated video: an error, and no caltech/ folder left half-written
+    (videos / "set06" / "V001.seq").write_bytes((videos / "set06" / "V001.seq").read_bytes()[:5000])
+    again = tmp_path / "again"
+    assert main(["data", "prepare", "kitticaltech-10-1", "--from", str(videos), "--data-root", str(again)]) == 2
+    assert "set06/V001.seq in " in capsys.readouterr().err
+    assert not (again / "caltech").exists() and list(again.iterdir()) == []

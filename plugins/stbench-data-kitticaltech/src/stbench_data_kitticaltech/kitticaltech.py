@@ -1,4 +1,6 @@
 """kitticaltech: train on KITTI (PredNet's hickle files), test on Caltech Pedestrian (.seq), as OpenSTL does."""
+import os
+import re
 from functools import partial
 from pathlib import Path
 
@@ -6,9 +8,10 @@ import numpy as np
 import torch
 
 from stbench import UserError
-from stbench_data_common import (LazyH5, LazyNpy, VideoClips, center_crop, check_length, decode_image,
-                                 end_aligned_starts, load_npy, non_empty, open_h5, read_h5, require_dir, require_file,
-                                 resize, resolve_split, runs, stack_frames, to_unit, video_spec)
+from stbench_data_common import (LazyH5, LazyNpy, VideoClips, check_length, copy_member, decode_image,
+                                 end_aligned_starts, fetch_hint, load_npy, members, non_empty, open_h5, read_h5,
+                                 require_dir, require_file, resolve_split, runs, stack_frames, staged_folder, to_unit,
+                                 video_spec)
 
 from .hickle import frames_dataset, source_names
 from .norpix import SeqFile
@@ -30,13 +33,12 @@ or OpenSTL's cached arrays instead of either part:
 Source: {SOURCE}.
 Splits: train = KITTI (PredNet's train drives), test = Caltech set06-set10. Expected counts (kitticaltech-10-1):
 3,160 train / 3,095 test clips (USTEP Table I).
-Caltech frames: every 3rd frame, resized to height 128 keeping the aspect ratio (bilinear, antialiased), centre
-crop to 160 wide (PredNet's process_im). All frames RGB /255 -> [0, 1] (OpenSTL decoded Caltech with OpenCV,
+Caltech frames: every 3rd frame, resized to height 128 keeping the aspect ratio and centre-cropped to 160 wide
+with scikit-image's resize, exactly as OpenSTL (PredNet's process_im). All frames RGB /255 -> [0, 1] (OpenSTL decoded Caltech with OpenCV,
 i.e. BGR, against RGB KITTI; stbench keeps both RGB). Clips: windows taken backwards from each video's end,
 one every clip length, never across two videos. The cached clip starts were made for 11-frame clips, so the
 cache serves tasks of at most that length."""
-HINT = (f"expected {KITTI}/X_train.hkl + sources_train.hkl and {CALTECH}/set*/V*.seq, or {CACHE}/*.npy; "
-        f"get them from {SOURCE}")
+HINT = fetch_hint(SOURCE, "kitticaltech-10-1", prepare=True)
 
 
 # ----------------------------------------------------------------- KITTI hickle (train)
@@ -93,15 +95,33 @@ def caltech_clips(root, length):
     return videos, clips
 
 
+def process_im(image: np.ndarray) -> np.ndarray:
+    """PredNet's ``process_im`` as OpenSTL runs it: scikit-image ``resize`` to height 128, centre 160 columns.
+
+    ``resize(image, (128, round(W * 128 / H)), preserve_range=True)`` with scikit-image's defaults: bilinear
+    (order 1), edges mirrored, and a Gaussian anti-aliasing filter of sigma (factor - 1) / 2 per axis before
+    sampling. Values stay floats in 0..255 (no rounding back to uint8), as in OpenSTL.
+    """
+    try:
+        from skimage.transform import resize as skimage_resize
+    except ImportError:
+        raise UserError("reading Caltech Pedestrian needs scikit-image (OpenSTL's resize): pip install scikit-image"
+                        ) from None
+    height, width = image.shape[:2]
+    resized = skimage_resize(image, (HEIGHT, int(np.round(width * HEIGHT / height))), preserve_range=True)
+    left = int((resized.shape[1] - WIDTH) / 2)
+    if left < 0:
+        raise UserError(f"Caltech frames of {width}x{height} are narrower than 160 after scaling to height 128")
+    return resized[:, left:left + WIDTH]
+
+
 def read_seq(videos, video, start, length):
     seq, kept = videos[video]
     images = [decode_image(seq.jpeg(kept[k]), "RGB", what=f"{seq.path} frame {kept[k]}")
               for k in range(start, start + length)]
-    frames = stack_frames(images, str(seq.path))
-    height, width = frames.shape[-2:]
-    # PredNet's process_im: scale to height 128 (width rounded), then crop the centre 160 columns.
-    frames = resize(frames, (HEIGHT, int(np.round(width * HEIGHT / height))), antialias=True)
-    return to_unit(center_crop(frames, (HEIGHT, WIDTH)))
+    stack_frames(images, str(seq.path))  # one size for every frame, or a UserError
+    frames = np.stack([process_im(image) for image in images]).astype(np.float32)
+    return to_unit(torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous())
 
 
 # ----------------------------------------------------------------- OpenSTL's npy cache
@@ -130,6 +150,38 @@ def read_npy(data, _, start, length):
     return _unit_frames(data.array[start:start + length])
 
 
+# ----------------------------------------------------------------- data prepare (Caltech)
+
+SEQ_MEMBER = re.compile(r"(?:^|/)(set(\d\d))/(V\d{3})\.seq$", re.IGNORECASE)
+CALTECH_TEST_SETS = range(6, 11)  # set06-set10: Caltech Pedestrian's test part, OpenSTL's test split
+
+
+def prepare_caltech(source, root):
+    """Collect set06-set10 .seq videos from the Caltech download (set*.tar files, a zip or tar of them, or a folder
+    of set*/V*.seq) into caltech/set*/V*.seq. The KITTI part (PredNet's kitti_data.zip) only needs unpacking."""
+    target = Path(root) / CALTECH
+    videos = {}
+    with staged_folder(target) as staging:
+        for member, opener in members(source):
+            match = SEQ_MEMBER.search(member)
+            if match and int(match[2]) in CALTECH_TEST_SETS:
+                name = f"set{match[2]}/{match[3].upper()}.seq"
+                copy_member(opener, staging / name)
+                try:  # a damaged video fails here, before anything is in place
+                    SeqFile(staging / name)
+                except UserError:
+                    raise UserError(f"{member} in {Path(os.path.abspath(source))} is not a complete Norpix .seq "
+                                    f"video (truncated or damaged); download it again") from None
+                videos[name] = True
+        if not videos:
+            raise UserError(f"{Path(os.path.abspath(source))} holds no Caltech test video set06..set10/V*.seq (nor "
+                            f"set06.tar .. set10.tar); {HINT}")
+    sets = sorted({name.split("/")[0] for name in videos})
+    return (f"kitticaltech: {len(videos)} Caltech test videos ({', '.join(sets)}) written to "
+            f"{Path(os.path.abspath(target))}; put PredNet's kitti_data.zip unpacked as {KITTI}/ and check with "
+            "'stbench data check kitticaltech-10-1'")
+
+
 # ----------------------------------------------------------------- the dataset
 
 def open_kitticaltech(root, split, t_in, t_out):
@@ -146,8 +198,8 @@ def open_kitticaltech(root, split, t_in, t_out):
         clips, data, description = cache_clips(root, split, length)
         read = partial(read_npy, data)
     else:
-        raise UserError(f"kitticaltech {split} data not found under {root}: no {primary.name}/ and no {CACHE}/; "
-                        f"{HINT}")
+        raise UserError(f"kitticaltech {split} data not found under {Path(os.path.abspath(root))}: no "
+                        f"{primary.name}/ and no {CACHE}/; {HINT}")
     dataset = VideoClips(clips, read, t_in, t_out, SPEC, description=description)
     return non_empty(dataset, "kitticaltech", split, root)
 
@@ -159,5 +211,6 @@ SPEC = video_spec(
     max_length=MAX_LENGTH,
     layout=LAYOUT,
     canonical_tasks=("kitticaltech-10-1",),
+    prepare=prepare_caltech,
     description="KITTI driving videos for training, Caltech Pedestrian for testing; RGB 128x160 at 10 fps",
 )
