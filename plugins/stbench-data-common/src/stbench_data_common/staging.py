@@ -26,6 +26,7 @@ def staged_folder(target):
     if target.exists():
         raise UserError(f"{target} already exists; remove it (or prepare into another --data-root) and run "
                         "'stbench data prepare' again")
+    created = [parent for parent in target.parents if not parent.exists()]  # removed again on failure
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.preparing-", dir=target.parent))
@@ -34,12 +35,16 @@ def staged_folder(target):
     try:
         yield staging
         os.replace(staging, target)
-    except OSError as error:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise UserError(f"cannot write {target} ({error.strerror or error}); nothing was left behind, free some "
-                        "space or choose another --data-root") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        for parent in created:  # innermost first
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+        if isinstance(error, OSError):
+            raise UserError(f"cannot write {target} ({error.strerror or error}); nothing was left behind, free "
+                            "some space or choose another --data-root") from None
         raise
 
 
