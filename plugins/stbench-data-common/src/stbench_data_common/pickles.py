@@ -13,6 +13,8 @@ ALLOWED = frozenset({
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"), ("numpy", "dtype"),
+    # protocol 5 pickles an array as _frombuffer(buffer, dtype, shape, order)
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     # Python 3 writes bytes in protocol <= 2 as _codecs.encode(text, 'latin1'): a pure conversion
     ("_codecs", "encode"),
 })

@@ -1,13 +1,12 @@
 """stbench dataset plugin: TaxiBJ crowd flows (inflow / outflow on a 32x32 grid of Beijing)."""
+import os
 import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-
-from stbench import DatasetSpec, UserError, hookimpl
+from stbench import Clips, DatasetSpec, UserError, hookimpl
 
 FOLDER = "taxibj"
 FILE = "dataset.npz"
@@ -49,9 +48,10 @@ def _npz_member(path, name):
 
 def load_split(root, split):
     """(X, Y) arrays of one split, checked: [N, T, 2, 32, 32] each, same N."""
-    path = Path(root) / FOLDER / FILE
+    path = Path(os.path.abspath(root)) / FOLDER / FILE
     if not path.exists():
-        raise UserError(f"TaxiBJ: {path} not found; expected layout:\n{LAYOUT}")
+        raise UserError(f"TaxiBJ: {path} not found; get dataset.npz with OpenSTL's tools/prepare_data/download_taxibj.sh, "
+                        "then run 'stbench data check taxibj-4-4' (it prints the expected layout)")
     arrays = []
     for name in SPLIT_ARRAYS[split]:
         try:
@@ -80,7 +80,7 @@ def window(observed, future, t_in, t_out):
     return min(max(0, observed - t_in), length - t_in - t_out)
 
 
-class TaxiBJClips(Dataset):
+class TaxiBJClips(Clips):
     """(x, y) pairs from the X / Y arrays, mapped from [-1, 1] to [0, 1]."""
 
     def __init__(self, x, y, t_in, t_out, description=""):
