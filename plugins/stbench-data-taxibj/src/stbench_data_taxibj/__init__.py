@@ -50,8 +50,9 @@ def load_split(root, split):
     """(X, Y) arrays of one split, checked: [N, T, 2, 32, 32] each, same N."""
     path = Path(os.path.abspath(root)) / FOLDER / FILE
     if not path.exists():
-        raise UserError(f"TaxiBJ: {path} not found; get dataset.npz with OpenSTL's tools/prepare_data/download_taxibj.sh, "
-                        "then run 'stbench data check taxibj-4-4' (it prints the expected layout)")
+        raise UserError(f"TaxiBJ: {path} not found; get dataset.npz with OpenSTL's "
+                        "tools/prepare_data/download_taxibj.sh (github.com/chengtan9907/OpenSTL), then run "
+                        "'stbench data check taxibj-4-4' (it prints the expected layout)")
     arrays = []
     for name in SPLIT_ARRAYS[split]:
         try:
