@@ -111,7 +111,8 @@ def test_avi_and_frame_folder_read_alike(tmp_path):
     from_avi, from_png = SPEC.open(tmp_path / "avi", "test", 10, 20), SPEC.open(tmp_path / "png", "test", 10, 20)
     assert len(from_avi) == len(from_png) == 8
     for index in (0, 3, 7):
-        assert torch.equal(from_avi[index][0], from_png[index][0]) and torch.equal(from_avi[index][1], from_png[index][1])
+        (x_avi, y_avi), (x_png, y_png) = from_avi[index], from_png[index]
+        assert torch.equal(x_avi, x_png) and torch.equal(y_avi, y_png)
 
 
 def test_frame_folder_wins_over_its_avi(kth_root):
@@ -213,3 +214,16 @@ def test_cli_missing_data_exits_2(tmp_path):
     line = assert_user_error("run", "--models", "persistence", "--tasks", "kth-10-20", "--profile", "smoke",
                              "--data-root", tmp_path, "--out", tmp_path / "out")
     assert "kth" in line
+
+
+def test_unprepared_download_is_named(tmp_path):
+    # the official zips left unpacked: the error (and so `stbench data check`) says to prepare them
+    (tmp_path / "boxing.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    with pytest.raises(UserError, match=f"run 'stbench data prepare kth-10-20 --from {tmp_path / 'boxing.zip'}'"):
+        SPEC.open(tmp_path, "train", 10, 20)
+    (tmp_path / "kth").mkdir()  # inside kth/ they must move out first: prepare never writes into a folder
+    (tmp_path / "boxing.zip").rename(tmp_path / "kth" / "boxing.zip")
+    with pytest.raises(UserError, match=f"boxing.zip looks like the download, not yet laid out: move it out of "
+                                        f"{tmp_path / 'kth'} and run 'stbench data prepare kth-10-20") as error:
+        SPEC.open(tmp_path, "train", 10, 20)
+    assert "\n" not in str(error.value)

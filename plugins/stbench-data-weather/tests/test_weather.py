@@ -146,3 +146,14 @@ def test_cli_data_check_and_exit_code(tmp_path, capsys):
     assert main(["data", "check", "weather-12-12", "--data-root", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert "2m_temperature not found" in err and "Traceback" not in err
+
+
+def test_unprepared_download_is_named(tmp_path):
+    # the yearly files unzipped straight into weather_5.625deg/ (no 2m_temperature/ folder): prepare them
+    folder, _ = write_fixture(tmp_path / "made")
+    target = tmp_path / "data" / "weather_5.625deg"
+    target.mkdir(parents=True)
+    for path in folder.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(UserError, match="run 'stbench data prepare weather-12-12 --from .*weather_5.625deg'"):
+        get_dataset("weather").open(str(tmp_path / "data"), "train", 12, 12)

@@ -12,7 +12,7 @@ import zipfile
 import zlib
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Callable, Iterator, Tuple
+from typing import BinaryIO, Callable, Iterator, Optional, Tuple
 
 from stbench import UserError
 
@@ -46,6 +46,27 @@ def staged_folder(target):
             raise UserError(f"cannot write {target} ({error.strerror or error}); nothing was left behind, free "
                             "some space or choose another --data-root") from None
         raise
+
+
+def prepare_needed(root, task: str, patterns, target: Optional[str] = None) -> str:
+    """When a download lies under ``root`` unprepared (glob ``patterns``), the sentence telling the user to
+    prepare it; else "". Missing-data messages append it so that `stbench data check` says when to prepare.
+
+    ``target`` is the folder prepare writes (relative to ``root``): a download found inside it must move out
+    first, as prepare never writes into an existing folder.
+    """
+    root = Path(os.path.abspath(root))
+    for pattern in patterns:
+        found = sorted(root.glob(pattern))
+        if not found:
+            continue
+        if target is not None and root / target in found[0].parents:
+            return (f"; {found[0]} looks like the download, not yet laid out: move it out of {root / target} and "
+                    f"run 'stbench data prepare {task} --from <where it is now>'")
+        source = found[0] if len(found) == 1 else found[0].parent
+        return (f"; {found[0]} looks like the download, not yet laid out: run 'stbench data prepare {task} "
+                f"--from {source}'")
+    return ""
 
 
 def is_archive(path) -> bool:

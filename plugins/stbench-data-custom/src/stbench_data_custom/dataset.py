@@ -140,8 +140,8 @@ def open_custom(config: CustomConfig, shape, root, split, t_in, t_out):
              for start in range(0, lengths[sequence] - length + 1, stride)]
     if not clips:
         longest = max((lengths[s] for s in sequences), default=0)
-        raise UserError(f"{_what(config)}: the {split} split ({len(sequences)} sequences, the longest {longest} frames) "
-                        f"holds no clip of {length} frames; choose a shorter task or add longer sequences")
+        raise UserError(f"{_what(config)}: the {split} split ({len(sequences)} sequences, the longest {longest} "
+                        f"frames) holds no clip of {length} frames; choose a shorter task or add longer sequences")
     path, _ = source_path(config, root, split)
     dataset = CustomClips(reader, clips, t_in, t_out, scale, mean, std,
                           description=f"{path}: {len(sequences)} sequences, {len(clips)} clips (stride {stride})")

@@ -10,8 +10,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from stbench import UserError
-from stbench_data_common import (VIDEO_SUFFIXES, LazyH5, decode_frames, decode_image, frame_count, load_npy,
-                                 npz_member, read_h5, resize, stack_frames)
+from stbench_data_common import (VIDEO_SUFFIXES, LazyH5, decode_frames, decode_image, frame_count, load_npy, npz_member,
+                                 read_h5, resize, stack_frames)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")

@@ -9,9 +9,9 @@ import torch
 
 from stbench import UserError
 from stbench_data_common import (LazyH5, LazyNpy, VideoClips, check_length, copy_member, decode_image,
-                                 end_aligned_starts, fetch_hint, load_npy, members, non_empty, open_h5, read_h5,
-                                 require_dir, require_file, resolve_split, runs, stack_frames, staged_folder, to_unit,
-                                 video_spec)
+                                 end_aligned_starts, fetch_hint, load_npy, members, non_empty, open_h5, prepare_needed,
+                                 read_h5, require_dir, require_file, resolve_split, runs, stack_frames, staged_folder,
+                                 to_unit, video_spec)
 
 from .hickle import frames_dataset, source_names
 from .norpix import SeqFile
@@ -34,10 +34,11 @@ Source: {SOURCE}.
 Splits: train = KITTI (PredNet's train drives), test = Caltech set06-set10. Expected counts (kitticaltech-10-1):
 3,160 train / 3,095 test clips (USTEP Table I).
 Caltech frames: every 3rd frame, resized to height 128 keeping the aspect ratio and centre-cropped to 160 wide
-with scikit-image's resize, exactly as OpenSTL (PredNet's process_im). All frames RGB /255 -> [0, 1] (OpenSTL decoded Caltech with OpenCV,
-i.e. BGR, against RGB KITTI; stbench keeps both RGB). Clips: windows taken backwards from each video's end,
-one every clip length, never across two videos. The cached clip starts were made for 11-frame clips, so the
-cache serves tasks of at most that length."""
+with scikit-image's resize, exactly as OpenSTL (PredNet's process_im). All frames RGB /255 -> [0, 1] (OpenSTL
+decoded Caltech with OpenCV, i.e. BGR, against RGB KITTI; stbench keeps both RGB). Clips: windows taken backwards
+from each video's end, one every clip length, never across two videos. The cached clip starts were made for
+11-frame clips, so the cache serves tasks of at most that length. 'stbench data prepare kitticaltech-10-1 --from
+DOWNLOAD' collects set06-set10 from Caltech's set*.tar files (or a folder / zip / tar of them)."""
 HINT = fetch_hint(SOURCE, "kitticaltech-10-1", prepare=True)
 
 
@@ -80,7 +81,9 @@ def caltech_files(root):
     folder = require_dir(Path(root) / CALTECH, "Caltech Pedestrian test videos", HINT)
     files = sorted(folder.glob("set*/*.seq"))
     if not files:
-        raise UserError(f"no set*/V*.seq videos under {folder}; {HINT}")
+        downloads = prepare_needed(root, "kitticaltech-10-1", [f"{CALTECH}/set*.tar", f"{CALTECH}/*.zip"],
+                                   target=CALTECH)
+        raise UserError(f"no set*/V*.seq videos under {Path(os.path.abspath(folder))}; {HINT}{downloads}")
     return files
 
 
@@ -198,8 +201,10 @@ def open_kitticaltech(root, split, t_in, t_out):
         clips, data, description = cache_clips(root, split, length)
         read = partial(read_npy, data)
     else:
+        downloads = prepare_needed(root, "kitticaltech-10-1", ["set06.tar", "data_and_labels.zip"]) \
+            if split == "test" else ""
         raise UserError(f"kitticaltech {split} data not found under {Path(os.path.abspath(root))}: no "
-                        f"{primary.name}/ and no {CACHE}/; {HINT}")
+                        f"{primary.name}/ and no {CACHE}/; {HINT}{downloads}")
     dataset = VideoClips(clips, read, t_in, t_out, SPEC, description=description)
     return non_empty(dataset, "kitticaltech", split, root)
 

