@@ -24,6 +24,12 @@ hparams_like: mmnist        # models use their Moving MNIST settings
 """
 
 
+def test_readme_shows_this_example():
+    readme = Path(__file__).resolve().parents[3] / "README.md"
+    section = readme.read_text().split("### Your own data, without writing a plugin", 1)[1]
+    assert "```yaml\n" + README_YAML + "```" in section
+
+
 @pytest.fixture
 def data_root(tmp_path, monkeypatch):
     """An empty data root that stbench reads custom declarations from; the plugin registry reloads around it."""
@@ -194,3 +200,14 @@ def test_validation_messages(text, message):
     with pytest.raises(ConfigError, match=message) as error:
         parse(Path("/data/custom/d.yaml"), text)
     assert "\n" not in str(error.value) and "/data/custom/d.yaml" in str(error.value)
+
+
+def test_every_example_in_the_plugin_readme_is_valid():
+    from stbench_data_custom import parse
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = readme.split("```yaml\n")[1:]
+    assert len(blocks) == 4
+    for block in blocks:
+        config = parse(Path("/data/custom/example.yaml"), block.split("```", 1)[0])
+        assert config.canonical_tasks[0].startswith(config.name + "-")
