@@ -1,4 +1,5 @@
 """KITTI -> Caltech: tiny hickle (HDF5) and Norpix .seq fixtures and OpenSTL's npy cache, via the plugin and CLI."""
+import io
 import struct
 
 import h5py
@@ -222,3 +223,41 @@ def test_prepare_caltech_from_set_tars(tmp_path, capsys):
     assert main(["data", "prepare", "kitticaltech-10-1", "--from", str(videos), "--data-root", str(again)]) == 2
     assert "set06/V001.seq in " in capsys.readouterr().err
     assert not again.exists()
+
+
+def test_prepare_kitti_raw_drives_as_prednet(tmp_path, capsys):
+    """Raw drive zips (four cameras each) -> kitti_hkl/: image_03 of the training drives, PredNet's resize."""
+    import zipfile
+
+    from PIL import Image
+
+    from stbench.cli import main
+    from stbench_data_kitticaltech.prepare import process_im
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    colour = {}
+    for drive, count in (("2011_09_26_drive_0001_sync", 13), ("2011_09_26_drive_0002_sync", 24),
+                         ("2011_09_26_drive_0104_sync", 12)):  # 0104 is one of PredNet's test drives
+        with zipfile.ZipFile(downloads / f"{drive.replace('_sync', '')}_sync.zip", "w") as archive:
+            images = frames(count, 75, 248, seed=len(colour))  # the raw frames' 375x1242 aspect, scaled down
+            colour[drive] = images
+            for camera in ("image_00", "image_01", "image_02", "image_03"):
+                for index, image in enumerate(images):
+                    shown = image[..., ::-1] if camera == "image_02" else image  # cameras differ
+                    data = io.BytesIO()
+                    Image.fromarray(shown).save(data, format="PNG")
+                    archive.writestr(f"2011_09_26/{drive}/{camera}/data/{index:010d}.png", data.getvalue())
+            archive.writestr(f"2011_09_26/{drive}/oxts/data/0000000000.txt", "49.0 8.4\n")
+    root = tmp_path / "data"
+    assert main(["data", "prepare", "kitticaltech-10-1", "--from", str(downloads), "--data-root", str(root)]) == 0
+    assert "37 KITTI frames of 2 training drives" in capsys.readouterr().out
+    with h5py.File(root / "kitti_hkl" / "X_train.hkl", "r") as handle:
+        stored = handle["data_0"][()]
+    assert stored.shape == (37, 128, 160, 3)
+    assert np.array_equal(stored[13 + 5], process_im(colour["2011_09_26_drive_0002_sync"][5]))
+    # process_im = scipy.misc.imresize's Pillow bilinear to height 128 (248 -> 423 wide), then columns 131..290
+    resized = np.asarray(Image.fromarray(colour["2011_09_26_drive_0001_sync"][0]).resize((423, 128), Image.BILINEAR))
+    assert np.array_equal(stored[0], resized[:, 131:291])
+    train = SPEC.open(root, "train", 10, 1)
+    assert len(train) == 1 + 2  # one 11-frame window of the 13-frame drive, two of the 24-frame one

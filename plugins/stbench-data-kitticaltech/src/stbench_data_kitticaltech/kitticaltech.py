@@ -1,6 +1,5 @@
 """kitticaltech: train on KITTI (PredNet's hickle files), test on Caltech Pedestrian (.seq), as OpenSTL does."""
 import os
-import re
 from functools import partial
 from pathlib import Path
 
@@ -8,13 +7,13 @@ import numpy as np
 import torch
 
 from stbench import UserError
-from stbench_data_common import (LazyH5, LazyNpy, VideoClips, check_length, copy_member, decode_image,
-                                 end_aligned_starts, fetch_hint, load_npy, members, non_empty, open_h5, prepare_needed,
-                                 read_h5, require_dir, require_file, resolve_split, runs, stack_frames, staged_folder,
-                                 to_unit, video_spec)
+from stbench_data_common import (LazyH5, LazyNpy, VideoClips, check_length, decode_image, end_aligned_starts,
+                                 fetch_hint, load_npy, non_empty, open_h5, prepare_needed, read_h5, require_dir,
+                                 require_file, resolve_split, runs, stack_frames, staged_folder, to_unit, video_spec)
 
 from .hickle import frames_dataset, source_names
 from .norpix import SeqFile
+from .prepare import prepare_kitticaltech
 
 HEIGHT, WIDTH = 128, 160
 KITTI, CALTECH, CACHE = "kitti_hkl", "caltech", "kitticaltech_npy"
@@ -153,38 +152,6 @@ def read_npy(data, _, start, length):
     return _unit_frames(data.array[start:start + length])
 
 
-# ----------------------------------------------------------------- data prepare (Caltech)
-
-SEQ_MEMBER = re.compile(r"(?:^|/)(set(\d\d))/(V\d{3})\.seq$", re.IGNORECASE)
-CALTECH_TEST_SETS = range(6, 11)  # set06-set10: Caltech Pedestrian's test part, OpenSTL's test split
-
-
-def prepare_caltech(source, root):
-    """Collect set06-set10 .seq videos from the Caltech download (set*.tar files, a zip or tar of them, or a folder
-    of set*/V*.seq) into caltech/set*/V*.seq. The KITTI part (PredNet's kitti_data.zip) only needs unpacking."""
-    target = Path(root) / CALTECH
-    videos = {}
-    with staged_folder(target) as staging:
-        for member, opener in members(source):
-            match = SEQ_MEMBER.search(member)
-            if match and int(match[2]) in CALTECH_TEST_SETS:
-                name = f"set{match[2]}/{match[3].upper()}.seq"
-                copy_member(opener, staging / name)
-                try:  # a damaged video fails here, before anything is in place
-                    SeqFile(staging / name)
-                except UserError:
-                    raise UserError(f"{member} in {Path(os.path.abspath(source))} is not a complete Norpix .seq "
-                                    f"video (truncated or damaged); download it again") from None
-                videos[name] = True
-        if not videos:
-            raise UserError(f"{Path(os.path.abspath(source))} holds no Caltech test video set06..set10/V*.seq (nor "
-                            f"set06.tar .. set10.tar); {HINT}")
-    sets = sorted({name.split("/")[0] for name in videos})
-    return (f"kitticaltech: {len(videos)} Caltech test videos ({', '.join(sets)}) written to "
-            f"{Path(os.path.abspath(target))}; put PredNet's kitti_data.zip unpacked as {KITTI}/ and check with "
-            "'stbench data check kitticaltech-10-1'")
-
-
 # ----------------------------------------------------------------- the dataset
 
 def open_kitticaltech(root, split, t_in, t_out):
@@ -216,6 +183,6 @@ SPEC = video_spec(
     max_length=MAX_LENGTH,
     layout=LAYOUT,
     canonical_tasks=("kitticaltech-10-1",),
-    prepare=prepare_caltech,
+    prepare=prepare_kitticaltech,
     description="KITTI driving videos for training, Caltech Pedestrian for testing; RGB 128x160 at 10 fps",
 )
