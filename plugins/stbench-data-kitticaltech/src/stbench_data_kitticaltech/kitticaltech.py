@@ -9,7 +9,7 @@ import torch
 from stbench import UserError
 from stbench_data_common import (LazyH5, LazyNpy, VideoClips, check_length, decode_image, end_aligned_starts,
                                  fetch_hint, load_npy, non_empty, open_h5, prepare_needed, read_h5, require_dir,
-                                 require_file, resolve_split, runs, stack_frames, staged_folder, to_unit, video_spec)
+                                 require_file, resolve_split, runs, stack_frames, to_unit, video_spec)
 
 from .hickle import frames_dataset, source_names
 from .norpix import SeqFile
