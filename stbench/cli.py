@@ -1,11 +1,13 @@
 """The command line: run, profile, score, list, plugins, leaderboard, data check."""
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from . import __version__, allocator, plugins
-from .config import check_override_keys, check_profile, parse_overrides
+from .config import check_device, check_override_keys, check_profile, check_seed, parse_overrides
+from .data import DATA_ROOT_VARIABLE, default_data_root
 from .errors import UserError
 from .tasks import parse_list
 
@@ -30,58 +32,148 @@ def _metric_options(items):
 
 # ---------------------------------------------------------------- commands
 
+def _seeds(args):
+    if args.seeds and args.repeats:
+        raise UserError("give --seeds or --repeats, not both")
+    if args.repeats is not None:
+        if args.repeats < 1:
+            raise UserError(f"--repeats must be at least 1, got {args.repeats}")
+        return list(range(args.seed, args.seed + args.repeats))
+    if args.seeds:
+        seeds = [check_seed(text, "--seeds") for text in parse_list(args.seeds)]
+        if len(set(seeds)) != len(seeds):
+            raise UserError(f"--seeds {args.seeds}: a seed is named twice")
+        return seeds
+    return [check_seed(args.seed)]
+
+
+def _overrides(args, models):
+    overrides = parse_overrides(args.set)
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs  # the same check as --set epochs=N
+    return check_override_keys(overrides, models)
+
+
 def cmd_run(args):
-    from .engine import RunFailed, execute, log, pick_device, plan_run
-    from .leaderboard import write_leaderboards
+    from .planning import plans_for
+    from .running import execute_all, pick_device
 
     profile = check_profile(args.profile)
     models = [plugins.get_model(name) for name in _names(args.models, "models")]
     tasks = [plugins.resolve_task(text) for text in _names(args.tasks, "tasks")]
-    overrides = parse_overrides(args.set)
-    check_override_keys(overrides, models)
+    overrides = _overrides(args, models)
     metrics = parse_list(args.metrics) if args.metrics else None
-    if args.joint:
-        from .joint import run_joint
-
-        return run_joint(args, models, tasks, profile, overrides, metrics)
-    device = pick_device(args.device)
-    plans = [plan_run(m.name, t, profile, args.seed, overrides, args.epochs, metrics,
-                      _metric_options(args.metric_option)) for t in tasks for m in models]
-    failed, done_tasks = 0, []
-    for plan in plans:
-        try:
-            record = execute(plan, args.data_root, args.out, device, force=args.force)
-        except (RunFailed, UserError) as error:
-            failed += 1
-            log(f"stbench: error: {plan.label}: {error}")
-            continue
-        done_tasks.append(plan.task.name)
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items() if isinstance(v, (int, float)))
-        print(f"{plan.label}: {shown}")
-    for path in write_leaderboards(args.out, sorted(set(done_tasks) | {p.task.name for p in plans})):
-        print(f"leaderboard: {path}")
+    plans = plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
+                      _metric_options(args.metric_option), joint=args.joint)
+    device = pick_device(check_device(args.device))
+    _, failed = execute_all(plans, args.data_root, args.out, device, force=args.force, debug=_debug(args),
+                            save_predictions=args.save_predictions)
+    if not args.no_leaderboard:
+        for path in _write_boards(args.out, sorted({p.task.name for plan in plans for p in plan.parts})):
+            print(f"leaderboard: {path}")
     return 2 if failed else 0
 
 
+def cmd_eval(args):
+    """Evaluate given weights (a checkpoint file or a run folder) without training."""
+    from .planning import plans_for
+    from .running import execute_all, pick_device
+
+    profile = check_profile(args.profile)
+    models = [plugins.get_model(name) for name in _names(args.models, "models")]
+    tasks = [plugins.resolve_task(text) for text in _names(args.tasks, "tasks")]
+    overrides = check_override_keys(parse_overrides(args.set), models)
+    metrics = parse_list(args.metrics) if args.metrics else None
+    plans = plans_for([m.name for m in models], tasks, profile, [0], overrides, metrics,
+                      _metric_options(args.metric_option))
+    device = pick_device(check_device(args.device))
+    _, failed = execute_all(plans, args.data_root, args.out, device, debug=_debug(args), checkpoint=args.checkpoint,
+                            save_predictions=args.save_predictions)
+    if not args.no_leaderboard:
+        for path in _write_boards(args.out, sorted({t.name for t in tasks})):
+            print(f"leaderboard: {path}")
+    return 2 if failed else 0
+
+
+def cmd_predict(args):
+    """Predict the future of clips a user gives, in the dataset's native range, with given weights."""
+    import numpy as np
+    import torch
+
+    from .checkpoints import load_weights, read_checkpoint
+    from .data import open_split, statistics_of
+    from .files import write_with
+    from .planning import build_model, plan_run
+
+    task = plugins.resolve_task(args.task)
+    spec = plugins.get_dataset(task.dataset)
+    plan = plan_run(args.model, task, check_profile(args.profile), 0,
+                    check_override_keys(parse_overrides(args.set), [plugins.get_model(args.model)]))
+    clips = _load_array(args.input, "input", spec.value_range)
+    if tuple(clips.shape[1:]) != (task.t_in, *spec.shape):
+        raise UserError(f"--input has shape {clips.shape}; {task.name} takes [N, {task.t_in}, "
+                        f"{', '.join(map(str, spec.shape))}]")
+    path = Path(args.checkpoint)
+    weights = read_checkpoint(path / "checkpoint.pt" if path.is_dir() else path)
+    model = build_model(plan)
+    load_weights(model, weights, plan.model_spec)
+    try:  # data-derived normalisation (e.g. WeatherBench's training statistics) needs the data
+        spec = statistics_of(spec, open_split(spec, args.data_root, "test", task))
+    except UserError as error:
+        print(f"stbench: note: normalising with {spec.name}'s fixed statistics ({error})", file=sys.stderr)
+    device = check_device(args.device) or "cpu"
+    model.to(device).eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(clips), int(args.batch_size)):
+            x = spec.normalize(torch.from_numpy(clips[start:start + int(args.batch_size)])).to(device)
+            outputs.append(spec.denormalize(model(x, task.t_out)).float().cpu().numpy())
+    predicted = np.concatenate(outputs)
+    if not np.isfinite(predicted).all():
+        raise UserError(f"the model predicted NaN or inf values; check the checkpoint {weights.path}")
+
+    def save(tmp):
+        with open(tmp, "wb") as handle:
+            np.save(handle, predicted)
+
+    write_with(args.out, save)
+    print(f"predicted {predicted.shape} -> {Path(args.out).resolve()}")
+    return 0
+
+
+def _write_boards(out, tasks=None):
+    """Regenerate the boards under a lock: processes sharing --out take turns, so no board is half-new."""
+    from .files import locked, remove_stale_temporaries
+    from .leaderboard import write_leaderboards
+
+    try:
+        with locked(Path(out) / "leaderboards" / ".lock"):
+            remove_stale_temporaries(Path(out) / "leaderboards")
+            return write_leaderboards(out, tasks)
+    except OSError as error:
+        raise UserError(f"cannot write the leaderboards under {Path(out).resolve()}: {error.strerror or error}; "
+                        "free space or choose another --out") from None
+
+
 def cmd_profile(args):
-    from .engine import build_model, plan_run
     from .models import count_params
+    from .planning import build_model, plan_run
     from .profiling import count_macs
 
     profile = check_profile(args.profile)
     models = [plugins.get_model(name) for name in _names(args.models, "models")]
     tasks = [plugins.resolve_task(text) for text in _names(args.tasks, "tasks")]
-    overrides = parse_overrides(args.set)
-    check_override_keys(overrides, models)
+    overrides = check_override_keys(parse_overrides(args.set), models)
     rows = []
     for task in tasks:
         for spec in models:
             plan = plan_run(spec.name, task, profile, 0, overrides)
             model = build_model(plan)
+            part = plan.parts[0]
             params, macs = count_params(model), count_macs(model, task)
             rows.append({"model": spec.name, "task": task.name, "profile": profile, "params": params,
                          "macs": macs, "params_m": round(params / 1e6, 3), "gmacs": round(macs / 1e9, 3),
-                         "overrides": plan.overrides, "hparams": plan.hparams})
+                         "overrides": part.overrides, "hparams": part.hparams})
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
@@ -91,28 +183,62 @@ def cmd_profile(args):
     return 0
 
 
-def _load_array(path, what):
+def _load_array(text, what, value_range):
+    """A float32 [N, T, C, H, W] array in the dataset's native range from ``.npy`` or ``.npz[:KEY]``."""
     import numpy as np
 
+    path, _, key = str(text).partition(".npz:")
+    path = path + ".npz" if key else path
     try:
-        array = np.load(path, allow_pickle=False)
+        loaded = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise UserError(f"--{what} {path}: no such file") from None
+        raise UserError(f"--{what} {Path(path).resolve()}: no such file") from None
     except (OSError, ValueError) as error:
-        raise UserError(f"--{what} {path}: not a readable .npy array ({error})") from None
+        raise UserError(f"--{what} {path}: not a readable .npy / .npz array ({error})") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            keys = list(loaded.files)
+            if not key and len(keys) == 1:
+                key = keys[0]
+            if key not in keys:
+                raise UserError(f"--{what} {path} holds the arrays {', '.join(keys) or '(none)'}; "
+                                f"name one as {path}:KEY")
+            array = loaded[key]
+    else:
+        array = loaded
+    where = f"--{what} {text}"
+    if array.dtype.kind not in "iuf":
+        raise UserError(f"{where}: values of type {array.dtype} are not numbers; save float or integer frames")
     if array.ndim != 5:
-        raise UserError(f"--{what} {path}: expected [N, T, C, H, W], got shape {array.shape}")
+        raise UserError(f"{where}: expected [N, T, C, H, W], got shape {array.shape}")
+    if array.size == 0:
+        raise UserError(f"{where}: the array is empty (shape {array.shape})")
+    if array.dtype.kind in "iu":
+        unit = value_range is not None and value_range[1] <= 1
+        if unit and array.dtype != np.uint8:
+            raise UserError(f"{where}: {array.dtype} values for data in [{value_range[0]:g}, {value_range[1]:g}]; "
+                            "save float frames in that range (or uint8 0..255)")
+        if unit:
+            print(f"stbench: note: {where}: uint8 frames read as value / 255 for data in [0, 1]", file=sys.stderr)
+            return array.astype(np.float32) / 255.0
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise UserError(f"{where}: {int((~np.isfinite(array)).sum())} values are NaN or inf; "
+                        "predictions must be finite")
     return array
 
 
 def cmd_score(args):
+    import math
+
     import torch
 
-    from .engine import build_metrics
+    from .evaluation import build_metrics
+    from .metrics import NotAvailable
 
     task = plugins.resolve_task(args.task)
     spec = plugins.get_dataset(task.dataset)
-    pred, true = _load_array(args.pred, "pred"), _load_array(args.true, "true")
+    pred, true = _load_array(args.pred, "pred", spec.value_range), _load_array(args.true, "true", spec.value_range)
     if pred.shape != true.shape:
         raise UserError(f"--pred has shape {pred.shape} but --true has {true.shape}; they must match")
     if pred.shape[1] != task.t_out or tuple(pred.shape[2:]) != tuple(spec.shape):
@@ -121,18 +247,24 @@ def cmd_score(args):
     names = parse_list(args.metrics) if args.metrics else list(spec.default_metrics)
     metrics = build_metrics(names, spec, task, _metric_options(args.metric_option), strict=bool(args.metrics))
     for start in range(0, len(pred), 64):
-        p = torch.from_numpy(pred[start:start + 64].astype("float32"))
-        t = torch.from_numpy(true[start:start + 64].astype("float32"))
-        for metric in metrics:
+        p = torch.from_numpy(pred[start:start + 64])
+        t = torch.from_numpy(true[start:start + 64])
+        for _, metric in metrics:
             metric.update(p, t)
-    values = {}
-    for metric in metrics:
-        values.update(metric.compute())
+    values, unavailable = {}, {}
+    for _, metric in metrics:
+        for key, value in metric.compute().items():
+            if isinstance(value, NotAvailable):
+                values[key], unavailable[key] = None, value.reason
+            elif value is None or not math.isfinite(value):
+                values[key], unavailable[key] = None, f"the value is {value}"
+            else:
+                values[key] = float(value)
     if args.json:
-        print(json.dumps(values))
+        print(json.dumps({**values, **({"unavailable": unavailable} if unavailable else {})}))
     else:
         for key, value in values.items():
-            print(f"{key}: {value if value is None else format(value, '.6g')}")
+            print(f"{key}: {format(value, '.6g') if value is not None else 'n/a (' + unavailable[key] + ')'}")
     return 0
 
 
@@ -165,10 +297,38 @@ def cmd_plugins(args):
     return 0
 
 
-def cmd_leaderboard(args):
-    from .leaderboard import write_leaderboards
+def cmd_weights(args):
+    """Each weight file a metric can use: where it was found, or where it was looked for and how to get it."""
+    options = _metric_options(args.metric_option)
+    listing = {name: spec.weight_files(options) for name, spec in sorted(plugins.metrics().items())
+               if spec.weight_files is not None}
+    if args.json:
+        print(json.dumps(listing, indent=2, default=str))
+        return 0
+    found = total = 0
+    for name, items in listing.items():
+        for item in items:
+            total += 1
+            print(item["name"] if item["name"].startswith(name) else f"{name}: {item['name']}")
+            if item.get("path"):
+                found += 1
+                print(f"  found     {item['path']}")
+                print(f"  in        {item.get('found_in', '')}")
+                if item.get("sha256"):
+                    print(f"  sha256    {item['sha256']}")
+            else:
+                print("  missing")
+                for i, place in enumerate(item.get("searched") or []):
+                    print(f"  {'searched' if i == 0 else '':<9} {place}")
+                print(f"  get it    {item.get('how_to_get', '')}")
+            if item.get("note"):
+                print(f"  note      {item['note']}")
+    print(f"{found} of {total} weight files found" if total else "no installed metric uses weight files")
+    return 0
 
-    written = write_leaderboards(args.out)
+
+def cmd_leaderboard(args):
+    written = _write_boards(args.out)
     if not written:
         raise UserError(f"no run records under {Path(args.out) / 'runs'}; run 'stbench run' first")
     for path in written:
@@ -177,7 +337,7 @@ def cmd_leaderboard(args):
 
 
 def cmd_data_check(args):
-    from .engine import describe, open_split
+    from .data import describe, open_split
 
     task = plugins.resolve_task(args.task)
     spec = plugins.get_dataset(task.dataset)
@@ -208,6 +368,53 @@ def cmd_data_prepare(args):
 
 # ---------------------------------------------------------------- parser
 
+def _data_root_option(parser):
+    parser.add_argument("--data-root", default=None,
+                        help="where datasets live (default $STBENCH_DATA_ROOT or ./data)")
+
+
+def _out_option(parser):
+    parser.add_argument("--out", default=".", help="runs go to OUT/runs, leaderboards to OUT/leaderboards")
+
+
+def _metric_option(parser):
+    parser.add_argument("--metric-option", action="append", metavar="KEY=VALUE",
+                        help="metric option (repeatable), e.g. ssim_data_range=2.0 (OpenSTL's tables), "
+                             "lpips_alexnet=PATH, lpips_linear=PATH, fvd_i3d=PATH (a TorchScript I3D such as "
+                             "StyleGAN-V's runs code when loaded)")
+
+
+def _save_predictions_option(parser):
+    parser.add_argument("--save-predictions", action="store_true",
+                        help="write the test set's predictions and targets (predictions.npy, targets.npy; uint8 "
+                             "for 8-bit data) beside each record, for stbench score")
+
+
+def _debug_option(parser):
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failing run (STBENCH_DEBUG=1)")
+
+
+def _debug(args) -> bool:
+    return bool(vars(args).get("debug")) or os.environ.get("STBENCH_DEBUG", "") not in ("", "0")
+
+
+def _apply_environment(args) -> None:
+    """Settings every part of a command (and its worker processes) must see before plugins load."""
+    given = vars(args)
+    if given.get("data_root"):
+        os.environ[DATA_ROOT_VARIABLE] = str(given["data_root"])
+    if "data_root" in given:
+        args.data_root = default_data_root()
+    threads = os.environ.get("STBENCH_THREADS")
+    if threads:
+        import torch
+
+        try:
+            torch.set_num_threads(max(1, int(threads)))
+        except ValueError:
+            raise UserError(f"STBENCH_THREADS={threads!r}: expected a whole number of threads") from None
+
+
 def build_parser():
     parser = Parser(prog="stbench", description="Benchmark spatio-temporal predictive learning models.")
     parser.add_argument("--version", action="version", version=f"stbench {__version__}")
@@ -217,57 +424,101 @@ def build_parser():
     run.add_argument("--models", required=True, help="comma-separated model names (stbench list models)")
     run.add_argument("--tasks", required=True, help="comma-separated tasks <dataset>-<T_in>-<T_out>")
     run.add_argument("--profile", default="quick", help="smoke | quick | paper (default quick)")
-    run.add_argument("--epochs", type=int, help="override the profile's epochs")
-    run.add_argument("--data-root", default="data", help="where datasets live (default ./data)")
-    run.add_argument("--out", default=".", help="runs go to OUT/runs, leaderboards to OUT/leaderboards")
-    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyper-parameter")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--epochs", type=int, help="override the profile's epochs (same as --set epochs=N)")
+    _data_root_option(run)
+    _out_option(run)
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a hyper-parameter or training setting (repeatable)")
+    run.add_argument("--seed", type=int, default=0, help="the seed of a single run (default 0)")
+    run.add_argument("--seeds", help="comma-separated seeds: one run per seed, e.g. 0,1,2")
+    run.add_argument("--repeats", type=int, help="N runs with seeds --seed .. --seed+N-1")
     run.add_argument("--metrics", help="comma-separated metrics (default: the dataset's)")
-    run.add_argument("--metric-option", action="append", metavar="KEY=VALUE",
-                     help="metric option, e.g. ssim_data_range=2.0 (OpenSTL's tables)")
-    run.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
-    run.add_argument("--force", action="store_true", help="run again even if an identical run finished")
+    _metric_option(run)
+    run.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when present)")
+    run.add_argument("--force", action="store_true", help="train again even if an identical run finished")
     run.add_argument("--joint", action="store_true", help="train one multi-task model on all named tasks")
+    run.add_argument("--no-leaderboard", action="store_true",
+                     help="write run records only (a launcher regenerates the boards once at the end)")
+    _save_predictions_option(run)
+    _debug_option(run)
     run.set_defaults(func=cmd_run)
 
+    ev = sub.add_parser("eval", help="evaluate a checkpoint (stbench's, or OpenSTL's .pth / .ckpt) without training")
+    ev.add_argument("--models", required=True, help="the model the checkpoint holds (stbench list models)")
+    ev.add_argument("--tasks", required=True, help="comma-separated tasks to evaluate it on")
+    ev.add_argument("--checkpoint", required=True,
+                    help="a checkpoint file (.pt, .pth, .ckpt; loaded as weights only) or an stbench run folder")
+    ev.add_argument("--profile", default="paper", help="whose architecture settings to build (default paper)")
+    ev.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyper-parameter")
+    ev.add_argument("--metrics", help="comma-separated metrics (default: the dataset's)")
+    _metric_option(ev)
+    _data_root_option(ev)
+    _out_option(ev)
+    ev.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when present)")
+    ev.add_argument("--no-leaderboard", action="store_true", help="write the record only")
+    _save_predictions_option(ev)
+    _debug_option(ev)
+    ev.set_defaults(func=cmd_eval)
+
+    pred = sub.add_parser("predict", help="predict the future of given clips with a checkpoint")
+    pred.add_argument("--model", required=True, help="the model the checkpoint holds")
+    pred.add_argument("--task", required=True, help="the task, e.g. mmnist-10-10 (input T_in frames, T_out out)")
+    pred.add_argument("--checkpoint", required=True, help="a checkpoint file or an stbench run folder")
+    pred.add_argument("--input", required=True,
+                      help="clips [N, T_in, C, H, W] in the dataset's native range (.npy or FILE.npz:KEY)")
+    pred.add_argument("--out", required=True, help="where to write the predictions [N, T_out, C, H, W] (.npy)")
+    pred.add_argument("--profile", default="paper", help="whose architecture settings to build (default paper)")
+    pred.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyper-parameter")
+    pred.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
+    pred.add_argument("--device", help="cpu, cuda, cuda:N or mps (default cpu)")
+    _data_root_option(pred)
+    pred.set_defaults(func=cmd_predict)
+
     prof = sub.add_parser("profile", help="params and FLOPs (MACs) without training")
-    prof.add_argument("--models", required=True)
-    prof.add_argument("--tasks", required=True)
-    prof.add_argument("--profile", default="paper")
-    prof.add_argument("--set", action="append", metavar="KEY=VALUE")
-    prof.add_argument("--json", action="store_true")
+    prof.add_argument("--models", required=True, help="comma-separated model names")
+    prof.add_argument("--tasks", required=True, help="comma-separated tasks <dataset>-<T_in>-<T_out>")
+    prof.add_argument("--profile", default="paper", help="smoke | quick | paper (default paper)")
+    prof.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyper-parameter")
+    prof.add_argument("--json", action="store_true", help="print JSON instead of a table")
     prof.set_defaults(func=cmd_profile)
 
     score = sub.add_parser("score", help="score predictions made elsewhere ([N, T, C, H, W] .npy, native range)")
-    score.add_argument("--pred", required=True)
-    score.add_argument("--true", required=True)
-    score.add_argument("--task", required=True)
-    score.add_argument("--metrics")
-    score.add_argument("--metric-option", action="append", metavar="KEY=VALUE")
-    score.add_argument("--json", action="store_true")
+    score.add_argument("--pred", required=True,
+                       help="predictions [N, T_out, C, H, W] in native range: a .npy, or a .npz (FILE.npz:KEY)")
+    score.add_argument("--true", required=True, help="targets of the same shape (.npy or FILE.npz:KEY)")
+    score.add_argument("--task", required=True, help="the task the arrays belong to, e.g. mmnist-10-10")
+    score.add_argument("--metrics", help="comma-separated metrics (default: the dataset's)")
+    _metric_option(score)
+    score.add_argument("--json", action="store_true", help="print JSON (null with the reason where unavailable)")
     score.set_defaults(func=cmd_score)
 
     lst = sub.add_parser("list", help="list models, datasets, metrics or tasks")
-    lst.add_argument("what", choices=["models", "datasets", "metrics", "tasks"])
+    lst.add_argument("what", choices=["models", "datasets", "metrics", "tasks"], help="what to list")
+    _data_root_option(lst)
     lst.set_defaults(func=cmd_list)
 
     plg = sub.add_parser("plugins", help="installed plugins with their versions and hooks")
     plg.set_defaults(func=cmd_plugins)
 
+    weights = sub.add_parser("weights", help="weight files the metrics can use: found where, or how to get them")
+    _metric_option(weights)
+    weights.add_argument("--json", action="store_true", help="print {metric: [entry, ...]} as JSON")
+    weights.set_defaults(func=cmd_weights)
+
     board = sub.add_parser("leaderboard", help="regenerate OUT/leaderboards from OUT/runs")
-    board.add_argument("--out", default=".")
+    _out_option(board)
     board.set_defaults(func=cmd_leaderboard)
 
     data = sub.add_parser("data", help="dataset tools")
     data_sub = data.add_subparsers(dest="data_command", parser_class=Parser, required=True)
     check = data_sub.add_parser("check", help="validate a data folder for a task")
-    check.add_argument("task")
-    check.add_argument("--data-root", default="data")
+    check.add_argument("task", help="a task of the dataset, e.g. kth-10-20")
+    _data_root_option(check)
     check.set_defaults(func=cmd_data_check)
     prepare = data_sub.add_parser("prepare", help="turn an official download into the layout stbench reads (offline)")
     prepare.add_argument("task", help="a task of the dataset, e.g. kth-10-20")
     prepare.add_argument("--from", dest="source", required=True, help="the download: a zip, tar or folder")
-    prepare.add_argument("--data-root", default="data", help="where the prepared layout goes (default ./data)")
+    _data_root_option(prepare)
     prepare.set_defaults(func=cmd_data_prepare)
     return parser
 
@@ -276,6 +527,7 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         allocator.keep_freed_memory()  # before any tensor exists (STBENCH_MALLOC=system opts out)
+        _apply_environment(args)
         return args.func(args)
     except UserError as error:
         print(f"stbench: error: {error}", file=sys.stderr)

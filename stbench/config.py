@@ -1,14 +1,104 @@
-"""Resolving a run's settings: engine defaults < dataset < model declaration < command line."""
+"""Settings: the training-settings schema, checking every declared or given value once, resolving a run's
+settings (engine defaults < dataset < model declaration < command line) and hashing them."""
 import hashlib
 import json
-from typing import Any, Dict, Iterable, Tuple
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
 from .errors import UserError, nearest
-from .models import PROFILES
+
+PROFILES = ("smoke", "quick", "paper")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("onecycle", "cosine", "constant")
+SEED_MAX = 2 ** 63 - 1
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The type and range of one setting: ``kind`` is int, number, bool, str or any; ``None`` is a value
+    only where ``optional``."""
+
+    kind: str
+    minimum: Optional[float] = None
+    above: Optional[float] = None  # strictly greater than
+    choices: Sequence[str] = ()
+    optional: bool = False
+
+    def check(self, key: str, value: Any, where: str) -> Any:
+        """The value, converted where harmless (``1e-4`` given as text, 2 for 2.0); else one-line UserError."""
+        if value is None:
+            if self.optional:
+                return None
+            raise UserError(f"{where}: {key} needs a value ({self.describe()})")
+        converted = _convert(self.kind, value)
+        if converted is _BAD:
+            raise UserError(f"{where}: {key} must be {self.describe()}, got {value!r}")
+        if self.choices and converted not in self.choices:
+            raise UserError(f"{where}: {key} must be one of {', '.join(self.choices)}, got {value!r}"
+                            f"{nearest(str(value), self.choices)}")
+        if self.minimum is not None and converted < self.minimum:
+            raise UserError(f"{where}: {key} must be {self.describe()}, got {value!r}")
+        if self.above is not None and converted <= self.above:
+            raise UserError(f"{where}: {key} must be {self.describe()}, got {value!r}")
+        return converted
+
+    def describe(self) -> str:
+        words = {"int": "a whole number", "number": "a number", "bool": "true or false", "str": "a word",
+                 "any": "a value"}[self.kind]
+        if self.minimum is not None:
+            words += f" >= {self.minimum:g}"
+        if self.above is not None:
+            words += f" > {self.above:g}"
+        return words + (" or null" if self.optional else "")
+
+
+_BAD = object()
+
+
+def _convert(kind: str, value: Any) -> Any:
+    if kind == "any":
+        return value
+    if kind == "bool":
+        return value if isinstance(value, bool) else _BAD
+    if kind == "str":
+        return value if isinstance(value, str) else _BAD
+    if isinstance(value, bool):
+        return _BAD
+    if kind == "int":
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return _BAD
+    if isinstance(value, (int, float)):  # number
+        return value
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as text
+        try:
+            return float(value)
+        except ValueError:
+            return _BAD
+    return _BAD
+
 
 # Training settings every run resolves; a model's or dataset's declaration overrides them per profile.
+TRAIN_SCHEMA: Dict[str, Setting] = {
+    "epochs": Setting("int", minimum=0),
+    "batch_size": Setting("int", minimum=1),
+    "eval_batch_size": Setting("int", minimum=1),
+    "lr": Setting("number", above=0),
+    "optimizer": Setting("str", choices=OPTIMIZERS),
+    "weight_decay": Setting("number", minimum=0),
+    "schedule": Setting("str", choices=SCHEDULES),
+    "grad_clip": Setting("number", above=0, optional=True),
+    "train_samples": Setting("int", minimum=1, optional=True),
+    "test_samples": Setting("int", minimum=1, optional=True),
+}
+TRAIN_KEYS = frozenset(TRAIN_SCHEMA)
+# What only evaluation reads: changing it never changes the trained weights.
+EVALUATION_KEYS = frozenset({"eval_batch_size", "test_samples"})
 TRAIN_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "smoke": dict(epochs=1, batch_size=4, eval_batch_size=4, lr=1e-3, optimizer="adam", weight_decay=0.0,
                   schedule="onecycle", grad_clip=None, train_samples=16, test_samples=8),
@@ -17,9 +107,8 @@ TRAIN_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "paper": dict(epochs=100, batch_size=16, eval_batch_size=16, lr=1e-3, optimizer="adam", weight_decay=0.0,
                   schedule="onecycle", grad_clip=None, train_samples=None, test_samples=None),
 }
-TRAIN_KEYS = frozenset(TRAIN_DEFAULTS["paper"])
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("onecycle", "cosine", "constant")
+SEED = Setting("int", minimum=0)
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 
 def check_profile(profile: str) -> str:
@@ -28,13 +117,100 @@ def check_profile(profile: str) -> str:
     return profile
 
 
-def parse_overrides(items: Iterable[str]) -> Dict[str, Any]:
+def check_seed(seed: Any, where: str = "--seed") -> int:
+    if isinstance(seed, str) and seed.strip().lstrip("-").isdigit():
+        seed = int(seed)
+    seed = SEED.check("seed", seed, where)
+    if seed > SEED_MAX:
+        raise UserError(f"{where}: seed must be at most 2**63-1, got {seed}")
+    return seed
+
+
+def check_device(device: Optional[str]) -> Optional[str]:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (whether this machine has it is checked when a run starts)."""
+    if device is not None and not _DEVICE.match(str(device)):
+        raise UserError(f"--device {device}: expected cpu, cuda, cuda:N or mps")
+    return device
+
+
+def check_train(values: Mapping[str, Any], where: str) -> Dict[str, Any]:
+    """Training settings checked against :data:`TRAIN_SCHEMA`; an unknown key is one line naming the known."""
+    checked = {}
+    for key, value in values.items():
+        if key not in TRAIN_SCHEMA:
+            raise UserError(f"{where}: unknown training setting '{key}'{nearest(key, TRAIN_SCHEMA)}; "
+                            f"known: {', '.join(sorted(TRAIN_SCHEMA))}")
+        checked[key] = TRAIN_SCHEMA[key].check(key, value, where)
+    return checked
+
+
+def hparam_schema(model_spec) -> Dict[str, Setting]:
+    """A model's hyper-parameters with their kinds, read off its declarations (declared values' types)."""
+    kinds: Dict[str, set] = {}
+    for table in model_spec.hparams.values():
+        for values in (table or {}).values():
+            for key, value in (values or {}).items():
+                kinds.setdefault(key, set()).add(_kind_of(value))
+    schema = {}
+    for key, found in kinds.items():
+        optional = "none" in found
+        found.discard("none")
+        if found == {"int", "number"}:
+            found = {"number"}
+        schema[key] = Setting(found.pop() if len(found) == 1 else "any", optional=optional)
+    return schema
+
+
+def _kind_of(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    return "any"
+
+
+def check_declarations(model_spec) -> None:
+    """Check a model's declarations once, when its plugin registers: a dataset entry may set only the keys
+    its profile's ``default`` declares; training settings must fit :data:`TRAIN_SCHEMA`. A typo fails here
+    (and so in the plugin's own tests), never silently at run time."""
+    where = f"model '{model_spec.name}'"
+    for section in (model_spec.hparams, model_spec.train):
+        for profile in section:
+            if profile not in PROFILES:
+                raise UserError(f"{where}: unknown profile '{profile}' in its declarations{nearest(profile, PROFILES)}")
+    for profile, table in model_spec.hparams.items():
+        known = set((table or {}).get("default", {}) or {})
+        for dataset, values in (table or {}).items():
+            unknown = sorted(set(values or {}) - known)
+            if unknown:
+                raise UserError(f"{where}, profile {profile}, {dataset}: '{unknown[0]}' is neither a hyper-parameter "
+                                f"its default declares{nearest(unknown[0], known | TRAIN_KEYS)} nor a training "
+                                f"setting; known: {', '.join(sorted(known | TRAIN_KEYS))}")
+    for profile, table in model_spec.train.items():
+        for dataset, values in (table or {}).items():
+            check_train(values or {}, f"{where}, profile {profile}, {dataset}")
+
+
+def check_dataset_declarations(dataset_spec) -> None:
+    for profile, values in (dataset_spec.train_defaults or {}).items():
+        if profile not in PROFILES:
+            raise UserError(f"dataset '{dataset_spec.name}': unknown profile '{profile}' in train_defaults")
+        check_train(values or {}, f"dataset '{dataset_spec.name}', profile {profile}")
+
+
+def parse_overrides(items: Iterable[str], option: str = "--set") -> Dict[str, Any]:
     """`KEY=VALUE` strings to a dict; values are read as YAML scalars (2 -> int, false -> bool)."""
     overrides = {}
     for item in items or ():
         key, sep, value = str(item).partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set expects KEY=VALUE, got '{item}' (e.g. --set delta_t=2)")
+            raise UserError(f"{option} expects KEY=VALUE, got '{item}' (e.g. {option} delta_t=2)")
         try:
             overrides[key.strip()] = yaml.safe_load(value) if value.strip() else None
         except yaml.YAMLError:
@@ -42,37 +218,9 @@ def parse_overrides(items: Iterable[str]) -> Dict[str, Any]:
     return overrides
 
 
-def resolve(model_spec, dataset_spec, profile: str, overrides: Dict[str, Any]) -> Tuple[Dict, Dict, Dict]:
-    """(train settings, model hyper-parameters, overrides applied) for one run, every default explicit.
-
-    A hyper-parameter override applies only to models that declare that key,
-    so `--set delta_t=2` reaches ustep and leaves tau alone.
-    """
-    train = dict(TRAIN_DEFAULTS[profile])
-    train.update(dataset_spec.train_defaults.get(profile, {}) or {})
-    declared = model_spec.settings_for(profile, dataset_spec.name, dataset_spec.hparams_like)
-    hparams = {}
-    for key, value in declared.items():
-        (train if key in TRAIN_KEYS else hparams)[key] = value
-    applied = {}
-    model_keys = model_spec.known_keys()
-    for key, value in overrides.items():
-        if key in TRAIN_KEYS:
-            train[key] = applied[key] = value
-        elif key in model_keys:
-            hparams[key] = applied[key] = value
-    if train["optimizer"] not in OPTIMIZERS:
-        raise UserError(f"optimizer '{train['optimizer']}' is not one of {', '.join(OPTIMIZERS)}")
-    if train["schedule"] not in SCHEDULES:
-        raise UserError(f"schedule '{train['schedule']}' is not one of {', '.join(SCHEDULES)}")
-    for key in ("epochs", "batch_size", "eval_batch_size"):
-        if not isinstance(train[key], int) or train[key] < (0 if key == "epochs" else 1):
-            raise UserError(f"{key} must be a whole number {'>= 0' if key == 'epochs' else '>= 1'}, got {train[key]!r}")
-    return train, hparams, applied
-
-
-def check_override_keys(overrides: Dict[str, Any], model_specs) -> None:
-    """Every --set key must be a training setting or a hyper-parameter some named model declares."""
+def check_override_keys(overrides: Dict[str, Any], model_specs) -> Dict[str, Any]:
+    """Every --set key must be a training setting or a hyper-parameter some named model declares; each
+    value is checked against its setting's kind and range (for training settings, once for all)."""
     known = set(TRAIN_KEYS)
     for spec in model_specs:
         known |= spec.known_keys()
@@ -80,6 +228,33 @@ def check_override_keys(overrides: Dict[str, Any], model_specs) -> None:
         if key not in known:
             raise UserError(f"--set {key}: no named model declares '{key}'{nearest(key, known)}; "
                             f"known keys: {', '.join(sorted(known))}")
+    checked = dict(overrides)
+    checked.update(check_train({k: v for k, v in overrides.items() if k in TRAIN_KEYS}, "--set"))
+    return checked
+
+
+def resolve(model_spec, dataset_spec, profile: str, overrides: Dict[str, Any]) -> Tuple[Dict, Dict, Dict]:
+    """(train settings, model hyper-parameters, overrides applied) for one run, every default explicit.
+
+    Order: engine defaults of the profile < the dataset's ``train_defaults`` < the model's declaration
+    for (profile, dataset, or the dataset it is declared ``hparams_like``) < the command line. A
+    hyper-parameter override applies only to models that declare that key, so `--set delta_t=2` reaches
+    ustep and leaves tau alone; its value is checked against the kind the model declares.
+    """
+    like = dataset_spec.hparams_like
+    train = dict(TRAIN_DEFAULTS[profile])
+    train.update(dataset_spec.train_defaults.get(profile, {}) or {})
+    train.update(model_spec.train_for(profile, dataset_spec.name, like))
+    hparams = model_spec.hparams_for(profile, dataset_spec.name, like)
+    schema = hparam_schema(model_spec)
+    applied = {}
+    for key, value in overrides.items():
+        if key in TRAIN_KEYS:
+            train[key] = applied[key] = value
+        elif key in schema:
+            hparams[key] = applied[key] = schema[key].check(key, value, f"--set for model '{model_spec.name}'")
+    train = check_train(train, f"{model_spec.name} on {dataset_spec.name} ({profile})")
+    return train, hparams, applied
 
 
 def config_hash(config: Dict[str, Any]) -> str:

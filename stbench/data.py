@@ -1,5 +1,6 @@
 """The dataset contract: DatasetSpec, normalisation and clip helpers."""
 import os
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -95,19 +96,50 @@ def base_dataset(dataset):
 
 
 def statistics_of(spec: DatasetSpec, dataset) -> DatasetSpec:
-    """``spec`` with the ``mean`` / ``std`` an opened ``dataset`` carries (also through a ``Subset``), or ``spec``."""
+    """``spec`` with the ``mean`` / ``std`` an opened :class:`Clips` carries (also through a ``Subset``), or ``spec``."""
     dataset = base_dataset(dataset)
-    mean, std = getattr(dataset, "mean", None), getattr(dataset, "std", None)
-    if mean is None or std is None:
+    if not isinstance(dataset, Clips) or dataset.mean is None or dataset.std is None:
         return spec
-    return replace(spec, mean=mean, std=std)
+    return replace(spec, mean=dataset.mean, std=dataset.std)
 
 
-def clip_starts(n_frames: int, length: int, stride: int):
-    """Start indices of windows of ``length`` frames taken every ``stride`` frames."""
-    if n_frames < length:
-        return []
-    return list(range(0, n_frames - length + 1, max(1, stride)))
+def describe(dataset) -> Dict[str, Any]:
+    """How many clips a (limited) split holds and where they came from, for the run record."""
+    base = base_dataset(dataset)
+    return {"clips": len(dataset), "source": base.description if isinstance(base, Clips) else ""}
+
+
+def open_split(spec: DatasetSpec, root, split: str, task):
+    """Open one split, turning the plugin's I/O failures into one line that says where to look."""
+    from .errors import UserError
+
+    try:
+        return spec.open(str(root), split, task.t_in, task.t_out)
+    except UserError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError) as error:
+        raise UserError(f"cannot read {spec.name} data under {Path(root).resolve()}: {error}; "
+                        f"see 'stbench data check {task.name}'") from None
+
+
+def limit(dataset, count: Optional[int]):
+    """At most ``count`` items, evenly spread over the dataset (deterministic, not the first N)."""
+    if count is None or count >= len(dataset):
+        return dataset
+    indices = np.linspace(0, len(dataset) - 1, int(count)).round().astype(int)
+    return Subset(dataset, sorted(set(indices.tolist())))
+
+
+def open_splits(spec: DatasetSpec, root, task, train_samples: Optional[int], test_samples: Optional[int]):
+    """(train, test) of a task, limited to the given clip counts; a test split without clips is an error."""
+    from .errors import UserError
+
+    train_set = limit(open_split(spec, root, "train", task), train_samples)
+    test_set = limit(open_split(spec, root, "test", task), test_samples)
+    if len(test_set) == 0:
+        raise UserError(f"{spec.name} under {Path(root).resolve()} holds no test clip of {task.length} frames; "
+                        f"check the data (stbench data check {task.name})")
+    return train_set, test_set
 
 
 class Clips(Dataset):

@@ -1,4 +1,44 @@
-"""The hook specifications: the whole plugin API of stbench."""
+"""The hook specifications: the whole plugin API of stbench, and the run protocol it serves.
+
+A plugin is a module named by an entry point in the ``stbench`` group (built-in plugins register exactly
+as a third party does). It implements any of the three hooks below with ``@stbench.hookimpl``; each hook
+receives a ``register`` callback and calls it once per thing it adds. Core checks every spec as it
+registers: a safe name (lowercase letters, digits, ``.``, ``_``, ``-``), and for models and datasets
+declarations that fit the settings schema (:mod:`stbench.config`). A plugin that fails to import or
+to register is reported and skipped; it never breaks the others.
+
+The run protocol, which is what core does with what plugins register (``stbench run``):
+
+1. **Plan** (:mod:`stbench.planning`). A task ``<dataset>-<T_in>-<T_out>`` names a registered
+   :class:`stbench.DatasetSpec`; its protocol is equal, extended or reduced. Settings resolve as
+   engine defaults of the profile < ``DatasetSpec.train_defaults`` < ``ModelSpec.train`` /
+   ``ModelSpec.hparams`` for (profile, dataset or ``hparams_like``) < the command line. A run is one
+   model, its task (or several, jointly), a profile and a seed; its training identity is what changes
+   the weights, its evaluation identity the metrics, their options and the test clips.
+2. **Data** (:mod:`stbench.data`). ``DatasetSpec.open(root, split, t_in, t_out)`` returns a
+   :class:`stbench.Clips` of ``(x, y)`` pairs, ``x: [t_in, C, H, W]``, ``y: [t_out, C, H, W]``,
+   float32, normalised as the spec (or the clips' own ``mean`` / ``std``) says. Missing data is a
+   :class:`stbench.UserError` of one line.
+3. **Build and profile.** ``ModelSpec.build(task, hparams)`` returns an :class:`stbench.STModel`
+   (``ModelSpec.build_joint(tasks, {task name: hparams})`` a :class:`stbench.MultiTaskModel`);
+   params and MACs are counted at batch 1 over the whole inference rollout.
+4. **Train** (:mod:`stbench.training`). Per epoch: ``Clips.set_epoch(epoch)``,
+   ``model.on_epoch_start(epoch)``, then per batch ``model.loss(x, y, step)`` (with ``task=`` for a
+   joint model) and one step of the optimizers made from ``model.optimizer_param_groups(train_cfg)``;
+   a checkpoint after every epoch, from which an interrupted run resumes.
+5. **Evaluate** (:mod:`stbench.evaluation`). ``model(x, t_out)`` in eval mode under no_grad; the
+   prediction is de-normalised and streamed through each :class:`stbench.Metric`
+   (``reset``, ``update(pred, true)``, ``compute() -> {key: float | NotAvailable}``, and
+   ``per_frame``, ``per_clip``, ``provenance``); ``MetricSpec.info()`` says how to show each key.
+6. **Record** (:mod:`stbench.records`). One typed run record per task, written atomically, with every
+   resolved setting, ``model.record_notes()``, versions and hardware; then the task's leaderboard is
+   regenerated from the records alone.
+
+Every optional hook and attribute has its default in the class that declares it (``STModel``,
+``MultiTaskModel``, ``Clips``, ``Metric``, ``ModelSpec``, ``DatasetSpec``, ``MetricSpec``); the run
+path never probes plugin objects for what they might have. :mod:`stbench.testing` checks a model against
+this contract, and core's test suite runs those checks over every installed model.
+"""
 import pluggy
 
 hookspec = pluggy.HookspecMarker("stbench")
@@ -9,8 +49,10 @@ hookimpl = pluggy.HookimplMarker("stbench")
 def stbench_register_models(register):
     """Register model families.
 
-    Call ``register(ModelSpec(...))`` once per model name. ``ModelSpec.build``
-    is called as ``build(task, hparams)`` and returns an :class:`stbench.STModel`.
+    Call ``register(ModelSpec(...))`` once per model name. ``ModelSpec.build`` is called as
+    ``build(task, hparams)`` and returns an :class:`stbench.STModel`; ``ModelSpec.build_joint``
+    (optional) as ``build_joint(tasks, {task.name: hparams})`` and returns a
+    :class:`stbench.MultiTaskModel`.
     """
 
 
@@ -18,9 +60,10 @@ def stbench_register_models(register):
 def stbench_register_datasets(register):
     """Register datasets.
 
-    Call ``register(DatasetSpec(...))`` once per dataset name. The spec knows
-    the on-disk layout, the frame shape, the normalisation and the canonical
-    tasks of that dataset.
+    Call ``register(DatasetSpec(...))`` once per dataset name. The spec knows the on-disk layout, the
+    frame shape, the normalisation and the canonical tasks of that dataset; ``open`` returns
+    :class:`stbench.Clips`, ``check`` describes a data folder, ``prepare`` converts an official
+    download the user has into the layout ``open`` reads.
     """
 
 
@@ -28,7 +71,6 @@ def stbench_register_datasets(register):
 def stbench_register_metrics(register):
     """Register streaming metrics.
 
-    Call ``register(MetricSpec(...))`` once per metric name. ``MetricSpec.build``
-    is called as ``build(context)`` with a :class:`stbench.MetricContext` and
-    returns a :class:`stbench.Metric`.
+    Call ``register(MetricSpec(...))`` once per metric name. ``MetricSpec.build`` is called as
+    ``build(context)`` with a :class:`stbench.MetricContext` and returns a :class:`stbench.Metric`.
     """

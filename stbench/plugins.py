@@ -1,4 +1,5 @@
 """The plugin manager: entry-point loading and the model / dataset / metric registries."""
+import importlib
 import importlib.metadata
 import os
 import sys
@@ -8,7 +9,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import UserError, unknown
-from .tasks import Task, parse_task
+from .tasks import Task, check_name, parse_task
 
 ENTRY_POINT_GROUP = "stbench"
 CORE_PLUGINS = ("stbench.metrics.pixel",)
@@ -39,7 +40,6 @@ def load_plugins():
     if _state["loaded"]:
         return
     _state["loaded"] = True
-    import importlib
 
     from . import __version__
 
@@ -48,8 +48,10 @@ def load_plugins():
             pm.register(importlib.import_module(module_name), name=module_name)
             _versions[module_name] = __version__
     allowed = _allowed()
+    installed = set()
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist.name if entry_point.dist else entry_point.name
+        installed |= {entry_point.name, dist}
         if allowed is not None and entry_point.name not in allowed and dist not in allowed:
             continue
         if pm.get_plugin(entry_point.name) is not None:
@@ -65,14 +67,32 @@ def load_plugins():
         pm.register(module, name=entry_point.name)
         _versions[entry_point.name] = entry_point.dist.version if entry_point.dist else "?"
         _dists[entry_point.name] = dist
+    unmatched = sorted((allowed or set()) - installed)
+    if unmatched:
+        print(f"stbench: warning: STBENCH_PLUGINS names {', '.join(unmatched)}, which "
+              f"{'is' if len(unmatched) == 1 else 'are'} not installed; installed plugins: "
+              f"{', '.join(sorted(n for n in installed if not n.startswith('stbench-'))) or 'none'}", file=sys.stderr)
+
+
+def check_spec(hook_name: str, spec) -> None:
+    """What core checks once for every plugin alike when a spec registers: a safe name and, for models and
+    datasets, declarations that fit the settings schema (a typo in a configs.yaml fails here)."""
+    from .config import check_dataset_declarations, check_declarations
+
+    check_name(spec.name, hook_name.split("_")[-1][:-1])
+    if hook_name == "stbench_register_models":
+        check_declarations(spec)
+    elif hook_name == "stbench_register_datasets":
+        check_dataset_declarations(spec)
 
 
 def _collect(hook_name: str) -> Dict[str, object]:
     registry: Dict[str, object] = {}
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+    for impl in pm.hook.__dict__[hook_name].get_hookimpls():
         plugin_name = impl.plugin_name
 
         def register(spec, _plugin=plugin_name):
+            check_spec(hook_name, spec)
             if spec.name in registry:
                 raise PluginError(
                     f"{hook_name.split('_')[-1][:-1]} '{spec.name}' is registered twice: by plugin "

@@ -5,7 +5,6 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import count_params
 
 
 def sample_input(task, batch=1, device="cpu"):
@@ -43,11 +42,6 @@ def count_macs(model, task, device="cpu") -> int:
             return _count(model, task, device)
         finally:
             model.train(was_training)
-
-
-def profile_model(model, task, device="cpu"):
-    """{'params', 'macs'} for a built model."""
-    return {"params": count_params(model), "macs": count_macs(model, task, device)}
 
 
 def synchronize(device):

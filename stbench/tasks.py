@@ -57,6 +57,18 @@ def parse_task(text: str) -> Task:
     return Task(match["dataset"], t_in, t_out)
 
 
+SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def check_name(name: str, what: str) -> str:
+    """A model, dataset, metric, task, profile or run name that is safe as one path component:
+    lowercase letters, digits, '.', '_' and '-', no '..'."""
+    if not isinstance(name, str) or not SAFE_NAME.match(name) or ".." in name or len(name) > 200:
+        raise UserError(f"{what} name {name!r} is not allowed: use lowercase letters, digits, '.', '_' and '-' "
+                        "(no '/', no '..')")
+    return name
+
+
 def parse_list(text: str):
     """Split a comma-separated CLI list, dropping empty items."""
     return [item.strip() for item in str(text).split(",") if item.strip()]

@@ -1,5 +1,4 @@
 """Shared fixtures: the test plugin on sys.path and small data in the real on-disk format."""
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -134,6 +134,20 @@ BAD = [
     (["run", "--models", "tiny", "--tasks", "toy-6-6", "--set", "widht=3"], "did you mean width"),
     (["run", "--models", "tiny", "--tasks", "toy-6-6", "--set", "novalue"], "KEY=VALUE"),
     (["run", "--models", "", "--tasks", "toy-6-6"], "at least one name"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--set", "width=wide"], "width must be a whole number"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--set", "lr=-1"], "lr must be a number > 0"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--set", "lr=fast"], "lr must be a number"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--set", "batch_size=0"], "batch_size must be a whole number >= 1"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--set", "train_samples=2.5"], "train_samples must be a whole"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--set", "grad_clip=0"], "grad_clip must be a number > 0"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--set", "optimizer=adamm"], "optimizer must be one of"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--epochs", "-1"], "epochs must be a whole number >= 0"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--set", "epochs=-1"], "epochs must be a whole number >= 0"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--device", "gpu"], "expected cpu, cuda, cuda:N or mps"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--device", "cuda:7"], "--device cuda:7"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--seed", "-3"], "seed must be a whole number >= 0"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--seed", str(2 ** 63)], "at most 2**63-1"),
+    (["run", "--models", "tiny", "--tasks", "toy-6-6", "--seeds", "0,x"], "seed must be a whole number"),
     (["list", "things"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
 ]
@@ -148,11 +162,49 @@ def test_bad_input_is_one_line_and_exit_2(use_plugins, argv, message, capsys, tm
     assert not (tmp_path / "runs").exists()
 
 
-def test_missing_data_prints_the_layout(use_plugins, tmp_path, capsys):
+def test_missing_data_is_reported_and_the_run_skipped(use_plugins, tmp_path, capsys):
     use_plugins("plugin_fixture", only="testplug,baselines")
     assert _run(tmp_path / "out", tmp_path / "nowhere") == 2
     err = capsys.readouterr().err
     assert "missing" in err and "toy/{train,test}.npy" in err and "Traceback" not in err
+
+
+def test_other_metrics_re_evaluate_the_finished_run_without_training(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    assert _run(out, toy_root, "--metrics", "mse") == 0
+    first = _records(out)[0]
+    capsys.readouterr()
+    assert _run(out, toy_root, "--metrics", "mse,mae") == 0
+    err = capsys.readouterr().err
+    (second,) = _records(out)
+    assert "epoch 1/" not in err and "already done" not in err  # no training, and not the old metrics
+    assert second["run"] == first["run"] and second["config_hash"] == first["config_hash"]
+    assert set(second["metrics"]) == {"mse", "mae"} and second["metrics"]["mse"] == first["metrics"]["mse"]
+    assert second["evaluation"]["source"] == "re-evaluated" and second["train_losses"] == first["train_losses"]
+    kept = list((out / "runs" / "toy-6-6" / first["run"] / "evaluations").glob("record.*.json"))
+    assert len(kept) == 1 and set(json.loads(kept[0].read_text())["metrics"]) == {"mse"}  # nothing lost
+    assert _run(out, toy_root, "--metrics", "mse,mae") == 0 and "already done" in capsys.readouterr().err
+    assert _run(out, toy_root, "--metrics", "mse,mae", "--force") == 0
+    assert "epoch 1/" in capsys.readouterr().err and _records(out)[0]["evaluation"]["source"] == "trained"
+
+
+def test_test_clips_are_evaluation_identity_not_training_identity(use_plugins, toy_root, tmp_path):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    assert _run(out, toy_root, "--set", "test_samples=3") == 0
+    assert _run(out, toy_root, "--set", "test_samples=6") == 0
+    (record,) = _records(out)  # the same run folder: the weights do not depend on the test clips
+    assert record["test_sequences"] == 6 and record["evaluation"]["source"] == "re-evaluated"
+
+
+def test_seeds_make_one_run_each(use_plugins, toy_root, tmp_path):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    assert _run(out, toy_root, "--seeds", "0,1") == 0
+    assert sorted(r["seed"] for r in _records(out)) == [0, 1]
+    assert _run(out, toy_root, "--repeats", "3", "--seed", "1") == 0
+    assert sorted(r["seed"] for r in _records(out)) == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("make,message", [
@@ -176,3 +228,16 @@ def test_score_wrong_task_length(use_plugins, tmp_path, capsys):
     assert main(["score", "--pred", str(tmp_path / "p.npy"), "--true", str(tmp_path / "t.npy"),
                  "--task", "toy-6-6"]) == 2
     assert "do not fit toy-6-6" in capsys.readouterr().err
+
+
+def test_weights_lists_what_each_metric_can_use(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("STBENCH_LPIPS_ALEXNET", raising=False)
+    monkeypatch.delenv("STBENCH_FVD_I3D", raising=False)
+    assert main(["weights"]) == 0
+    out = capsys.readouterr().out
+    assert "alexnet-owt-7be5be79.pth" in out and "missing" in out and "get it" in out
+    assert main(["weights", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert {"lpips", "fvd"} <= set(listing) and all("how_to_get" in item for item in listing["lpips"])

@@ -1,11 +1,13 @@
 import torch
 from torch import nn
 
+from stbench import Clips, STModel
 from stbench.config import TRAIN_DEFAULTS
-from stbench.engine import make_optimizers, spread_subset
+from stbench.data import limit
+from stbench.training import make_optimizers
 
 
-class TwoGroups(nn.Module):
+class TwoGroups(STModel):
     def __init__(self):
         super().__init__()
         self.weights, self.rank = nn.Linear(3, 3), nn.Parameter(torch.ones(2))
@@ -23,22 +25,28 @@ def test_a_group_that_names_its_optimizer_gets_its_own():
     assert ranks.param_groups[0]["lr"] == 0.05 and ranks.param_groups[0]["nesterov"]
 
 
+class TwoLayers(STModel):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+
+
 def test_default_is_one_optimizer_over_trainable_parameters():
-    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
-    model[0].weight.requires_grad_(False)
+    model = TwoLayers()
+    model.layers[0].weight.requires_grad_(False)
     (only,) = make_optimizers(model, dict(TRAIN_DEFAULTS["smoke"]))
     assert isinstance(only, torch.optim.Adam)
     assert sum(p.numel() for g in only.param_groups for p in g["params"]) == 2 + 4 + 2
 
 
-def test_spread_subset_is_even_and_deterministic():
+def test_limit_is_even_and_deterministic():
     data = list(range(100))
-    subset = spread_subset(data, 5)
+    subset = limit(data, 5)
     assert [subset[i] for i in range(len(subset))] == [0, 25, 50, 74, 99]
-    assert spread_subset(data, None) is data and spread_subset(data, 500) is data
+    assert limit(data, None) is data and limit(data, 500) is data
 
 
-class ShiftedClips(torch.utils.data.Dataset):
+class ShiftedClips(Clips):
     """Clips normalised with statistics of their own (as a dataset computing them from its root would)."""
 
     mean, std = (10.0,), (2.0,)
@@ -53,7 +61,7 @@ class ShiftedClips(torch.utils.data.Dataset):
         return self.clips[i, :2], self.clips[i, 2:]
 
 
-class Zero(nn.Module):
+class Zero(STModel):
     def forward(self, x, t_out):
         return torch.zeros(x.shape[0], t_out, *x.shape[2:])
 
@@ -62,7 +70,7 @@ def test_evaluate_denormalises_with_the_statistics_the_opened_data_carries():
     from torch.utils.data import DataLoader, Subset
 
     from stbench.data import DatasetSpec
-    from stbench.engine import build_metrics, evaluate
+    from stbench.evaluation import build_metrics, evaluate
     from stbench.tasks import Task
 
     spec = DatasetSpec(name="shifted", shape=(1, 8, 8), open=None, max_length=4, layout="", value_range=None)

@@ -2,8 +2,8 @@ import json
 from pathlib import Path
 
 from stbench.cli import main
-from stbench.joint import JointBatches
-from stbench.engine import SingleTaskBatches
+from stbench.training import JointBatches
+from stbench.training import SingleTaskBatches
 
 
 def test_joint_run_trains_one_model_and_marks_every_row(use_plugins, toy_root, tmp_path, capsys):
@@ -26,9 +26,9 @@ def test_joint_batches_interleave_tasks_and_cover_each_once(toy_root, use_plugin
     from stbench import plugins
 
     spec = plugins.get_dataset("toy")
-    a = SingleTaskBatches(spec.open(str(toy_root), "train", 6, 6), 4, seed=1)
-    b = SingleTaskBatches(spec.open(str(toy_root), "train", 4, 8), 2, seed=1)
-    joint = JointBatches([("a", a), ("b", b)], seed=1)
+    a = SingleTaskBatches(spec.open(str(toy_root), "train", 6, 6), 4, seed=1, task="a")
+    b = SingleTaskBatches(spec.open(str(toy_root), "train", 4, 8), 2, seed=1, task="b")
+    joint = JointBatches([a, b], seed=1)
     names = [name for _, _, name in joint.epoch(0)]
     assert len(names) == len(joint) == 3 + 6 and names.count("a") == 3 and names.count("b") == 6
     assert names != sorted(names)  # interleaved, not one task after the other
@@ -39,6 +39,6 @@ def test_joint_needs_a_multitask_model_and_two_tasks(use_plugins, toy_root, tmp_
     use_plugins("plugin_fixture", only="testplug,baselines")
     base = ["run", "--joint", "--profile", "smoke", "--data-root", str(toy_root), "--out", str(tmp_path)]
     assert main(base + ["--models", "tiny", "--tasks", "toy-6-6,toy-4-8"]) == 2
-    assert "does not declare multi-task support" in capsys.readouterr().err
+    assert "cannot be trained jointly" in capsys.readouterr().err
     assert main(base + ["--models", "tinyjoint", "--tasks", "toy-6-6"]) == 2
     assert "at least two" in capsys.readouterr().err

@@ -6,7 +6,7 @@ from stbench.records import write_json_atomic
 
 
 def _record(model, profile, mse, ssim, created, status="ok", overrides=None):
-    return {"status": status, "model": model, "family": "recurrent-free", "task": "toy-6-6", "dataset": "toy",
+    return {"status": status, "run": model, "model": model, "family": "recurrent-free", "task": "toy-6-6", "dataset": "toy",
             "protocol": "equal", "t_in": 6, "t_out": 6, "profile": profile, "seed": 0, "overrides": overrides or {},
             "params": 1_500_000, "macs": 2_250_000_000, "epochs": 3, "train_seconds_per_epoch": 1.5,
             "inference_seconds": 0.25, "fps": 24.0, "metrics": {"mse": mse, "ssim": ssim},

@@ -16,7 +16,10 @@ CONTEXT = MetricContext(dataset="kth", task="kth-10-20", value_range=(0.0, 1.0))
 
 @pytest.fixture(autouse=True)
 def no_weights_around(monkeypatch, tmp_path):
-    monkeypatch.delenv("STBENCH_FVD_I3D", raising=False)
+    """Tests see only the weights they make: no env vars, empty torch hub, dnnlib and VideoGPT caches."""
+    for name in ("STBENCH_FVD_I3D", "DNNLIB_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
 
 
@@ -135,11 +138,16 @@ def test_a_torchscript_detector_from_the_environment_loads_and_scores(tmp_path, 
     assert metric.compute()["fvd"] > 0
 
 
-def test_the_torch_hub_cache_is_searched(tmp_path):
+def test_the_torch_hub_cache_is_searched_but_torchscript_there_is_not_loaded(tmp_path):
     hub = tmp_path / "torch_home" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     torch.jit.save(torch.jit.script(FakeDetector()), str(hub / "i3d_torchscript.pt"))
-    assert isinstance(build_fvd(CONTEXT).extractor, TorchScriptI3D)
+    metric = build_fvd(CONTEXT)
+    assert isinstance(metric.compute()["fvd"], NotAvailable)
+    assert f"{hub / 'i3d_torchscript.pt'} (in the torch hub cache) is TorchScript" in metric.reason
+    torch.manual_seed(0)
+    torch.save(InceptionI3d().state_dict(), hub / "i3d_pretrained_400.pt")
+    assert isinstance(build_fvd(CONTEXT).extractor, InceptionI3d)
 
 
 def test_without_weights_fvd_is_unavailable_with_the_reason():

@@ -15,9 +15,11 @@ CONTEXT = MetricContext(dataset="mmnist", task="mmnist-10-10", value_range=(0.0,
 
 @pytest.fixture(autouse=True)
 def no_weights_around(monkeypatch, tmp_path):
-    """Tests see only the weights they make: no env vars, an empty torch-hub cache."""
-    monkeypatch.delenv("STBENCH_LPIPS_ALEXNET", raising=False)
-    monkeypatch.delenv("STBENCH_LPIPS_LINEAR", raising=False)
+    """Tests see only the weights they make (and the installed lpips wheel's linear layers): no env vars,
+    empty torch hub and pyiqa caches."""
+    for name in ("STBENCH_LPIPS_ALEXNET", "STBENCH_LPIPS_LINEAR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
 
 

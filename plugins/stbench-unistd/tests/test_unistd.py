@@ -5,7 +5,6 @@ import torch
 import stbench_unistd
 from stbench import Task, UserError
 from stbench.config import TRAIN_KEYS
-from stbench.engine import make_optimizers
 from stbench.profiling import count_macs
 from stbench_unistd import Backbone, RankAdaptiveMoE, build_unistd
 
@@ -176,7 +175,7 @@ def test_a_timm_checkpoint_loads_into_the_frozen_backbone(tmp_path):
     for key in ("blocks.1.attn.qkv.weight", "blocks.0.mlp.fc2.bias", "blocks.1.norm2.weight", "norm.bias"):
         assert torch.equal(own[key], state[key]) and not own[key].requires_grad
     assert own["blocks.0.attn.lora_q.lora_A"].requires_grad and own["blocks.0.temporal.fc1.weight"].requires_grad
-    assert "timm key names" in model.record_notes["backbone"]
+    assert "timm key names" in model.record_notes()["backbone"]
     assert model(torch.rand(1, 10, 1, 64, 64), 10).shape == (1, 10, 1, 64, 64)
 
 
@@ -192,7 +191,7 @@ def test_an_open_clip_checkpoint_loads_the_visual_tower(tmp_path):
     assert torch.equal(own["blocks.1.mlp.fc1.bias"], timm["blocks.1.mlp.fc1.bias"])
     assert torch.equal(own["norm_pre.weight"], state["visual.ln_pre.weight"])
     assert torch.equal(own["norm.weight"], state["visual.ln_post.weight"])
-    assert not own["norm_pre.weight"].requires_grad and "open_clip" in model.record_notes["backbone"]
+    assert not own["norm_pre.weight"].requires_grad and "open_clip" in model.record_notes()["backbone"]
 
 
 def test_checkpoint_errors_are_one_clear_line(tmp_path):
@@ -209,18 +208,12 @@ def test_checkpoint_errors_are_one_clear_line(tmp_path):
 
 def test_without_a_checkpoint_the_record_says_random_init():
     model = build_unistd(MMNIST, settings("smoke", "mmnist"))
-    assert model.record_notes["backbone"].startswith("random init")
-    assert model.record_notes["trainable_params"] == model.trainable_params()
+    assert model.record_notes()["backbone"].startswith("random init")
+    assert model.record_notes()["trainable_params"] == model.trainable_params()
     assert all(not p.requires_grad for p in model.backbone.frozen_parameters())
 
 
 # ---------------------------------------------------------------- shapes and the joint contract
-
-@pytest.mark.parametrize("t_out", [10, 4, 23], ids=["equal", "reduced", "extended"])
-def test_single_task_output_shapes(t_out):
-    model = SPEC.build(MMNIST, settings("smoke", "mmnist")).eval()
-    with torch.no_grad():
-        assert model(torch.rand(2, 10, 1, 64, 64), t_out).shape == (2, t_out, 1, 64, 64)
 
 
 def test_extended_rollout_feeds_chunks_of_t_in_back():
@@ -270,22 +263,6 @@ def test_joint_build_errors():
 
 
 # ---------------------------------------------------------------- training
-
-def test_one_training_step_lowers_the_loss():
-    torch.manual_seed(0)
-    task = Task("toy", 4, 4, (1, 32, 32))
-    model = build_unistd(task, settings("smoke", "toy"))
-    x, y = torch.rand(4, 4, 1, 32, 32), torch.rand(4, 4, 1, 32, 32)
-    optimizers = make_optimizers(model, {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-5})
-    before = model.loss(x, y, 0)
-    for optimizer in optimizers:
-        optimizer.zero_grad()
-    before.backward()
-    for optimizer in optimizers:
-        optimizer.step()
-    with torch.no_grad():
-        after = model.loss(x, y, 1)
-    assert after < before
 
 
 def test_ranks_train_then_round_on_the_engine_hook_and_stay_frozen_after_a_reload():

@@ -115,18 +115,6 @@ def test_loss_covers_every_predicted_segment():
     assert torch.equal(target, torch.cat([x, y], 1)[:, 4:])
 
 
-def test_one_training_step_lowers_the_loss():
-    model = tiny(10, 10).train()
-    x, y = frames(4, 10), frames(4, 10, seed=2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    before = model.loss(x, y, 0)
-    before.backward()
-    optimizer.step()
-    with torch.no_grad():
-        after = model.loss(x, y, 1)
-    assert after < before
-
-
 # ------------------------------------------------------------------ the cross-segment ablation (Table VII)
 
 def test_without_cross_segment_the_macro_path_has_no_influence():

@@ -6,22 +6,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from stbench import ArrayClips, DatasetSpec, ModelSpec, STModel, UserError, hookimpl
+from stbench import ArrayClips, DatasetSpec, ModelSpec, MultiTaskModel, STModel, UserError, hookimpl
 
 
 class TinyConv(STModel):
     """Predicts every future frame from the last one with two convolutions."""
 
-    def __init__(self, channels, width=8, nan_loss=False):
+    def __init__(self, channels, width=8, nan_loss=False, fault="none"):
         super().__init__()
         self.net = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
                                  nn.Conv2d(width, channels, 3, padding=1))
-        self.nan_loss = nan_loss
+        self.nan_loss, self.fault = nan_loss, fault
 
     def forward(self, x, t_out):
         last = x[:, -1]
         frame = last + self.net(last)
-        return frame.unsqueeze(1).expand(-1, t_out, -1, -1, -1)
+        if self.fault == "wrong_shape":  # a plugin bug: one frame too few
+            t_out -= 1
+        if self.fault == "crash" and not self.training:
+            raise RuntimeError("a bug in the plugin")
+        out = frame.unsqueeze(1).expand(-1, t_out, -1, -1, -1)
+        return out * float("nan") if self.fault == "nan_predictions" and not self.training else out
 
     def loss(self, x, y, step):
         if os.environ.get("STBENCH_TEST_INTERRUPT_AT_STEP") == str(step):
@@ -30,7 +35,7 @@ class TinyConv(STModel):
         return loss * float("nan") if self.nan_loss else loss
 
 
-class TinyJoint(STModel):
+class TinyJoint(MultiTaskModel):
     """A shared convolution with one output head per task (the multi-task contract)."""
 
     def __init__(self, tasks, hparams):
@@ -39,6 +44,7 @@ class TinyJoint(STModel):
         self.shared = nn.Conv2d(channels, 4, 3, padding=1)
         self.heads = nn.ModuleDict({t.name: nn.Conv2d(4, channels, 3, padding=1) for t in tasks})
         self.default = tasks[0].name
+        self.seen = []
 
     def forward(self, x, t_out, task=None):
         last = x[:, -1]
@@ -46,16 +52,17 @@ class TinyJoint(STModel):
         return frame.unsqueeze(1).expand(-1, t_out, -1, -1, -1)
 
     def loss(self, x, y, step, task=None):
-        self.seen = getattr(self, "seen", []) + [task]
+        self.seen.append(task)
         return nn.functional.mse_loss(self(x, y.shape[1], task=task), y)
 
 
 def build_joint(tasks, hparams):
-    if not isinstance(tasks, (list, tuple)):
-        tasks = [tasks]
-        hparams = {tasks[0].name: hparams}
     assert set(hparams) == {t.name for t in tasks}
     return TinyJoint(list(tasks), hparams)
+
+
+def build_tiny_joint_single(task, hparams):
+    return TinyJoint([task], {task.name: hparams})
 
 
 def build_tiny(task, hparams):
@@ -80,8 +87,8 @@ def stbench_register_models(register):
     register(ModelSpec(name="tiny", family="recurrent-free", build=build_tiny,
                        hparams={"smoke": {"default": {"width": 8, "lr": 0.01, "epochs": 2, "batch_size": 4,
                                                       "train_samples": None, "test_samples": None,
-                                                      "nan_loss": False}}}))
-    register(ModelSpec(name="tinyjoint", family="recurrent-free", build=build_joint, multitask=True,
+                                                      "nan_loss": False, "fault": "none"}}}))
+    register(ModelSpec(name="tinyjoint", family="recurrent-free", build=build_tiny_joint_single, build_joint=build_joint,
                        hparams={"smoke": {"default": {"lr": 0.01, "epochs": 2, "batch_size": 4,
                                                       "train_samples": None, "test_samples": None}}}))
 

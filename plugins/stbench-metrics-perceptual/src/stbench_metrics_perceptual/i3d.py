@@ -2,14 +2,15 @@
 ``i3d_pretrained_400.pt`` state dict (VideoGPT's Kinetics-400 port) loads unchanged; or the stylegan-v
 TorchScript detector. Both map ``[B, 3, T, 224, 224]`` in [-1, 1] to 400 logits averaged over time."""
 import warnings
-import zipfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .weights import load_state_dict, load_strict
+from stbench import UserError
+
+from .weights import is_torchscript, load_state_dict, load_strict
 
 
 def pad_same(x, kernel, stride):
@@ -113,20 +114,24 @@ class TorchScriptI3D(nn.Module):
         return self.detector(x, rescale=False, resize=False, return_features=True)
 
 
-def is_torchscript(path: Path) -> bool:
-    """A TorchScript archive holds ``constants.pkl``; a ``torch.save`` state dict does not."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("/constants.pkl") for name in archive.namelist())
+def load_i3d(path: Path, may_run_code: bool = False) -> nn.Module:
+    """An I3D feature extractor from either weight format.
 
-
-def load_i3d(path: Path) -> nn.Module:
-    """An I3D feature extractor from either weight format."""
+    A TorchScript file runs code it holds when loaded, so it is loaded only with ``may_run_code``
+    (the user named it, or StyleGAN-V's own download left it in dnnlib's cache); a state dict is read
+    with ``weights_only=True`` and never runs code.
+    """
     if is_torchscript(path):
+        if not may_run_code:
+            raise UserError(f"{path} is a TorchScript archive, and loading one runs code it holds; stbench loads "
+                            "it only when you name it (fvd_i3d=PATH or STBENCH_FVD_I3D) or it is in dnnlib's cache")
         with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format stylegan-v ships
             warnings.simplefilter("ignore", DeprecationWarning)
-            detector = torch.jit.load(str(path), map_location="cpu")
+            try:
+                detector = torch.jit.load(str(path), map_location="cpu")
+            except Exception as error:
+                raise UserError(f"cannot load the TorchScript I3D {path}: {type(error).__name__}: "
+                                f"{(str(error).strip().splitlines() or [''])[0][:300]}") from None
         return TorchScriptI3D(detector.eval()).eval()
     model = InceptionI3d()
     state = load_state_dict(path, "I3D")

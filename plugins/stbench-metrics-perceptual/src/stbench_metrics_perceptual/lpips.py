@@ -1,18 +1,22 @@
 """LPIPS v0.1 with an AlexNet trunk: a plain module that loads torchvision- and lpips-format weights."""
 import re
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Dict, List, Mapping, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from stbench import FrameMetric, MetricContext, NotAvailable
+from stbench import FrameMetric, MetricContext, NotAvailable, Unavailable, UserError
 
-from .weights import Unavailable, hub_checkpoint, installed_file, load_state_dict, load_strict, named_file
+from .weights import (Found, Place, WeightSearch, file_sha256, home_cache, in_folder, installed_file,
+                      load_state_dict, load_strict, provenance_of, torch_hub_dir, weight_entry)
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's ImageNet AlexNet, as torch.hub caches it
+ALEXNET_URL = "https://download.pytorch.org/models/" + ALEXNET_FILE
 LINEAR_FILE = "lpips/weights/v0.1/alex.pth"  # inside the lpips wheel
+TORCHMETRICS_LINEAR_FILE = "torchmetrics/functional/image/lpips_models/alex.pth"  # the same bytes
+PYIQA_LINEAR_FILE = "LPIPS_v0.1_alex-df73285e.pth"  # the same bytes, as pyiqa caches them
+LINEAR_SHA256 = "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0"
 MIN_SIZE = 31  # smallest frame the AlexNet trunk's three max-pools accept
 FRAMES_PER_PASS = 256  # bounds the memory of one trunk pass; the result does not depend on it
 
@@ -109,12 +113,15 @@ def unsupported_frames(shape) -> Optional[str]:
 
 
 class LPIPS(FrameMetric):
-    """Mean LPIPS over clips and frames (lower is better); per-frame values for free."""
+    """Mean LPIPS over clips and frames (lower is better); per-frame and per-clip values for free.
+
+    ``files`` maps "trunk" / "linear" to the weight files loaded, for the record's provenance.
+    """
 
     unavailable_reason = None
 
-    def __init__(self, name: str, context: MetricContext, net: LPIPSNet):
-        self.net = net
+    def __init__(self, name: str, context: MetricContext, net: LPIPSNet, files: Optional[Dict[str, Found]] = None):
+        self.net, self.files = net, dict(files or {})
         super().__init__(name, context)
 
     def update(self, pred, true):
@@ -139,20 +146,77 @@ class LPIPS(FrameMetric):
     def per_frame(self):
         return None if self.unavailable_reason else super().per_frame()
 
+    def per_clip(self):
+        return None if self.unavailable_reason else super().per_clip()
+
+    def provenance(self) -> Dict[str, str]:
+        """``trunk_file`` / ``trunk_sha256`` / ``trunk_found_in`` and the same for ``linear_``."""
+        record = {}
+        for role, found in self.files.items():
+            record.update(provenance_of(f"{role}_", found))
+        return record
+
+
+def _wheel(distribution: str, relative: str) -> Place:
+    def paths():
+        return [path for path in (installed_file(distribution, relative),) if path]
+    return Place(f"{distribution} package", paths, when_absent=lambda: f"(not installed, or without {relative})")
+
+
+TRUNK = WeightSearch(
+    name=f"lpips AlexNet trunk ({ALEXNET_FILE}, torchvision's ImageNet AlexNet)",
+    option="lpips_alexnet", env="STBENCH_LPIPS_ALEXNET",
+    places=(Place("torch hub cache", in_folder(lambda: torch_hub_dir() / "checkpoints", ALEXNET_FILE)),),
+    how_to_get=(f"torchvision (also through lpips, pyiqa or torchmetrics) downloads it on first use; or: "
+                f"curl -L --create-dirs -o {{hub}}/checkpoints/{ALEXNET_FILE} {ALEXNET_URL} "
+                "(or name a copy with --metric-option lpips_alexnet=PATH / STBENCH_LPIPS_ALEXNET)"),
+    published_sha256="7be5be79",  # torch.hub names its files by their sha256 prefix
+)
+
+LINEAR = WeightSearch(
+    name="lpips v0.1 linear layers (alex.pth)",
+    option="lpips_linear", env="STBENCH_LPIPS_LINEAR",
+    places=(
+        _wheel("lpips", LINEAR_FILE),
+        _wheel("torchmetrics", TORCHMETRICS_LINEAR_FILE),
+        # pyiqa's cache moved twice: <hub>/pyiqa from 0.1.13, ~/.cache/pyiqa in 0.1.12, <hub>/checkpoints before
+        Place("pyiqa cache", in_folder(lambda: torch_hub_dir() / "pyiqa", PYIQA_LINEAR_FILE)),
+        Place("pyiqa cache (pyiqa 0.1.12)", in_folder(lambda: home_cache("pyiqa"), PYIQA_LINEAR_FILE)),
+        Place("pyiqa cache (pyiqa before 0.1.12)", in_folder(lambda: torch_hub_dir() / "checkpoints",
+                                                              PYIQA_LINEAR_FILE)),
+    ),
+    how_to_get=("pip install --no-deps lpips==0.1.4 (ships lpips/weights/v0.1/alex.pth; --no-deps: its "
+                "torchvision requirement is never imported), or have torchmetrics or pyiqa installed and used "
+                "(same file), or name it with --metric-option lpips_linear=PATH / STBENCH_LPIPS_LINEAR"),
+    published_sha256=LINEAR_SHA256,
+)
+
 
 def find_weights(options: Mapping):
-    """(AlexNet trunk file, linear-layer file, why-missing) from options, environment, caches."""
-    trunk = named_file(options, "lpips_alexnet", "STBENCH_LPIPS_ALEXNET") or hub_checkpoint(ALEXNET_FILE)
-    linear = named_file(options, "lpips_linear", "STBENCH_LPIPS_LINEAR") or installed_file("lpips", LINEAR_FILE)
+    """(AlexNet trunk, linear layers, why-missing): the first file each search finds."""
+    trunk = next(iter(TRUNK.candidates(options)), None)
+    linear = next(iter(LINEAR.candidates(options)), None)
     missing = []
     if trunk is None:
-        missing.append(f"no ImageNet AlexNet weights: name a torchvision {ALEXNET_FILE} with the metric option "
-                       f"lpips_alexnet=PATH or STBENCH_LPIPS_ALEXNET, or put it in "
-                       f"{Path(torch.hub.get_dir()) / 'checkpoints'}")
+        missing.append(f"no ImageNet AlexNet weights: put {ALEXNET_URL} into {torch_hub_dir() / 'checkpoints'} "
+                       "(torchvision does so on first use) or name a copy with lpips_alexnet=PATH / "
+                       "STBENCH_LPIPS_ALEXNET")
     if linear is None:
-        missing.append("no LPIPS v0.1 linear weights: `pip install --no-deps lpips==0.1.4` "
-                       "or name lpips/weights/v0.1/alex.pth with lpips_linear=PATH / STBENCH_LPIPS_LINEAR")
+        missing.append("no LPIPS v0.1 linear weights: pip install --no-deps lpips==0.1.4 (or have torchmetrics or "
+                       "pyiqa's cache), or name alex.pth with lpips_linear=PATH / STBENCH_LPIPS_LINEAR")
     return trunk, linear, "; ".join(missing) or None
+
+
+def weight_files(options: Mapping) -> List[Dict]:
+    """The trunk and linear-layer files LPIPS would use now, or what is missing (never raises)."""
+    entries = []
+    for search in (TRUNK, LINEAR):
+        try:
+            chosen, problem = next(iter(search.candidates(options)), None), None
+        except UserError as error:  # a named file that is not there: report it, as build would
+            chosen, problem = None, str(error)
+        entries.append(weight_entry(search, options, chosen, [problem]))
+    return entries
 
 
 def build_lpips(context: MetricContext, name: str = "lpips"):
@@ -163,6 +227,13 @@ def build_lpips(context: MetricContext, name: str = "lpips"):
     if missing:
         return Unavailable(name, missing)
     net = LPIPSNet()
-    net.load_trunk(trunk)
-    net.load_linear(linear)
-    return LPIPS(name, context, net)
+    for found, load, search in ((trunk, net.load_trunk, TRUNK), (linear, net.load_linear, LINEAR)):
+        file_sha256(found.path)  # hashed as loaded, once per file and process
+        try:
+            load(found.path)
+        except UserError as error:
+            if found.named:  # the user's own choice of file: their mistake to fix
+                raise
+            return Unavailable(name, f"{error} (found in the {found.found_in}; replace or delete it, or name "
+                                     f"another file with {search.option}=PATH / {search.env})")
+    return LPIPS(name, context, net, files={"trunk": trunk, "linear": linear})

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from stbench import ModelSpec, hookimpl, load_yaml
+from stbench_convlstm import OPENSTL_CELL_KEYS
 
 from .cells import CausalLSTMCell, GradientHighwayUnit, SpatioTemporalLSTMCell
 from .models import PredRNN, PredRNNpp, PredRNNv2, build_predrnn, build_predrnnpp, build_predrnnv2
@@ -17,9 +18,20 @@ MODELS = {
 }
 
 
+# OpenSTL's names: its cells as in stbench_convlstm; PredRNN++'s gradient highway keeps its gates as
+# `gradient_highway.{x,z}_concat.0` (a Sequential, LayerNorm as `.1` when layer_norm is set).
+OPENSTL_KEYS = OPENSTL_CELL_KEYS + (
+    (r"gradient_highway\.(x|z)_concat\.0\.(?=weight$)", r"highway.conv_\1."),
+    (r"gradient_highway\.(x|z)_concat\.", r"highway.conv_\1."),
+)
+# OpenSTL's causal LSTM cell creates an output gate conv it never uses (3,276,800 parameters at 4 x 128).
+OPENSTL_UNUSED = {"predrnnpp": ("cell_list.*.conv_o.*",)}
+
+
 @hookimpl
 def stbench_register_models(register):
     configs = load_yaml(Path(__file__).with_name("configs.yaml"))
     for name, (build, description) in MODELS.items():
         register(ModelSpec(name=name, family="recurrent", build=build, hparams=configs[name],
-                           description=description))
+                           description=description, checkpoint_ignore=OPENSTL_UNUSED.get(name, ()),
+                           checkpoint_rename=OPENSTL_KEYS))

@@ -151,6 +151,13 @@ def _init_conv_fan_out(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def _default_init(module: nn.Module) -> None:
+    """PyTorch's own init for every conv and linear layer in ``module`` (undoing :func:`_init_conv_fan_out`)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.reset_parameters()
+
+
 def _channel_scale(value: float, dim: int) -> nn.Parameter:
     return nn.Parameter(torch.full((1, dim, 1, 1), float(value)))
 
@@ -303,7 +310,12 @@ def gsta_block(dim, *, mlp_ratio, drop, drop_path, **_):
 
 
 def tau_block(dim, *, mlp_ratio, drop, drop_path, **_):
-    return AttentionBlock(dim, TemporalAttention(dim), mlp_ratio, drop, drop_path)
+    block = AttentionBlock(dim, TemporalAttention(dim), mlp_ratio, drop, drop_path)
+    # OpenSTL's TAU sub-block swaps its temporal attention in after the gSTA block's init ran, so
+    # that attention's convs and linears keep PyTorch's default init; training from scratch as
+    # OpenSTL does needs the same starting point.
+    _default_init(block.mixer)
+    return block
 
 
 # --------------------------------------------------------------------------- Uniformer
@@ -358,6 +370,9 @@ class UniformerAttentionBlock(nn.Module):
         self.scale2 = nn.Parameter(torch.full((dim,), 1e-6))
         self.drop_path = DropPath(drop_path)
         _init_conv_fan_out(self)
+        # OpenSTL's (and Uniformer's) attention block initialises only its linears and norms: the
+        # position conv keeps PyTorch's default init
+        self.pos.reset_parameters()
 
     def attend(self, tokens):
         b, n, c = tokens.shape

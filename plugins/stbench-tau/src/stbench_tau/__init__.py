@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from stbench import ModelSpec, hookimpl, load_yaml
-from stbench_simvp import SimVPModel, build_model
+from stbench_simvp import SimVPModel, build_model, openstl_keys
 
 __all__ = ["TAUModel", "differential_divergence", "build_tau"]
 
@@ -53,4 +53,5 @@ def build_tau(task, hparams):
 def stbench_register_models(register):
     register(ModelSpec(name="tau", family="recurrent-free", build=build_tau,
                        hparams=load_yaml(Path(__file__).with_name("configs.yaml"))["tau"],
-                       description="TAU: SimVP framework + temporal attention units + differential divergence loss"))
+                       description="TAU: SimVP framework + temporal attention units + differential divergence loss",
+                       checkpoint_rename=openstl_keys("tau")))

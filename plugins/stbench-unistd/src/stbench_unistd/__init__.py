@@ -1,6 +1,6 @@
 """stbench model plugin: UniSTD (Ma et al., CVPR 2025), one adapted ViT shared by many tasks.
 
-``build(task, hparams)`` builds a single-task model; ``build([task, ...], {task.name: hparams})``
+``build(task, hparams)`` builds a single-task model; ``build_joint([task, ...], {task.name: hparams})``
 builds one joint model whose ``forward`` / ``loss`` take ``task=<name>`` (see README.md).
 """
 from pathlib import Path
@@ -17,8 +17,14 @@ __all__ = ["Backbone", "RankAdaptiveMoE", "TaskCodec", "UniSTD", "build_unistd",
            "SHARED_DEFAULTS", "TASK_DEFAULTS"]
 
 
+def build_single(task, hparams):
+    """UniSTD for one task (the ModelSpec's ``build``)."""
+    return build_unistd(task, hparams)
+
+
 def build_unistd(tasks, hparams):
-    """One task and its hparams, or a list of tasks and ``{task.name: hparams}`` (a joint model)."""
+    """One task and its hparams, or a list of tasks and ``{task.name: hparams}`` (a joint model; the
+    ModelSpec's ``build_joint``)."""
     if isinstance(tasks, Task):
         tasks, per_task = [tasks], {tasks.name: dict(hparams or {})}
     else:
@@ -50,7 +56,7 @@ def build_unistd(tasks, hparams):
 @hookimpl
 def stbench_register_models(register):
     register(ModelSpec(
-        name="unistd", family="recurrent-free", build=build_unistd, multitask=True,
+        name="unistd", family="recurrent-free", build=build_single, build_joint=build_unistd,
         hparams=load_yaml(Path(__file__).with_name("configs.yaml")),
         description="UniSTD: per-task conv codecs around a frozen ViT-B shared by all tasks, with rank-adaptive "
                     "mixtures of LoRA experts and lightweight temporal attention"))

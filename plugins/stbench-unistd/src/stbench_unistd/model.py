@@ -1,11 +1,11 @@
 """UniSTD: per-task codecs around one shared, adapted ViT; single-task and joint (multi-task) models."""
 import re
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from stbench import STModel, UserError
+from stbench import MultiTaskModel, UserError
 from stbench.config import TRAIN_KEYS
 
 from .backbone import Backbone
@@ -41,7 +41,7 @@ def split_hparams(hparams: Mapping):
     return shared, own
 
 
-class UniSTD(STModel):
+class UniSTD(MultiTaskModel):
     """UniSTD for one task or several (joint training).
 
     ``forward(x, t_out, task=None)``: one pass maps the task's ``T_in`` frames to the next
@@ -89,7 +89,7 @@ class UniSTD(STModel):
         budget = s["rank_budget"]
         self.rank_budget = float(budget) if budget is not None else s["init_rank"] * self.rank_count
         self.register_buffer("ranks_rounded", torch.zeros((), dtype=torch.bool))
-        self.record_notes = {
+        self.notes = {
             "backbone": backbone_note,
             "trainable_params": self.trainable_params(),
             "backbone_frozen": not s["train_backbone"],
@@ -97,6 +97,9 @@ class UniSTD(STModel):
                         f"{s['init_rank']}), rank budget C={self.rank_budget:g}, beta={s['rank_beta']}; ranks "
                         f"trained for {s['rank_epochs']} epochs (SGD Nesterov lr {s['rank_lr']}), then rounded",
         }
+
+    def record_notes(self) -> Dict[str, Any]:
+        return dict(self.notes)
 
     # ------------------------------------------------------------------ prediction
 
@@ -130,10 +133,10 @@ class UniSTD(STModel):
             produced += current.shape[1]
         return torch.cat(chunks, dim=1)[:, :t_out]
 
-    def for_task(self, task: str) -> "TaskView":
+    def for_task(self, task: str):
         """A single-task ``STModel`` view of this (joint) model, for code that calls ``forward(x, t_out)``."""
-        self.codec(task)
-        return TaskView(self, str(task))
+        self.codec(task)  # an unknown task fails here, with the tasks this model serves
+        return super().for_task(task)
 
     # ------------------------------------------------------------------ training
 
@@ -198,18 +201,3 @@ class UniSTD(STModel):
                 kind = "temporal" if name.endswith("temporal.moe") else name.rsplit(".", 1)[-1].replace("lora_", "")
                 sums.setdefault(kind, []).append(module.clamped_rank().mean().item())
         return {kind: sum(values) / len(values) for kind, values in sums.items()}
-
-
-class TaskView(STModel):
-    """One task of a joint UniSTD seen as a plain ``STModel`` (shares every parameter with it)."""
-
-    def __init__(self, model: UniSTD, task: str):
-        super().__init__()
-        self.model, self.task = model, task
-        self.record_notes = model.record_notes
-
-    def forward(self, x: torch.Tensor, t_out: int) -> torch.Tensor:
-        return self.model(x, t_out, task=self.task)
-
-    def loss(self, x: torch.Tensor, y: torch.Tensor, step: int) -> torch.Tensor:
-        return self.model.loss(x, y, step, task=self.task)

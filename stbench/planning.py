@@ -1,0 +1,138 @@
+"""Planning: everything one run resolves before anything is trained or written, for 1..N tasks (N > 1 is
+one model trained jointly on all of them), and the run's training and evaluation identities."""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import plugins
+from .config import EVALUATION_KEYS, check_seed, config_hash, resolve
+from .errors import UserError
+from .tasks import Task
+
+
+@dataclass
+class TaskPart:
+    """One task of a run: its dataset, resolved settings and the metrics it is scored with."""
+
+    task: Any  # stbench.Task, shape filled in
+    dataset_spec: Any
+    train: Dict[str, Any]
+    hparams: Dict[str, Any]
+    overrides: Dict[str, Any]
+    metric_names: List[str]
+    strict_metrics: bool  # named by the user (an unknown one is an error) or the dataset's defaults
+
+
+@dataclass
+class RunPlan:
+    """One run: a model, its task(s), a profile and a seed, every setting resolved."""
+
+    model_spec: Any
+    parts: List[TaskPart]
+    profile: str
+    seed: int
+    metric_options: Dict[str, Any]
+    checkpoint_sha256: Optional[str] = None  # evaluating given weights (stbench eval) instead of training
+
+    @property
+    def joint(self) -> bool:
+        return len(self.parts) > 1
+
+    @property
+    def train(self) -> Dict[str, Any]:
+        """The settings the training loop follows (the first task's, for a joint run)."""
+        return self.parts[0].train
+
+    @property
+    def hash(self) -> str:
+        """Training identity: what changes the trained weights (never the metrics or the test clips)."""
+        def weights_only(train):
+            return {k: v for k, v in train.items() if k not in EVALUATION_KEYS}
+
+        if self.checkpoint_sha256:  # the weights are the file's: the architecture and the file identify them
+            part = self.parts[0]
+            return config_hash({"model": self.model_spec.name, "task": part.task.name, "profile": self.profile,
+                                "hparams": part.hparams, "checkpoint": self.checkpoint_sha256})
+        if not self.joint:
+            part = self.parts[0]
+            return config_hash({"model": self.model_spec.name, "task": part.task.name, "profile": self.profile,
+                                "seed": self.seed, "train": weights_only(part.train), "hparams": part.hparams})
+        return config_hash({"model": self.model_spec.name, "profile": self.profile, "seed": self.seed,
+                            "tasks": [[p.task.name, weights_only(p.train), p.hparams] for p in self.parts]})
+
+    def evaluation_hash(self, part: TaskPart, checkpoint: Optional[str] = None) -> str:
+        """Evaluation identity of one task on top of the training: metrics, their options, test clips."""
+        return config_hash({"metrics": part.metric_names, "options": self.metric_options,
+                            "test_samples": part.train["test_samples"], "checkpoint": checkpoint})
+
+    @property
+    def run_name(self) -> str:
+        joint = f"__joint{len(self.parts)}" if self.joint else ""
+        origin = "checkpoint" if self.checkpoint_sha256 else f"seed{self.seed}"
+        return f"{self.model_spec.name}{joint}__{self.profile}__{origin}__{self.hash}"
+
+    @property
+    def label(self) -> str:
+        tasks = ",".join(p.task.name for p in self.parts)
+        return f"{self.model_spec.name} {'joint(' + tasks + ')' if self.joint else tasks} {self.profile} seed {self.seed}"
+
+    def run_dir(self, out_dir, part: TaskPart) -> Path:
+        return Path(out_dir) / "runs" / part.task.name / self.run_name
+
+    def checkpoint_path(self, out_dir) -> Path:
+        """A single-task run keeps its checkpoint in its run folder; a joint run, beside all its tasks."""
+        if self.joint:
+            return Path(out_dir) / "runs" / "joint" / self.run_name / "checkpoint.pt"
+        return self.run_dir(out_dir, self.parts[0]) / "checkpoint.pt"
+
+
+def plan_part(model_spec, task, profile, overrides, metrics) -> TaskPart:
+    task = plugins.resolve_task(task)
+    dataset_spec = plugins.get_dataset(task.dataset)
+    train, hparams, applied = resolve(model_spec, dataset_spec, profile, dict(overrides or {}))
+    names = list(metrics) if metrics else list(dataset_spec.default_metrics)
+    for name in names if metrics else ():
+        plugins.get_metric(name)
+    return TaskPart(task, dataset_spec, train, hparams, applied, names, strict_metrics=bool(metrics))
+
+
+def plan_run(model_name, tasks, profile, seed=0, overrides=None, metrics=None, metric_options=None) -> RunPlan:
+    """The plan of one run of ``model_name`` on one task (a task name or Task) or several (a joint run)."""
+    model_spec = plugins.get_model(model_name)
+    tasks = [tasks] if isinstance(tasks, (str, Task)) else list(tasks)
+    if len(tasks) > 1 and not model_spec.multitask:
+        raise UserError(f"model '{model_spec.name}' cannot be trained jointly on several tasks (its plugin "
+                        "declares no build_joint); run it without --joint")
+    if len({plugins.resolve_task(t).name for t in tasks}) != len(tasks):
+        raise UserError(f"--joint: a task is named twice in {', '.join(map(str, tasks))}")
+    parts = [plan_part(model_spec, task, profile, overrides, metrics) for task in tasks]
+    return RunPlan(model_spec, parts, profile, check_seed(seed), dict(metric_options or {}))
+
+
+def build_model(plan: RunPlan):
+    """The model a plan trains: an STModel for one task, a MultiTaskModel for several."""
+    spec = plan.model_spec
+    try:
+        if plan.joint:
+            return spec.build_joint([p.task for p in plan.parts], {p.task.name: dict(p.hparams) for p in plan.parts})
+        return spec.build(plan.parts[0].task, dict(plan.parts[0].hparams))
+    except UserError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise UserError(f"model '{spec.name}' cannot be built for {', '.join(p.task.name for p in plan.parts)} "
+                        f"with {plan.parts[0].hparams}: {error}") from None
+
+
+def task_models(plan: RunPlan, model) -> List[Any]:
+    """One single-task view per part: the model itself, or each task's view of a joint model."""
+    return [model.for_task(p.task.name) for p in plan.parts] if plan.joint else [model]
+
+
+def plans_for(models: Sequence[str], tasks: Sequence, profile: str, seeds: Sequence[int], overrides=None,
+              metrics=None, metric_options=None, joint=False) -> List[RunPlan]:
+    """Every run of a command: each model on each task and seed, or each model jointly on all tasks."""
+    if joint and len(tasks) < 2:
+        raise UserError("--joint trains one model on several tasks; name at least two with --tasks")
+    groups = [list(tasks)] if joint else [[task] for task in tasks]
+    return [plan_run(model, group, profile, seed, overrides, metrics, metric_options)
+            for group in groups for model in models for seed in seeds]

@@ -1,0 +1,239 @@
+"""Running: one orchestrator executes a plan of 1..N tasks (open data, build, profile, train, evaluate, write
+the records), and a list of plans where one failing run never stops the others."""
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .checkpoints import load_weights, read_checkpoint
+from .data import describe, open_splits
+from .errors import UserError
+from .evaluation import build_metrics, evaluate, test_loader
+from .files import locked, remove_stale_temporaries, write_with
+from .planning import RunPlan, build_model, task_models
+from .profiling import count_macs
+from .records import (RECORD_NAME, RunRecord, early_failure_record, fail_record, finish_record, read_record,
+                      start_record, write_record)
+from .training import JointBatches, RunFailed, SingleTaskBatches, TrainResult, log, seed_everything, train
+
+SAMPLE_NAME = "sample.npz"
+LOCK_NAME = ".lock"
+
+
+def pick_device(requested: Optional[str] = None) -> str:
+    """The device a run uses: the one asked for if this machine has it, else CUDA when present, else CPU."""
+    if requested:
+        if requested.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise UserError(f"--device {requested}: CUDA is not available on this machine; use --device cpu")
+            index = int(requested.split(":")[1]) if ":" in requested else 0
+            if index >= torch.cuda.device_count():
+                raise UserError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                                f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+        if requested == "mps" and not torch.backends.mps.is_available():
+            raise UserError("--device mps: Apple's MPS is not available on this machine; use --device cpu")
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def finished_records(plan: RunPlan, out_dir, force: bool) -> Optional[List[RunRecord]]:
+    """The records of this very run and evaluation when all are finished (then nothing runs again)."""
+    if force:
+        return None
+    found = []
+    for part in plan.parts:
+        record = read_record(plan.run_dir(out_dir, part) / RECORD_NAME)
+        evaluation = (record or {}).get("evaluation") or {}
+        if not record or record["status"] != "ok" or evaluation.get("hash") != plan.evaluation_hash(part):
+            return None
+        found.append(record)
+    return found
+
+
+def save_sample(run_dir: Path, sample, value_range) -> Optional[Path]:
+    if sample is None:
+        return None
+    lo, hi = value_range or (float("nan"), float("nan"))
+    def write(tmp):
+        with open(tmp, "wb") as handle:  # a handle, so numpy does not append '.npz' to the temporary name
+            np.savez_compressed(handle, vmin=lo, vmax=hi, **sample)
+
+    return write_with(run_dir / SAMPLE_NAME, write)
+
+
+def execute(plan: RunPlan, data_root, out_dir, device="cpu", force=False, save_predictions=False) -> List[RunRecord]:
+    """Run one plan to one record per task, holding the run's lock: a second process asked for the same
+    run waits for the first and then finds it done, so no run trains twice at once."""
+    done = finished_records(plan, out_dir, force or (save_predictions and not _predictions_saved(plan, out_dir)))
+    if done is None:
+        where = plan.checkpoint_path(out_dir).parent
+        waiting = lambda: log(f"stbench: {plan.label}: in progress in another process ({where}); waiting for it")  # noqa: E731
+        with locked(where / LOCK_NAME, waiting):
+            done = finished_records(plan, out_dir, force=False) if not force else None
+            if save_predictions and not _predictions_saved(plan, out_dir):
+                done = None
+            if done is None:
+                return _execute(plan, data_root, out_dir, device, force, save_predictions=save_predictions)
+    log(f"stbench: {plan.label}: already done ({plan.run_dir(out_dir, plan.parts[0])}); --force runs it again")
+    return done
+
+
+def _predictions_saved(plan: RunPlan, out_dir) -> bool:
+    return all((plan.run_dir(out_dir, part) / "predictions.npy").exists() for part in plan.parts)
+
+
+def _reason(error: BaseException) -> str:
+    return str(error) if isinstance(error, (RunFailed, UserError)) else f"{type(error).__name__}: {error}"
+
+
+def _execute(plan: RunPlan, data_root, out_dir, device, force, weights=None,
+             save_predictions=False) -> List[RunRecord]:
+    """Open data, build, profile, train (or resume, or restore a finished checkpoint to evaluate other
+    metrics; or take ``weights``, a model with loaded weights and their notes, and train nothing), evaluate,
+    write each record atomically. Whatever fails, each task's record says so."""
+    checkpoint = plan.checkpoint_path(out_dir)
+    run_dirs = [plan.run_dir(out_dir, part) for part in plan.parts]
+    started = time.time()
+    records: List[RunRecord] = []
+    try:
+        for folder in run_dirs + [checkpoint.parent]:
+            folder.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(folder)
+        if force and checkpoint.exists():
+            checkpoint.unlink()
+        seed_everything(plan.seed)
+        data = [open_splits(p.dataset_spec, data_root, p.task, 0 if weights else p.train["train_samples"],
+                            p.train["test_samples"]) for p in plan.parts]
+        metrics = [build_metrics(p.metric_names, p.dataset_spec, p.task, plan.metric_options,
+                                 strict=p.strict_metrics) for p in plan.parts]
+        model, loaded = weights if weights else (build_model(plan), None)
+        views = task_models(plan, model)
+        for part, view, (train_set, test_set) in zip(plan.parts, views, data):
+            evaluation = {"hash": plan.evaluation_hash(part), "metrics": part.metric_names, "source": "trained"}
+            if loaded:
+                evaluation.update(source="checkpoint", checkpoint=loaded)
+            described = {"root": str(data_root), "train": describe(train_set), "test": describe(test_set)}
+            records.append(start_record(plan, part, view, described, device, evaluation,
+                                        count_macs(view, part.task)))
+        model.to(device)
+        streams = [SingleTaskBatches(train_set, plan.train["batch_size"], plan.seed,
+                                     task=part.task.name if plan.joint else None)
+                   for part, (train_set, _) in zip(plan.parts, data)]
+        batches = JointBatches(streams, plan.seed) if plan.joint else streams[0]
+        trained = TrainResult() if weights else train(model, batches, plan.train, device, checkpoint, plan.hash,
+                                                      plan.label)
+        writers = [PredictionWriter(run_dir, part.dataset_spec, len(test_set), part.task) if save_predictions else None
+                   for part, run_dir, (_, test_set) in zip(plan.parts, run_dirs, data)]
+        evaluated = [evaluate(view, test_loader(test_set, part.train["eval_batch_size"]), built, part.dataset_spec,
+                              part.task, device, keep=writer)
+                     for part, view, (_, test_set), built, writer in zip(plan.parts, views, data, metrics, writers)]
+        for writer in writers:
+            if writer is not None:
+                writer.close()
+    except Exception as error:
+        _record_failure(plan, records, run_dirs, _reason(error), started)
+        raise
+    if trained.epochs and trained.resumed_from_epoch == trained.epochs:
+        for record in records:
+            record["evaluation"]["source"] = "re-evaluated"  # weights restored from the finished checkpoint
+    finished = []
+    for part, record, result, run_dir in zip(plan.parts, records, evaluated, run_dirs):
+        sample = save_sample(run_dir, result.sample, part.dataset_spec.value_range)
+        finish_record(record, trained, result, checkpoint, sample, started)
+        write_record(run_dir, record)
+        finished.append(record)
+    return finished
+
+
+def _record_failure(plan, records, run_dirs, reason: str, started: float) -> None:
+    """Mark every task of a failed run failed in its record (best effort: the disk may be what failed)."""
+    for i, (part, run_dir) in enumerate(zip(plan.parts, run_dirs)):
+        record = records[i] if i < len(records) else early_failure_record(plan, part, reason, started)
+        try:
+            write_record(run_dir, fail_record(record, reason, started))
+        except OSError:
+            pass
+
+
+class PredictionWriter:
+    """The whole test set's predictions and targets in native units, streamed into ``predictions.npy`` and
+    ``targets.npy`` of the run folder (renamed into place when complete), for ``stbench score`` later.
+    Data in [0, 1] or [0, 255] is stored as uint8 (``stbench score`` reads uint8 [0, 1] data as value / 255);
+    anything else as float32."""
+
+    def __init__(self, run_dir: Path, spec, count: int, task):
+        lo, hi = spec.value_range or (None, None)
+        self.scale = {(0.0, 1.0): 255.0, (0.0, 255.0): 1.0}.get((lo, hi))
+        dtype = np.uint8 if self.scale else np.float32
+        shape = (count, task.t_out, *task.shape)
+        self.paths = [run_dir / "predictions.npy", run_dir / "targets.npy"]
+        self.temps = [p.with_name(f".{p.name}.tmp{os.getpid()}") for p in self.paths]
+        self.arrays = [np.lib.format.open_memmap(t, mode="w+", dtype=dtype, shape=shape) for t in self.temps]
+        self.filled = 0
+
+    def __call__(self, pred: torch.Tensor, true: torch.Tensor) -> None:
+        n = pred.shape[0]
+        for array, values in zip(self.arrays, (pred, true)):
+            values = values.detach().cpu().numpy()
+            if self.scale:
+                values = np.clip(np.rint(values * self.scale), 0, 255)
+            array[self.filled:self.filled + n] = values
+        self.filled += n
+
+    def close(self) -> None:
+        for array, temp, path in zip(self.arrays, self.temps, self.paths):
+            array.flush()
+            del array
+            os.replace(temp, path)
+        self.arrays = []
+
+
+def evaluate_checkpoint(plan: RunPlan, path, data_root, out_dir, device="cpu", save_predictions=False) -> List[RunRecord]:
+    """``stbench eval``: the plan's model with the weights of ``path`` (a checkpoint file, or a run folder
+    holding ``checkpoint.pt``), evaluated without training; its record says which file (sha256, format)."""
+    if plan.joint:
+        raise UserError("stbench eval takes one task at a time; name one with --tasks")
+    path = Path(path)
+    weights = read_checkpoint(path / "checkpoint.pt" if path.is_dir() else path)
+    model = build_model(plan)
+    loaded = load_weights(model, weights, plan.model_spec)  # a mismatch is one line, and nothing is written
+    plan.checkpoint_sha256 = weights.sha256
+    where = plan.checkpoint_path(out_dir).parent
+    with locked(where / LOCK_NAME):
+        return _execute(plan, data_root, out_dir, device, force=True, weights=(model, loaded),
+                        save_predictions=save_predictions)
+
+
+def execute_all(plans: List[RunPlan], data_root, out_dir, device="cpu", force=False, debug=False,
+                report=print, checkpoint=None, save_predictions=False) -> Tuple[List[RunRecord], int]:
+    """Every plan in turn; a run that fails for any reason is reported in one line (with the traceback
+    only under ``debug``) and marked failed in its record, and the others go on. Returns (records, failures)."""
+    records, failures = [], 0
+    for plan in plans:
+        try:
+            if checkpoint is not None:
+                finished = evaluate_checkpoint(plan, checkpoint, data_root, out_dir, device, save_predictions)
+            else:
+                finished = execute(plan, data_root, out_dir, device, force=force, save_predictions=save_predictions)
+        except KeyboardInterrupt:
+            raise
+        except (RunFailed, UserError) as error:
+            failures += 1
+            log(f"stbench: error: {plan.label}: {error}")
+            continue
+        except Exception as error:  # a fault in a plugin or the machine: this run fails, the others go on
+            failures += 1
+            log(f"stbench: error: {plan.label}: {type(error).__name__}: {error}"
+                + ("" if debug else " (STBENCH_DEBUG=1 or --debug shows the traceback)"))
+            if debug:
+                traceback.print_exc()
+            continue
+        for record in finished:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items() if isinstance(v, (int, float)))
+            report(f"{record['model']} {record['task']} {record['profile']} seed {record['seed']}: {shown}")
+        records.extend(finished)
+    return records, failures
