@@ -66,6 +66,8 @@ def stbench_register_datasets(register):
         except PluginError:
             warn(f"custom dataset {path}: the name '{spec.name}' is already a dataset of an installed plugin; "
                  "rename it")
+        except UserError as error:  # core's own checks of a registered spec (its name, its declarations)
+            warn(f"custom dataset {path}: {error}")
 
 
 __all__ = ["ConfigError", "CustomConfig", "declaration_files", "load_declarations", "parse"]
