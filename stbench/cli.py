@@ -54,9 +54,30 @@ def _overrides(args, models):
     return check_override_keys(overrides, models)
 
 
+def _precision(args) -> str:
+    from .training import PRECISIONS
+
+    if args.precision not in PRECISIONS:
+        raise UserError(f"--precision {args.precision}: choose one of {', '.join(PRECISIONS)}")
+    return args.precision
+
+
+def _machine(args):
+    """The device, loader workers and torchrun processes of this command."""
+    from .distributed import device_for, join_from_environment
+    from .running import Machine, pick_device
+
+    if args.workers is not None and args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {args.workers}")
+    requested = check_device(args.device)
+    processes = join_from_environment(requested)
+    device = device_for(processes, pick_device(requested))
+    return Machine(device=device, workers=args.workers, processes=processes)
+
+
 def cmd_run(args):
     from .planning import plans_for
-    from .running import execute_all, pick_device
+    from .running import execute_all
 
     profile = check_profile(args.profile)
     models = [plugins.get_model(name) for name in _names(args.models, "models")]
@@ -64,11 +85,11 @@ def cmd_run(args):
     overrides = _overrides(args, models)
     metrics = parse_list(args.metrics) if args.metrics else None
     plans = plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
-                      _metric_options(args.metric_option), joint=args.joint)
-    device = pick_device(check_device(args.device))
-    _, failed = execute_all(plans, args.data_root, args.out, device, force=args.force, debug=_debug(args),
+                      _metric_options(args.metric_option), joint=args.joint, precision=_precision(args))
+    machine = _machine(args)
+    _, failed = execute_all(plans, args.data_root, args.out, machine, force=args.force, debug=_debug(args),
                             save_predictions=args.save_predictions)
-    if not args.no_leaderboard:
+    if not args.no_leaderboard and machine.processes.main:
         for path in _write_boards(args.out, sorted({p.task.name for plan in plans for p in plan.parts})):
             print(f"leaderboard: {path}")
     return 2 if failed else 0
@@ -77,7 +98,7 @@ def cmd_run(args):
 def cmd_eval(args):
     """Evaluate given weights (a checkpoint file or a run folder) without training."""
     from .planning import plans_for
-    from .running import execute_all, pick_device
+    from .running import execute_all
 
     profile = check_profile(args.profile)
     models = [plugins.get_model(name) for name in _names(args.models, "models")]
@@ -85,11 +106,11 @@ def cmd_eval(args):
     overrides = check_override_keys(parse_overrides(args.set), models)
     metrics = parse_list(args.metrics) if args.metrics else None
     plans = plans_for([m.name for m in models], tasks, profile, [0], overrides, metrics,
-                      _metric_options(args.metric_option))
-    device = pick_device(check_device(args.device))
-    _, failed = execute_all(plans, args.data_root, args.out, device, debug=_debug(args), checkpoint=args.checkpoint,
+                      _metric_options(args.metric_option), precision=_precision(args))
+    machine = _machine(args)
+    _, failed = execute_all(plans, args.data_root, args.out, machine, debug=_debug(args), checkpoint=args.checkpoint,
                             save_predictions=args.save_predictions)
-    if not args.no_leaderboard:
+    if not args.no_leaderboard and machine.processes.main:
         for path in _write_boards(args.out, sorted({t.name for t in tasks})):
             print(f"leaderboard: {path}")
     return 2 if failed else 0
@@ -384,6 +405,15 @@ def _metric_option(parser):
                              "StyleGAN-V's runs code when loaded)")
 
 
+def _machine_options(parser):
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when present; under torchrun "
+                                         "each process takes cuda:LOCAL_RANK)")
+    parser.add_argument("--workers", type=int, help="DataLoader workers per process (default: 0 on CPU, the "
+                                                    "node's cores shared out on CUDA; recorded)")
+    parser.add_argument("--precision", default="32", help="32 | 16-mixed | bf16-mixed (default 32; recorded, and "
+                                                          "part of the run's identity)")
+
+
 def _save_predictions_option(parser):
     parser.add_argument("--save-predictions", action="store_true",
                         help="write the test set's predictions and targets (predictions.npy, targets.npy; uint8 "
@@ -434,7 +464,7 @@ def build_parser():
     run.add_argument("--repeats", type=int, help="N runs with seeds --seed .. --seed+N-1")
     run.add_argument("--metrics", help="comma-separated metrics (default: the dataset's)")
     _metric_option(run)
-    run.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when present)")
+    _machine_options(run)
     run.add_argument("--force", action="store_true", help="train again even if an identical run finished")
     run.add_argument("--joint", action="store_true", help="train one multi-task model on all named tasks")
     run.add_argument("--no-leaderboard", action="store_true",
@@ -454,7 +484,7 @@ def build_parser():
     _metric_option(ev)
     _data_root_option(ev)
     _out_option(ev)
-    ev.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when present)")
+    _machine_options(ev)
     ev.add_argument("--no-leaderboard", action="store_true", help="write the record only")
     _save_predictions_option(ev)
     _debug_option(ev)
@@ -524,6 +554,7 @@ def build_parser():
 
 
 def main(argv=None):
+    args = None
     try:
         args = build_parser().parse_args(argv)
         allocator.keep_freed_memory()  # before any tensor exists (STBENCH_MALLOC=system opts out)
@@ -536,6 +567,15 @@ def main(argv=None):
         print("stbench: interrupted; finished epochs are checkpointed, run the same command to resume",
               file=sys.stderr)
         return 130
+    except Exception as error:  # a fault outside any one run (a plugin's listing, the disk, ...)
+        if args is not None and _debug(args):
+            raise
+        print(f"stbench: error: {type(error).__name__}: {error} (STBENCH_DEBUG=1 or --debug shows the traceback)",
+              file=sys.stderr)
+        return 2
+    finally:
+        if "stbench.distributed" in sys.modules:  # leave torchrun's process group cleanly
+            sys.modules["stbench.distributed"].leave()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from . import plugins
 from .data import statistics_of
 from .metrics import MetricContext, NotAvailable
+from .distributed import SINGLE
 from .profiling import Stopwatch
 from .training import RunFailed, log
 
@@ -50,8 +51,12 @@ def build_metrics(names, dataset_spec, task, options=None, strict=True):
     return built
 
 
-def test_loader(dataset, batch_size):
-    return DataLoader(dataset, batch_size=int(batch_size), shuffle=False, num_workers=0)
+def _interleave(parts):
+    """Rank r's j-th clip is test clip j * world + r: put the gathered clips back in test order."""
+    world, rows = len(parts), []
+    for j in range(max(len(p) for p in parts)):
+        rows += [part[j] for part in parts if j < len(part)]
+    return torch.stack(rows) if rows else parts[0][:0]
 
 
 def _info_of(spec, key):
@@ -62,40 +67,84 @@ def _info_of(spec, key):
     return info
 
 
+def _batches(dataset, batch_size, processes, loading):
+    """This process's test batches: the whole set, or every world-th clip from its rank on. Every process
+    makes the same number of steps (an exhausted one sends nothing), so the exchange never waits forever."""
+    from torch.utils.data import Subset
+
+    share = dataset if not processes.active else Subset(dataset, range(processes.rank, len(dataset), processes.world))
+    loader = DataLoader(share, batch_size=int(batch_size), shuffle=False, num_workers=loading.workers,
+                        pin_memory=loading.pin_memory)
+    per_process = -(-len(dataset) // processes.world)  # ceilings
+    steps = -(-per_process // int(batch_size))
+    iterator = iter(loader)
+    for _ in range(steps):
+        yield next(iterator, None)
+
+
 @torch.no_grad()
-def evaluate(model, loader, metrics, dataset_spec, task, device="cpu", keep=None) -> EvalResult:
+def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cpu", keep=None,
+             processes=SINGLE, loading=None, precision="32") -> EvalResult:
     """Stream the test set through the model and the metrics; time data, forward and metrics apart.
 
     ``metrics`` are ``(MetricSpec, Metric)`` pairs from :func:`build_metrics`. A prediction of the
     wrong shape or with NaN / inf values fails the run instead of ranking a row of "nan". ``keep(pred,
     true)`` (optional) receives every batch in native units (``--save-predictions``).
+
+    With several processes each runs the model on its share of the clips (clip i on rank i mod world);
+    the predictions come together on rank 0 in test order, where the metrics run, so every metric (FVD's
+    set statistics too) equals a single-process evaluation: no clip counted twice or dropped.
     """
-    dataset_spec = statistics_of(dataset_spec, loader.dataset)  # data-derived normalisation, if any
+    from .training import Loading, autocast
+
+    loading = loading or Loading()
+    dataset_spec = statistics_of(dataset_spec, dataset)  # data-derived normalisation, if any
     model.eval()
     for _, metric in metrics:
         metric.reset()
     data_s = infer_s = metric_s = 0.0
     sequences, sample = 0, None
-    iterator = iter(loader)
+    iterator = _batches(dataset, batch_size, processes, loading)
+    reference = (int(batch_size), task.t_out, *task.shape)
+    first = True
     while True:
         start = time.perf_counter()
         try:
-            x, y = next(iterator)
+            batch = next(iterator)
         except StopIteration:
             break
-        x, y = x.to(device), y.to(device)
+        count = 0 if batch is None else len(batch[0])
+        if batch is not None:
+            x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         data_s += time.perf_counter() - start
-        with Stopwatch(device) as watch:
-            pred = model(x, task.t_out)
-        infer_s += watch.seconds
-        if pred.shape != y.shape:
-            raise RunFailed(f"model returned {tuple(pred.shape)} for targets {tuple(y.shape)}; "
-                            f"forward(x, t_out) must return [B, t_out, C, H, W]")
+        if count:
+            with Stopwatch(device) as watch, autocast(device, precision):
+                pred = model(x, task.t_out)
+            infer_s += watch.seconds
+            if pred.shape != y.shape:
+                raise RunFailed(f"model returned {tuple(pred.shape)} for targets {tuple(y.shape)}; "
+                                f"forward(x, t_out) must return [B, t_out, C, H, W]")
+            pred = pred.float()
+        else:
+            x = torch.zeros((0, task.t_in, *task.shape), device=device)
+            pred = y = torch.zeros((0, *reference[1:]), device=device)
+        if processes.active:
+            preds = processes.gather(pred, count, reference[0])
+            trues = processes.gather(y.float(), count, reference[0])
+            inputs = processes.gather(x.float(), count, reference[0]) if first else None  # every rank alike
+            first = False
+            if not processes.main:
+                continue
+            pred, y = _interleave(preds), _interleave(trues)
+            if inputs is not None:
+                x = _interleave(inputs)
+            if not len(pred):
+                continue
         if not torch.isfinite(pred).all():
-            raise RunFailed(f"model predicted NaN or inf values for test clips {sequences}..{sequences + len(x) - 1}; "
+            raise RunFailed(f"model predicted NaN or inf values for test clips {sequences}..{sequences + len(pred) - 1}; "
                             "the run is not ranked (train longer or lower the learning rate)")
         start = time.perf_counter()
-        pred_n, true_n = dataset_spec.denormalize(pred.float()), dataset_spec.denormalize(y.float())
+        pred_n, true_n = dataset_spec.denormalize(pred), dataset_spec.denormalize(y.float())
         for _, metric in metrics:
             metric.update(pred_n, true_n)
         metric_s += time.perf_counter() - start
@@ -104,7 +153,10 @@ def evaluate(model, loader, metrics, dataset_spec, task, device="cpu", keep=None
         if sample is None:
             sample = {"inputs": dataset_spec.denormalize(x[0].float()).cpu().numpy(),
                       "truth": true_n[0].cpu().numpy(), "pred": pred_n[0].cpu().numpy()}
-        sequences += x.shape[0]
+        sequences += pred.shape[0]
+    infer_s = processes.maximum(infer_s)
+    if not processes.main:
+        return EvalResult({}, {}, {}, {}, {}, {}, infer_s, data_s, metric_s, 0)
     values, per_frame, per_clip, unavailable, info, provenance = {}, {}, {}, {}, {}, {}
     for spec, metric in metrics:
         computed = metric.compute() if sequences else {}

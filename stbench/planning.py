@@ -32,6 +32,7 @@ class RunPlan:
     profile: str
     seed: int
     metric_options: Dict[str, Any]
+    precision: str = "32"  # 32 | 16-mixed | bf16-mixed: part of the training identity
     checkpoint_sha256: Optional[str] = None  # evaluating given weights (stbench eval) instead of training
 
     @property
@@ -53,12 +54,14 @@ class RunPlan:
             part = self.parts[0]
             return config_hash({"model": self.model_spec.name, "task": part.task.name, "profile": self.profile,
                                 "hparams": part.hparams, "checkpoint": self.checkpoint_sha256})
+        mixed = {} if self.precision == "32" else {"precision": self.precision}  # 32-bit hashes as before
         if not self.joint:
             part = self.parts[0]
             return config_hash({"model": self.model_spec.name, "task": part.task.name, "profile": self.profile,
-                                "seed": self.seed, "train": weights_only(part.train), "hparams": part.hparams})
+                                "seed": self.seed, "train": weights_only(part.train), "hparams": part.hparams,
+                                **mixed})
         return config_hash({"model": self.model_spec.name, "profile": self.profile, "seed": self.seed,
-                            "tasks": [[p.task.name, weights_only(p.train), p.hparams] for p in self.parts]})
+                            "tasks": [[p.task.name, weights_only(p.train), p.hparams] for p in self.parts], **mixed})
 
     def evaluation_hash(self, part: TaskPart, checkpoint: Optional[str] = None) -> str:
         """Evaluation identity of one task on top of the training: metrics, their options, test clips."""
@@ -96,7 +99,8 @@ def plan_part(model_spec, task, profile, overrides, metrics) -> TaskPart:
     return TaskPart(task, dataset_spec, train, hparams, applied, names, strict_metrics=bool(metrics))
 
 
-def plan_run(model_name, tasks, profile, seed=0, overrides=None, metrics=None, metric_options=None) -> RunPlan:
+def plan_run(model_name, tasks, profile, seed=0, overrides=None, metrics=None, metric_options=None,
+             precision="32") -> RunPlan:
     """The plan of one run of ``model_name`` on one task (a task name or Task) or several (a joint run)."""
     model_spec = plugins.get_model(model_name)
     tasks = [tasks] if isinstance(tasks, (str, Task)) else list(tasks)
@@ -106,7 +110,7 @@ def plan_run(model_name, tasks, profile, seed=0, overrides=None, metrics=None, m
     if len({plugins.resolve_task(t).name for t in tasks}) != len(tasks):
         raise UserError(f"--joint: a task is named twice in {', '.join(map(str, tasks))}")
     parts = [plan_part(model_spec, task, profile, overrides, metrics) for task in tasks]
-    return RunPlan(model_spec, parts, profile, check_seed(seed), dict(metric_options or {}))
+    return RunPlan(model_spec, parts, profile, check_seed(seed), dict(metric_options or {}), precision)
 
 
 def build_model(plan: RunPlan):
@@ -129,10 +133,10 @@ def task_models(plan: RunPlan, model) -> List[Any]:
 
 
 def plans_for(models: Sequence[str], tasks: Sequence, profile: str, seeds: Sequence[int], overrides=None,
-              metrics=None, metric_options=None, joint=False) -> List[RunPlan]:
+              metrics=None, metric_options=None, joint=False, precision="32") -> List[RunPlan]:
     """Every run of a command: each model on each task and seed, or each model jointly on all tasks."""
     if joint and len(tasks) < 2:
         raise UserError("--joint trains one model on several tasks; name at least two with --tasks")
     groups = [list(tasks)] if joint else [[task] for task in tasks]
-    return [plan_run(model, group, profile, seed, overrides, metrics, metric_options)
+    return [plan_run(model, group, profile, seed, overrides, metrics, metric_options, precision)
             for group in groups for model in models for seed in seeds]

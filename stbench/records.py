@@ -42,6 +42,9 @@ class RunRecord(TypedDict, total=False):
     shape: List[int]
     profile: str
     seed: int
+    precision: str
+    distributed: Dict[str, Any]  # world_size, backend, global_batch, per_process_batch, launcher
+    loading: Dict[str, Any]  # DataLoader workers, pin_memory, persistent_workers
     overrides: Dict[str, Any]
     train: Dict[str, Any]
     hparams: Dict[str, Any]
@@ -254,8 +257,8 @@ def start_record(plan, part, model, data, device, evaluation: Dict[str, Any], ma
         "family": spec.family, "model_plugin": spec.plugin, "task": part.task.name,
         "dataset": part.dataset_spec.name, "protocol": part.task.protocol, "t_in": part.task.t_in,
         "t_out": part.task.t_out, "shape": list(part.task.shape), "profile": plan.profile, "seed": plan.seed,
-        "overrides": part.overrides, "train": part.train, "hparams": part.hparams, "config_hash": plan.hash,
-        "metric_options": plan.metric_options, "evaluation": evaluation, "data": data,
+        "precision": plan.precision, "overrides": part.overrides, "train": part.train, "hparams": part.hparams,
+        "config_hash": plan.hash, "metric_options": plan.metric_options, "evaluation": evaluation, "data": data,
         "image_origin": part.dataset_spec.image_origin, "params": count_params(model), "macs": macs,
         "flops_convention": "MACs at batch 1, full inference rollout", "notes": dict(model.record_notes()),
         "joint": None, "versions": versions(), "hardware": hardware(device), "created": now(),

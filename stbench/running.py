@@ -3,6 +3,7 @@ the records), and a list of plans where one failing run never stops the others."
 import os
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -12,16 +13,38 @@ import torch
 from .checkpoints import load_weights, read_checkpoint
 from .data import describe, open_splits
 from .errors import UserError
-from .evaluation import build_metrics, evaluate, test_loader
+from .distributed import SINGLE, Processes
+from .evaluation import build_metrics, evaluate
 from .files import locked, remove_stale_temporaries, write_with
 from .planning import RunPlan, build_model, task_models
 from .profiling import count_macs
 from .records import (RECORD_NAME, RunRecord, early_failure_record, fail_record, finish_record, read_record,
                       start_record, write_record)
-from .training import JointBatches, RunFailed, SingleTaskBatches, TrainResult, log, seed_everything, train
+from .training import (Loading, JointBatches, RunFailed, SingleTaskBatches, TrainResult, default_workers, log,
+                       seed_everything, train)
 
 SAMPLE_NAME = "sample.npz"
 LOCK_NAME = ".lock"
+
+
+@dataclass
+class Machine:
+    """Where and how a run executes; none of it changes what the run means, all of it goes in the record
+    (precision, which does change the weights, is part of the plan)."""
+
+    device: str = "cpu"
+    workers: Optional[int] = None  # DataLoader workers; None: the machine's default
+    processes: Processes = SINGLE
+
+    def loading(self) -> Loading:
+        workers = default_workers(self.device, self.processes.world) if self.workers is None else int(self.workers)
+        return Loading(workers=workers, pin_memory=self.device.startswith("cuda") and workers > 0,
+                       rank=self.processes.rank, world=self.processes.world)
+
+    def describe(self, global_batch: int, loading: Loading) -> dict:
+        return {"distributed": self.processes.describe(global_batch),
+                "loading": {"workers": loading.workers, "pin_memory": loading.pin_memory,
+                            "persistent_workers": False}}
 
 
 def pick_device(requested: Optional[str] = None) -> str:
@@ -65,21 +88,34 @@ def save_sample(run_dir: Path, sample, value_range) -> Optional[Path]:
     return write_with(run_dir / SAMPLE_NAME, write)
 
 
-def execute(plan: RunPlan, data_root, out_dir, device="cpu", force=False, save_predictions=False) -> List[RunRecord]:
+def execute(plan: RunPlan, data_root, out_dir, machine: Optional[Machine] = None, force=False,
+            save_predictions=False) -> List[RunRecord]:
     """Run one plan to one record per task, holding the run's lock: a second process asked for the same
-    run waits for the first and then finds it done, so no run trains twice at once."""
-    done = finished_records(plan, out_dir, force or (save_predictions and not _predictions_saved(plan, out_dir)))
-    if done is None:
-        where = plan.checkpoint_path(out_dir).parent
-        waiting = lambda: log(f"stbench: {plan.label}: in progress in another process ({where}); waiting for it")  # noqa: E731
-        with locked(where / LOCK_NAME, waiting):
-            done = finished_records(plan, out_dir, force=False) if not force else None
-            if save_predictions and not _predictions_saved(plan, out_dir):
-                done = None
-            if done is None:
-                return _execute(plan, data_root, out_dir, device, force, save_predictions=save_predictions)
-    log(f"stbench: {plan.label}: already done ({plan.run_dir(out_dir, plan.parts[0])}); --force runs it again")
-    return done
+    run waits for the first and then finds it done, so no run trains twice at once. Under torchrun rank 0
+    decides and holds the lock; every rank follows its decision."""
+    machine = machine or Machine()
+    processes = machine.processes
+    done = None
+    if processes.main:
+        done = finished_records(plan, out_dir, force or (save_predictions and not _predictions_saved(plan, out_dir)))
+    if processes.broadcast(done is not None):
+        if processes.main:
+            log(f"stbench: {plan.label}: already done ({plan.run_dir(out_dir, plan.parts[0])}); --force runs it again")
+        return done or []
+    if not processes.main:
+        return _execute(plan, data_root, out_dir, machine, force, save_predictions=save_predictions)
+    where = plan.checkpoint_path(out_dir).parent
+    waiting = lambda: log(f"stbench: {plan.label}: in progress in another process ({where}); waiting for it")  # noqa: E731
+    with locked(where / LOCK_NAME, waiting):
+        again = None if force else finished_records(plan, out_dir, force=False)
+        if again is not None and (not save_predictions or _predictions_saved(plan, out_dir)) and not processes.active:
+            log(f"stbench: {plan.label}: already done by another process ({plan.run_dir(out_dir, plan.parts[0])})")
+            return again
+        return _execute(plan, data_root, out_dir, machine, force, save_predictions=save_predictions)
+
+
+def _silent(*_args, **_kwargs) -> None:
+    pass
 
 
 def _predictions_saved(plan: RunPlan, out_dir) -> bool:
@@ -90,21 +126,27 @@ def _reason(error: BaseException) -> str:
     return str(error) if isinstance(error, (RunFailed, UserError)) else f"{type(error).__name__}: {error}"
 
 
-def _execute(plan: RunPlan, data_root, out_dir, device, force, weights=None,
+def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights=None,
              save_predictions=False) -> List[RunRecord]:
     """Open data, build, profile, train (or resume, or restore a finished checkpoint to evaluate other
     metrics; or take ``weights``, a model with loaded weights and their notes, and train nothing), evaluate,
-    write each record atomically. Whatever fails, each task's record says so."""
+    write each record atomically. Whatever fails, each task's record says so. Under torchrun every process
+    trains and evaluates its share; only rank 0 writes."""
     checkpoint = plan.checkpoint_path(out_dir)
     run_dirs = [plan.run_dir(out_dir, part) for part in plan.parts]
     started = time.time()
     records: List[RunRecord] = []
+    processes, device = machine.processes, machine.device
+    main = processes.main
+    loading = machine.loading()
     try:
-        for folder in run_dirs + [checkpoint.parent]:
-            folder.mkdir(parents=True, exist_ok=True)
-            remove_stale_temporaries(folder)
-        if force and checkpoint.exists():
-            checkpoint.unlink()
+        if main:
+            for folder in run_dirs + [checkpoint.parent]:
+                folder.mkdir(parents=True, exist_ok=True)
+                remove_stale_temporaries(folder)
+            if force and checkpoint.exists():
+                checkpoint.unlink()
+        processes.barrier()
         seed_everything(plan.seed)
         data = [open_splits(p.dataset_spec, data_root, p.task, 0 if weights else p.train["train_samples"],
                             p.train["test_samples"]) for p in plan.parts]
@@ -117,26 +159,31 @@ def _execute(plan: RunPlan, data_root, out_dir, device, force, weights=None,
             if loaded:
                 evaluation.update(source="checkpoint", checkpoint=loaded)
             described = {"root": str(data_root), "train": describe(train_set), "test": describe(test_set)}
-            records.append(start_record(plan, part, view, described, device, evaluation,
-                                        count_macs(view, part.task)))
+            record = start_record(plan, part, view, described, device, evaluation, count_macs(view, part.task))
+            record.update(machine.describe(plan.train["batch_size"], loading))
+            records.append(record)
         model.to(device)
         streams = [SingleTaskBatches(train_set, plan.train["batch_size"], plan.seed,
-                                     task=part.task.name if plan.joint else None)
+                                     task=part.task.name if plan.joint else None, loading=loading)
                    for part, (train_set, _) in zip(plan.parts, data)]
         batches = JointBatches(streams, plan.seed) if plan.joint else streams[0]
         trained = TrainResult() if weights else train(model, batches, plan.train, device, checkpoint, plan.hash,
-                                                      plan.label)
-        writers = [PredictionWriter(run_dir, part.dataset_spec, len(test_set), part.task) if save_predictions else None
+                                                      plan.label, processes, plan.precision)
+        writers = [PredictionWriter(run_dir, part.dataset_spec, len(test_set), part.task)
+                   if save_predictions and main else None
                    for part, run_dir, (_, test_set) in zip(plan.parts, run_dirs, data)]
-        evaluated = [evaluate(view, test_loader(test_set, part.train["eval_batch_size"]), built, part.dataset_spec,
-                              part.task, device, keep=writer)
+        evaluated = [evaluate(view, test_set, part.train["eval_batch_size"], built, part.dataset_spec, part.task,
+                              device, keep=writer, processes=processes, loading=loading, precision=plan.precision)
                      for part, view, (_, test_set), built, writer in zip(plan.parts, views, data, metrics, writers)]
         for writer in writers:
             if writer is not None:
                 writer.close()
     except Exception as error:
-        _record_failure(plan, records, run_dirs, _reason(error), started)
+        if main:
+            _record_failure(plan, records, run_dirs, _reason(error), started)
         raise
+    if not main:
+        return []
     if trained.epochs and trained.resumed_from_epoch == trained.epochs:
         for record in records:
             record["evaluation"]["source"] = "re-evaluated"  # weights restored from the finished checkpoint
@@ -192,7 +239,8 @@ class PredictionWriter:
         self.arrays = []
 
 
-def evaluate_checkpoint(plan: RunPlan, path, data_root, out_dir, device="cpu", save_predictions=False) -> List[RunRecord]:
+def evaluate_checkpoint(plan: RunPlan, path, data_root, out_dir, machine: Optional[Machine] = None,
+                        save_predictions=False) -> List[RunRecord]:
     """``stbench eval``: the plan's model with the weights of ``path`` (a checkpoint file, or a run folder
     holding ``checkpoint.pt``), evaluated without training; its record says which file (sha256, format)."""
     if plan.joint:
@@ -204,30 +252,32 @@ def evaluate_checkpoint(plan: RunPlan, path, data_root, out_dir, device="cpu", s
     plan.checkpoint_sha256 = weights.sha256
     where = plan.checkpoint_path(out_dir).parent
     with locked(where / LOCK_NAME):
-        return _execute(plan, data_root, out_dir, device, force=True, weights=(model, loaded),
+        return _execute(plan, data_root, out_dir, machine or Machine(), force=True, weights=(model, loaded),
                         save_predictions=save_predictions)
 
 
-def execute_all(plans: List[RunPlan], data_root, out_dir, device="cpu", force=False, debug=False,
-                report=print, checkpoint=None, save_predictions=False) -> Tuple[List[RunRecord], int]:
+def execute_all(plans: List[RunPlan], data_root, out_dir, machine: Optional[Machine] = None, force=False,
+                debug=False, report=print, checkpoint=None, save_predictions=False) -> Tuple[List[RunRecord], int]:
     """Every plan in turn; a run that fails for any reason is reported in one line (with the traceback
     only under ``debug``) and marked failed in its record, and the others go on. Returns (records, failures)."""
     records, failures = [], 0
+    main = (machine or Machine()).processes.main
+    say, report = (log, report) if main else (_silent, _silent)  # rank 0 speaks for all processes
     for plan in plans:
         try:
             if checkpoint is not None:
-                finished = evaluate_checkpoint(plan, checkpoint, data_root, out_dir, device, save_predictions)
+                finished = evaluate_checkpoint(plan, checkpoint, data_root, out_dir, machine, save_predictions)
             else:
-                finished = execute(plan, data_root, out_dir, device, force=force, save_predictions=save_predictions)
+                finished = execute(plan, data_root, out_dir, machine, force=force, save_predictions=save_predictions)
         except KeyboardInterrupt:
             raise
         except (RunFailed, UserError) as error:
             failures += 1
-            log(f"stbench: error: {plan.label}: {error}")
+            say(f"stbench: error: {plan.label}: {error}")
             continue
         except Exception as error:  # a fault in a plugin or the machine: this run fails, the others go on
             failures += 1
-            log(f"stbench: error: {plan.label}: {type(error).__name__}: {error}"
+            say(f"stbench: error: {plan.label}: {type(error).__name__}: {error}"
                 + ("" if debug else " (STBENCH_DEBUG=1 or --debug shows the traceback)"))
             if debug:
                 traceback.print_exc()

@@ -1,5 +1,6 @@
 """Training: optimizers and schedule, seeded batches (one task or several), the loop with a checkpoint
 after every epoch, and resuming from it."""
+import contextlib
 import os
 import random
 import sys
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .data import Clips, base_dataset
+from .distributed import SINGLE, wrap_for_training
 from .errors import UserError
 from .files import write_with
 from .profiling import Stopwatch
@@ -69,22 +71,55 @@ def make_schedule(optimizer, train_cfg, total_steps):
     return None
 
 
-class SingleTaskBatches:
-    """Batches of one training set: a seeded shuffle per epoch, so a resumed run sees the same order."""
+@dataclass(frozen=True)
+class Loading:
+    """How batches reach the model: DataLoader workers, pinned memory (CUDA), this process's share."""
 
-    def __init__(self, dataset, batch_size, seed, task=None):
+    workers: int = 0
+    pin_memory: bool = False
+    rank: int = 0
+    world: int = 1
+
+
+def default_workers(device: str, world: int = 1) -> int:
+    """DataLoader workers when none are asked for: none on CPU, where decoding competes with the model for
+    the same cores (benchmarks/loader_workers.py measures it); on CUDA the cores of the node shared out."""
+    if not str(device).startswith("cuda"):
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) // max(1, world) - 1))
+
+
+class SingleTaskBatches:
+    """Batches of one training set: a seeded shuffle per epoch, so a resumed run sees the same order.
+
+    The order is global: with several processes each takes its ``batch_size / world`` slice of every
+    global batch, so the run sees the same clips per step whatever the world size."""
+
+    def __init__(self, dataset, batch_size, seed, task=None, loading: Loading = Loading()):
         self.dataset, self.batch_size, self.seed, self.task = dataset, int(batch_size), seed, task
+        self.loading = loading
+        if self.batch_size % loading.world:
+            raise UserError(f"batch_size {self.batch_size} (the global batch) does not divide among "
+                            f"{loading.world} processes; choose a multiple of {loading.world}")
 
     def __len__(self):
         return max(1, len(self.dataset) // self.batch_size)  # drop_last keeps batch shapes fixed
 
+    def global_batches(self, epoch) -> List[List[int]]:
+        order = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
+        size = self.batch_size if len(self.dataset) >= self.batch_size else len(self.dataset)
+        return [order[i:i + size].tolist() for i in range(0, len(self.dataset) - size + 1, size)]
+
     def epoch(self, epoch):
         base = base_dataset(self.dataset)
         if isinstance(base, Clips):
-            base.set_epoch(epoch)
-        order = torch.Generator().manual_seed(self.seed * 100003 + epoch)
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True, generator=order,
-                            drop_last=len(self.dataset) >= self.batch_size, num_workers=0)
+            base.set_epoch(epoch)  # before the loader starts its workers, so they see this epoch's state
+        share, rank = self.batch_size // self.loading.world, self.loading.rank
+        batches = [batch[rank * share:(rank + 1) * share] if self.loading.world > 1 else batch
+                   for batch in self.global_batches(epoch)]
+        loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=self.loading.workers,
+                            pin_memory=self.loading.pin_memory,
+                            generator=torch.Generator().manual_seed(self.seed * 7 + epoch))  # never the global RNG
         return ((x, y, self.task) for x, y in loader)
 
 
@@ -136,12 +171,49 @@ def load_own_checkpoint(path, device, label=""):
     return None
 
 
-def train(model, batches, train_cfg, device, checkpoint, run_hash, label="") -> TrainResult:
+class LossOf(torch.nn.Module):
+    """``model.loss`` as a module's forward, so DistributedDataParallel sees (and synchronises) the pass
+    that computes the loss, whatever hooks the model overrides."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y, step, task=None):
+        return self.model.loss(x, y, step) if task is None else self.model.loss(x, y, step, task=task)
+
+
+PRECISIONS = ("32", "16-mixed", "bf16-mixed")
+
+
+def autocast(device: str, precision: str):
+    """Mixed precision for forward passes (``32``: none). On CPU only bf16 is offered by autocast."""
+    if precision == "32":
+        return contextlib.nullcontext()
+    dtype = torch.float16 if precision == "16-mixed" else torch.bfloat16
+    return torch.autocast(device_type="cuda" if str(device).startswith("cuda") else "cpu", dtype=dtype)
+
+
+def _resume_state(checkpoint, device, label, processes):
+    """The checkpoint to resume from, the same on every process (rank 0 checks it first)."""
+    state = None
+    if processes.main and Path(checkpoint).exists():
+        state = load_own_checkpoint(checkpoint, device, label)
+    processes.barrier()
+    if not processes.main and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    return state
+
+
+def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", processes=SINGLE,
+          precision="32") -> TrainResult:
     """Train for ``train_cfg['epochs']`` epochs, checkpointing after each; resume from ``checkpoint``.
 
     ``batches.epoch(e)`` yields ``(x, y, task)``: ``task`` is None for a single-task run and the task's
     name for a joint one (then passed to ``model.loss(..., task=task)``). A checkpoint that finished
-    every epoch restores the weights and trains nothing (a finished run re-evaluated).
+    every epoch restores the weights and trains nothing (a finished run re-evaluated). With several
+    processes the loss runs under DistributedDataParallel, each epoch's loss is the mean over processes,
+    and only rank 0 writes the checkpoint (any world size resumes from it).
     """
     result = TrainResult()
     epochs = int(train_cfg["epochs"])
@@ -149,8 +221,9 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="") -> 
         return result
     optimizers = make_optimizers(model, train_cfg)
     schedule = make_schedule(optimizers[0], train_cfg, epochs * len(batches))
+    scaler = torch.amp.GradScaler("cuda") if precision == "16-mixed" and str(device).startswith("cuda") else None
     start_epoch = 0
-    state = load_own_checkpoint(checkpoint, device, label) if Path(checkpoint).exists() else None
+    state = _resume_state(checkpoint, device, label, processes)
     if state is not None:
         if state["config_hash"] == run_hash:
             model.load_state_dict(state["model"])
@@ -158,23 +231,25 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="") -> 
                 optimizer.load_state_dict(saved)
             if schedule is not None and state.get("schedule") is not None:
                 schedule.load_state_dict(state["schedule"])
-            torch.set_rng_state(state["torch_rng"])
+            torch.set_rng_state(state["torch_rng"].cpu())
             start_epoch, result.steps = state["epoch"], state["step"]
             result.epoch_seconds, result.losses = list(state["epoch_seconds"]), list(state["losses"])
             result.resumed_from_epoch = start_epoch
-            if start_epoch < epochs:
+            if start_epoch < epochs and processes.main:
                 log(f"stbench: {label}: resuming after epoch {start_epoch} from {checkpoint}")
+    runner = wrap_for_training(LossOf(model), processes, str(device))
     grad_clip = train_cfg.get("grad_clip")
     for epoch in range(start_epoch, epochs):
         model.on_epoch_start(epoch)
         model.train()
         total, count = 0.0, 0
         bar = tqdm(batches.epoch(epoch), total=len(batches), desc=f"{label} epoch {epoch + 1}/{epochs}",
-                   leave=False, disable=None)
+                   leave=False, disable=None if processes.main else True)
         with Stopwatch(device) as watch:
             for x, y, task in bar:
-                x, y = x.to(device), y.to(device)
-                loss = model.loss(x, y, result.steps) if task is None else model.loss(x, y, result.steps, task=task)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with autocast(device, precision):
+                    loss = runner(x, y, result.steps, task)
                 if loss.ndim != 0:
                     raise RunFailed(f"loss() returned a tensor of shape {tuple(loss.shape)}; it must return a scalar")
                 if not torch.isfinite(loss):
@@ -182,11 +257,18 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="") -> 
                                     "lower the learning rate (--set lr=...)")
                 for optimizer in optimizers:
                     optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    for optimizer in optimizers:
+                        scaler.unscale_(optimizer)
+                else:
+                    loss.backward()
                 if grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
                 for optimizer in optimizers:
-                    optimizer.step()
+                    scaler.step(optimizer) if scaler is not None else optimizer.step()
+                if scaler is not None:
+                    scaler.update()
                 if schedule is not None:
                     schedule.step()
                 result.steps += 1
@@ -194,12 +276,15 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="") -> 
                 count += 1
                 bar.set_postfix(loss=f"{loss.item():.4g}")
         result.epoch_seconds.append(watch.seconds)
-        result.losses.append(total / max(count, 1))
-        log(f"stbench: {label}: epoch {epoch + 1}/{epochs} loss {result.losses[-1]:.5g} ({watch.seconds:.1f} s)")
-        save_checkpoint(checkpoint, {
-            "config_hash": run_hash, "epoch": epoch + 1, "step": result.steps, "model": model.state_dict(),
-            "optimizers": [o.state_dict() for o in optimizers], "schedule": schedule.state_dict() if schedule else None,
-            "torch_rng": torch.get_rng_state(), "epoch_seconds": result.epoch_seconds, "losses": result.losses,
-        })
+        result.losses.append(processes.mean(total / max(count, 1)))
+        if processes.main:
+            log(f"stbench: {label}: epoch {epoch + 1}/{epochs} loss {result.losses[-1]:.5g} ({watch.seconds:.1f} s)")
+            save_checkpoint(checkpoint, {
+                "config_hash": run_hash, "epoch": epoch + 1, "step": result.steps, "model": model.state_dict(),
+                "optimizers": [o.state_dict() for o in optimizers],
+                "schedule": schedule.state_dict() if schedule else None, "torch_rng": torch.get_rng_state(),
+                "epoch_seconds": result.epoch_seconds, "losses": result.losses,
+            })
+        processes.barrier()
     result.epochs = epochs
     return result

@@ -28,7 +28,7 @@ def test_run_writes_record_and_leaderboard(use_plugins, toy_root, tmp_path, caps
     assert tiny["data"]["train"]["clips"] == 12 and tiny["data"]["test"]["clips"] == 6
     assert tiny["params"] == 8 * 9 + 8 + 8 * 9 + 1
     assert tiny["macs"] == 16 * 16 * 9 * (8 + 8)  # one frame through two convolutions, batch 1
-    assert set(tiny["metrics"]) == {"mse", "mae", "ssim", "psnr"}
+    assert set(tiny["metrics"]) == {"mse", "mae", "ssim", "ssim_openstl", "psnr"}
     assert len(tiny["per_frame"]["mse"]) == 6
     assert tiny["train"]["lr"] == 0.01 and tiny["hparams"]["width"] == 8
     assert tiny["fps"] > 0 and tiny["train_seconds_per_epoch"] > 0

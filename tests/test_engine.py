@@ -67,7 +67,7 @@ class Zero(STModel):
 
 
 def test_evaluate_denormalises_with_the_statistics_the_opened_data_carries():
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import Subset
 
     from stbench.data import DatasetSpec
     from stbench.evaluation import build_metrics, evaluate
@@ -77,7 +77,7 @@ def test_evaluate_denormalises_with_the_statistics_the_opened_data_carries():
     task = Task("shifted", 2, 2, (1, 8, 8))
     data = ShiftedClips()
     metrics = build_metrics(["mse"], spec, task)
-    result = evaluate(Zero(), DataLoader(Subset(data, [0, 1, 2, 3]), batch_size=2), metrics, spec, task)
+    result = evaluate(Zero(), Subset(data, [0, 1, 2, 3]), 2, metrics, spec, task)
     # predictions 0 and targets y in normalised units are 10 and 10 + 2 y in native units
     expected = ((2 * data.clips[:, 2:]) ** 2).sum(dim=(2, 3, 4)).mean()
     assert abs(result.metrics["mse"] - float(expected)) < 1e-3 * float(expected)

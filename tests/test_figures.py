@@ -1,11 +1,12 @@
-"""The leaderboard pictures: valid, deterministic PNGs that skip what is missing."""
+"""The leaderboard pictures: valid, deterministic PNGs and GIFs that skip what is missing."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from stbench.figures import plot_per_frame, plot_strip
+from stbench.figures import animate_samples, plot_per_frame, plot_strip, style
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -105,3 +106,113 @@ def test_strip_has_no_title_unless_asked(tmp_path, monkeypatch):
     figures.plot_strip([("m", sample)], tmp_path / "a.png")
     figures.plot_strip([("m", sample)], tmp_path / "b.png", title="my clip")
     assert titles == ["my clip"]
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The matplotlib figures the module saves, for looking at what is on them."""
+    from matplotlib.figure import Figure
+
+    figures, save = [], Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        figures.append(self)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return figures
+
+
+def test_every_model_keeps_its_own_look_and_the_legend_sits_outside_the_axes(tmp_path, drawn):
+    looks = [style(i) for i in range(24)]
+    assert len({(str(s["color"]), s["marker"], s["linestyle"]) for s in looks}) == 24
+    assert len({str(s["color"]) for s in looks[:20]}) == 20 and len({s["marker"] for s in looks[:11]}) == 11
+    rng = np.random.default_rng(0)
+    many = [record(f"model-{i:02d}", mse=list(rng.random(10) * 100), psnr=list(rng.random(10) * 30))
+            for i in range(24)]
+    many[0]["per_frame_std"] = {"mse": [1.0] * 10}
+    path = plot_per_frame(many, tmp_path / "many.png")
+    few = plot_per_frame(many[:3], tmp_path / "few.png")
+    assert png_shape(path)[0] > png_shape(few)[0]  # the legend below grows with the models
+    figure = drawn[0]
+    figure.canvas.draw()
+    legend = figure.legends[0].get_window_extent()
+    assert len(figure.legends[0].get_texts()) == 24
+    assert all(not legend.overlaps(ax.get_window_extent()) for ax in figure.axes)
+    lines = figure.axes[0].get_lines()
+    assert len({(line.get_color(), line.get_marker()) for line in lines}) == 24
+    assert len(figure.axes[0].collections) == 1  # the std band of the one row with seeds
+    assert "± 1 std over seeds" in figure._suptitle.get_text()
+
+
+def test_axis_titles_carry_direction_and_unit(tmp_path, drawn):
+    info = {"psnr": {"higher_is_better": True, "label": "PSNR", "unit": "dB"},
+            "mse": {"higher_is_better": False, "label": "MSE", "unit": ""}}
+    rows = [dict(record("tau", mse=[1.0, 2.0], psnr=[30.0, 29.0], ssim=[0.9, 0.8]), metric_info=info)]
+    plot_per_frame(rows, tmp_path / "a.png")
+    titles = [ax.get_title() for ax in drawn[0].axes]
+    assert titles == ["MSE (↓ better)", "SSIM (↑ better)", "PSNR (↑ better)"]
+    assert drawn[0].axes[2].get_ylabel() == "PSNR (dB)"
+
+
+def flipped_copy(source, target):
+    with np.load(source) as data:
+        arrays = {key: data[key] for key in data.files}
+    for key in ("inputs", "truth", "pred"):
+        arrays[key] = arrays[key][..., ::-1, :]
+    np.savez(target, **arrays)
+    return target
+
+
+def test_gridded_data_stored_south_to_north_are_drawn_north_up(tmp_path):
+    """image_origin='lower' (row 0 is the southernmost) draws what the flipped arrays draw as images."""
+    stored = save_sample(tmp_path / "weather.npz", t_in=4, t_out=4, size=(32, 64))
+    upright = flipped_copy(stored, tmp_path / "upright.npz")
+    lower = plot_strip([("m", stored)], tmp_path / "lower.png", image_origin="lower")
+    assert lower.read_bytes() == plot_strip([("m", upright)], tmp_path / "upper.png").read_bytes()
+    assert lower.read_bytes() != plot_strip([("m", stored)], tmp_path / "asis.png").read_bytes()
+    gif = animate_samples([("m", stored)], tmp_path / "lower.gif", image_origin="lower")
+    assert gif.read_bytes() == animate_samples([("m", upright)], tmp_path / "upper.gif").read_bytes()
+
+
+def test_the_animated_clip_plays_inputs_then_every_model_side_by_side(tmp_path):
+    from PIL import Image
+
+    samples = [(name, save_sample(tmp_path / f"{name}.npz", t_in=5, t_out=7, seed=i))
+               for i, name in enumerate(["tau", "a model with a very long name indeed", "simvp"])]
+    path = animate_samples(samples, tmp_path / "clip.gif")
+    with Image.open(path) as gif:
+        assert gif.format == "GIF" and gif.n_frames == 5 + 7 and gif.info["loop"] == 0
+        width, height = gif.size
+        gif.seek(gif.n_frames - 1)
+        assert gif.info["duration"] > 250  # the last frame holds before the loop restarts
+    one = animate_samples(samples[:1], tmp_path / "one.gif")
+    with Image.open(one) as gif:
+        assert gif.size[0] < width and gif.size[1] == height  # one panel less (truth + 1 model), same rows
+    assert animate_samples(samples, tmp_path / "again.gif").read_bytes() == path.read_bytes()
+    assert animate_samples([("gone", tmp_path / "gone.npz")], tmp_path / "none.gif") is None
+    assert not (tmp_path / "none.gif").exists()
+
+
+def test_a_failed_write_leaves_neither_a_file_nor_a_temporary_one(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    def broken(self, *args, **kwargs):
+        Path(args[0]).write_bytes(b"half a pic")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken)
+    with pytest.raises(OSError, match="disk full"):
+        plot_per_frame([record("tau", mse=[1.0, 2.0])], tmp_path / "curves.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_strip_captions_are_readable_and_not_repeated_on_every_row(tmp_path, drawn):
+    samples = [(name, save_sample(tmp_path / f"{name}.npz", t_in=4, t_out=6, seed=i))
+               for i, name in enumerate(["tau", "simvp", "ustep"])]
+    plot_strip(samples, tmp_path / "strip.png")
+    captions = drawn[0].axes[0].texts
+    assert [t.get_text() for t in captions] == ["t=-3", "t=-2", "t=-1", "t=0"] + [f"t=+{i}" for i in range(1, 7)]
+    assert min(t.get_fontsize() for t in captions) >= 8
+    assert [t.get_text() for t in drawn[0].axes[0].get_yticklabels()] == ["inputs", "ground truth", "tau", "simvp",
+                                                                          "ustep"]

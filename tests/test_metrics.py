@@ -41,6 +41,29 @@ def test_ssim_metric_clips_and_honours_openstl_range():
     assert openstl.compute()["ssim"] > metric.compute()["ssim"]  # a wider range inflates SSIM
 
 
+def test_ssim_reports_the_openstl_convention_beside_its_own():
+    """'ssim_openstl' is what scikit-image <= 0.19 gave OpenSTL's [0, 1] frames: data_range 2.0; for data in
+    0..255 it is the same number as for those frames scaled to [0, 1]."""
+    pred, true = _pair()
+    metric = SSIM("ssim", MetricContext(value_range=(0.0, 1.0), data_range=1.0))
+    metric.update(pred[:1], true[:1])
+    metric.update(pred[1:], true[1:])
+    clipped = pred.clamp(0, 1)
+    frames = [[structural_similarity(clipped[b, t, 0].numpy(), true[b, t, 0].numpy(), data_range=2.0)
+               for t in range(3)] for b in range(2)]
+    values = metric.compute()
+    assert set(values) == {"ssim", "ssim_openstl"}
+    assert values["ssim_openstl"] == pytest.approx(np.mean(frames), abs=1e-4)
+    assert values["ssim_openstl"] > values["ssim"]
+    assert metric.per_frame()["ssim_openstl"] == pytest.approx(np.mean(frames, axis=0), abs=1e-4)
+    assert metric.per_clip()["ssim_openstl"] == pytest.approx(np.mean(frames, axis=1), abs=1e-4)
+    assert len(metric.per_clip()["ssim"]) == 2
+    scaled = SSIM("ssim", MetricContext(value_range=(0.0, 255.0), data_range=255.0,
+                                        options={"ssim_data_range": 1.0}))  # the option moves 'ssim' only
+    scaled.update(pred * 255, true * 255)
+    assert scaled.compute()["ssim_openstl"] == pytest.approx(values["ssim_openstl"], abs=1e-5)
+
+
 def test_mse_mae_sum_over_pixels_average_over_clips_and_frames():
     pred, true = _pair()
     context = MetricContext()
