@@ -81,3 +81,25 @@ def test_lazy_npy_pickles_without_data(tmp_path):
     assert int(lazy.array[10]) == 10
     copy = pickle.loads(pickle.dumps(lazy))
     assert len(pickle.dumps(lazy)) < 500 and int(copy.array[999]) == 999
+
+
+@pytest.mark.parametrize("name, codec", [("clip.avi", "mpeg4"), ("clip.mp4", "mpeg4"), ("clip.mkv", "ffv1")])
+def test_video_clips_after_seeking_equal_counting_from_the_start(tmp_path, name, codec):
+    import av
+
+    from stbench_data_common import decode_frames, frame_count
+    from stbench_data_common.testing import write_video
+
+    path = write_video(tmp_path / name, frames(70, 24, 32, seed=4), codec=codec)
+    with av.open(str(path)) as container:
+        every = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert frame_count(path) == len(every) == 70
+    for start in (0, 1, 11, 12, 13, 37, 60):
+        clip = decode_frames(path, start, 10)
+        assert all(np.array_equal(a, b) for a, b in zip(clip, every[start:start + 10])), start
+    with pytest.raises(UserError, match="ends after 70 frames"):
+        decode_frames(path, 65, 10)
+    from stbench_data_common.video import _seeked
+
+    with av.open(str(path)) as container:  # the seek is really taken (not the count-from-the-start fallback)
+        assert len(_seeked(container, container.streams.video[0], 37, 10, "RGB")) == 10

@@ -57,6 +57,40 @@ def test_corrupt_frame(kitti_root):
         SPEC.open(kitti_root, "test", 10, 10)[0]
 
 
+def write_raw_drive(base, name, count, seed):
+    """A KITTI raw drive as it unzips: <date>/<drive>_sync/image_00..03/data/NNNNNNNNNN.png + oxts, velodyne."""
+    drive = base / name[:10] / name
+    grey = frames(count, 19, 62, channels=1, seed=seed + 100)
+    colour = frames(count, 19, 62, seed=seed)
+    for camera, images in (("image_00", grey), ("image_01", grey), ("image_02", colour), ("image_03", colour[::-1])):
+        for index, image in enumerate(images):
+            write_image(drive / camera / "data" / f"{index:010d}.png", image)
+        (drive / camera / "timestamps.txt").write_text("2011-09-26 13:02:25.964389445\n" * count)
+    (drive / "oxts" / "data").mkdir(parents=True)
+    (drive / "oxts" / "data" / "0000000000.txt").write_text("49.0 8.4 112.9\n")
+    return drive
+
+
+def test_raw_drives_read_the_left_colour_camera(tmp_path):
+    # two train drives (25 and 22 frames) and one test drive (22 frames), each with all four camera folders
+    base = tmp_path / "kitti"
+    first = write_raw_drive(base / "train", "2011_09_26_drive_0001_sync", 25, seed=0)
+    write_raw_drive(base / "train", "2011_09_26_drive_0002_sync", 22, seed=1)
+    write_raw_drive(base / "test", "2011_09_26_drive_0005_sync", 22, seed=2)
+    train, test = SPEC.open(tmp_path, "train", 10, 10), SPEC.open(tmp_path, "test", 10, 10)
+    assert (len(train), len(test)) == (3, 2)  # as one camera per drive; four cameras would give 12 and 8
+    assert "2 drives" in train.description
+    # the frames come from image_02: RGB, not the grey pair and not the right camera
+    x, _ = train[0]
+    only_02 = tmp_path / "only02"
+    write_drive(only_02 / "kitti" / "train" / "d", 25, raw_names=True, seed=0)
+    for index, image in enumerate(frames(22, 19, 62, seed=1)):
+        write_image(only_02 / "kitti" / "train" / "e" / f"{index}.png", image)
+    assert torch.equal(x, SPEC.open(only_02, "train", 10, 10)[0][0])
+    assert not torch.allclose(x[:, 0], x[:, 1])  # colour, not a grey camera
+    assert (first / "image_03").is_dir()
+
+
 def test_check_report(kitti_root):
     report = SPEC.check(kitti_root)
     assert "train: 3 clips of 20 frames, frame shape (3, 128, 160)" in report

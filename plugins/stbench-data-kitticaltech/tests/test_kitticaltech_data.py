@@ -1,4 +1,5 @@
 """KITTI -> Caltech: tiny hickle (HDF5) and Norpix .seq fixtures and OpenSTL's npy cache, via the plugin and CLI."""
+import io
 import struct
 
 import h5py
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from stbench import UserError
+from stbench_data_common import decode_image
 from stbench_data_common.testing import assert_smoke_run, assert_user_error, cli_ready, frames, jpeg_bytes
 from stbench_data_kitticaltech import KITTICALTECH_SPEC as SPEC
 from stbench_data_kitticaltech.norpix import SeqFile
@@ -78,10 +80,12 @@ def test_caltech_every_third_frame_resized_and_cropped(kc_root):
     assert (len(seq), seq.width, seq.height) == (40, 64, 48)
     # 40 frames -> the 3rd, 6th, ... (13 kept) -> one 11-frame window ending at the last kept frame
     x, _ = test[0]
-    source = torch.from_numpy(np.asarray(frames(40, 48, 64, seed=1)[8], np.float32)).permute(2, 0, 1)[None]
-    reference = torch.nn.functional.interpolate(source, size=(128, 171), mode="bilinear", antialias=True)
-    reference = reference[..., 5:165].clamp(0, 255) / 255
-    assert float((x[0] - reference[0]).abs().mean()) < 0.03  # the window starts at kept frame 8 (the 3rd kept)
+    # OpenSTL's process_im on the decoded JPEG: skimage resize to (128, round(64 * 128 / 48) = 171), columns 5..164
+    from skimage.transform import resize as skimage_resize
+
+    jpeg = decode_image(seq.jpeg(8), "RGB")  # the window starts at kept frame 2 (file frame 8)
+    reference = skimage_resize(jpeg, (128, 171), preserve_range=True)[:, 5:165] / 255
+    assert np.abs(x[0].permute(1, 2, 0).numpy() - reference).max() < 1e-6
 
 
 def test_seq_with_other_padding(tmp_path):
@@ -189,3 +193,71 @@ def test_cli_data_check_exits_2(kc_root):
     seq.write_bytes(seq.read_bytes()[:3000])
     line = assert_user_error("data", "check", "kitticaltech-10-1", "--data-root", kc_root)
     assert "set07/V000.seq is truncated" in line
+
+
+def test_prepare_caltech_from_set_tars(tmp_path, capsys):
+    """Caltech ships one tar per set (set06.tar holds set06/V000.seq ...); prepare keeps set06-set10."""
+    import tarfile
+
+    from stbench.cli import main
+
+    videos = tmp_path / "videos"
+    write_seq(videos / "set05" / "V000.seq", frames(40, 48, 64, seed=4))  # a training set: not copied
+    write_seq(videos / "set06" / "V000.seq", frames(40, 48, 64, seed=1))
+    write_seq(videos / "set06" / "V001.seq", frames(70, 48, 64, seed=2), gap=16)
+    write_seq(videos / "set07" / "V000.seq", frames(20, 48, 64, seed=3))
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    for name in ("set05", "set06", "set07"):
+        with tarfile.open(downloads / f"{name}.tar", "w") as archive:
+            archive.add(videos / name, arcname=name)
+    root = tmp_path / "data"
+    assert main(["data", "prepare", "kitticaltech-10-1", "--from", str(downloads), "--data-root", str(root)]) == 0
+    assert "3 Caltech test videos (set06, set07)" in capsys.readouterr().out
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.seq")) == [
+        "caltech/set06/V000.seq", "caltech/set06/V001.seq", "caltech/set07/V000.seq"]
+    assert len(SPEC.open(root, "test", 10, 1)) == 3
+    # a truncated video: an error, and no caltech/ folder left half-written
+    (videos / "set06" / "V001.seq").write_bytes((videos / "set06" / "V001.seq").read_bytes()[:5000])
+    again = tmp_path / "again"
+    assert main(["data", "prepare", "kitticaltech-10-1", "--from", str(videos), "--data-root", str(again)]) == 2
+    assert "set06/V001.seq in " in capsys.readouterr().err
+    assert not again.exists()
+
+
+def test_prepare_kitti_raw_drives_as_prednet(tmp_path, capsys):
+    """Raw drive zips (four cameras each) -> kitti_hkl/: image_03 of the training drives, PredNet's resize."""
+    import zipfile
+
+    from PIL import Image
+
+    from stbench.cli import main
+    from stbench_data_kitticaltech.prepare import process_im
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    colour = {}
+    for drive, count in (("2011_09_26_drive_0001_sync", 13), ("2011_09_26_drive_0002_sync", 24),
+                         ("2011_09_26_drive_0104_sync", 12)):  # 0104 is one of PredNet's test drives
+        with zipfile.ZipFile(downloads / f"{drive.replace('_sync', '')}_sync.zip", "w") as archive:
+            images = frames(count, 75, 248, seed=len(colour))  # the raw frames' 375x1242 aspect, scaled down
+            colour[drive] = images
+            for camera in ("image_00", "image_01", "image_02", "image_03"):
+                for index, image in enumerate(images):
+                    shown = image[..., ::-1] if camera == "image_02" else image  # cameras differ
+                    data = io.BytesIO()
+                    Image.fromarray(shown).save(data, format="PNG")
+                    archive.writestr(f"2011_09_26/{drive}/{camera}/data/{index:010d}.png", data.getvalue())
+            archive.writestr(f"2011_09_26/{drive}/oxts/data/0000000000.txt", "49.0 8.4\n")
+    root = tmp_path / "data"
+    assert main(["data", "prepare", "kitticaltech-10-1", "--from", str(downloads), "--data-root", str(root)]) == 0
+    assert "37 KITTI frames of 2 training drives" in capsys.readouterr().out
+    with h5py.File(root / "kitti_hkl" / "X_train.hkl", "r") as handle:
+        stored = handle["data_0"][()]
+    assert stored.shape == (37, 128, 160, 3)
+    assert np.array_equal(stored[13 + 5], process_im(colour["2011_09_26_drive_0002_sync"][5]))
+    # process_im = scipy.misc.imresize's Pillow bilinear to height 128 (248 -> 423 wide), then columns 131..290
+    resized = np.asarray(Image.fromarray(colour["2011_09_26_drive_0001_sync"][0]).resize((423, 128), Image.BILINEAR))
+    assert np.array_equal(stored[0], resized[:, 131:291])
+    train = SPEC.open(root, "train", 10, 1)
+    assert len(train) == 1 + 2  # one 11-frame window of the 13-frame drive, two of the 24-frame one

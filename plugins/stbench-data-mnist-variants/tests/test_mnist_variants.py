@@ -31,15 +31,54 @@ def write_digits(root, folder):
     write_idx(Path(root) / folder / "t10k-images-idx3-ubyte.gz", 20, 2)
 
 
-def write_cifar(root, per_batch=3):
+def write_cifar(root, per_batch=3, protocol=2):
+    """CIFAR-10's python batches: dicts with bytes keys, pickled with protocol 2 (written by Python 2)."""
     folder = Path(root) / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         data = rng.integers(0, 200, (per_batch, 3072), dtype=np.uint8)
+        batch = {b"batch_label": name.encode(), b"labels": [0] * per_batch, b"data": data,
+                 b"filenames": [f"img_{i}.png".encode() for i in range(per_batch)]}
         with open(folder / name, "wb") as handle:
-            pickle.dump({b"data": data, b"labels": [0] * per_batch}, handle)
+            pickle.dump(batch, handle, protocol=protocol)
     return folder
+
+
+class Payload:
+    """Unpickling this runs os.system: a planted batch that would write a marker file if it ever ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_cifar_batches_read_with_any_protocol(tmp_path, protocol):
+    write_digits(tmp_path, "moving_mnist")
+    write_cifar(tmp_path, protocol=protocol)
+    x, _ = get_dataset("mmnist-cluttered").open(str(tmp_path), "test", 10, 10)[0]
+    assert x.shape == (10, 3, 64, 64)
+
+
+def test_planted_cifar_pickle_does_not_run(tmp_path):
+    write_digits(tmp_path, "moving_mnist")
+    folder = write_cifar(tmp_path)
+    marker = tmp_path / "payload-ran"
+    for name in ("test_batch", "data_batch_1"):
+        with open(folder / name, "wb") as handle:  # the payload hidden inside an ordinary-looking batch
+            pickle.dump({b"data": np.zeros((3, 3072), np.uint8), b"labels": Payload(marker)}, handle, protocol=2)
+    refused = r"cannot read .*(test_batch|data_batch_1) \(ForbiddenGlobal: the pickle refers to (posix|os)\.system"
+    for split in ("test", "train"):
+        with pytest.raises(UserError, match=refused):
+            get_dataset("mmnist-cluttered").open(str(tmp_path), split, 10, 10)
+    assert not marker.exists()
+    pickle.loads(pickle.dumps(Payload(marker)))  # the same payload through plain pickle does run: the test can fail
+    assert marker.exists()
 
 
 # ---------------------------------------------------------------- mfmnist
@@ -63,7 +102,7 @@ def test_mfmnist_packaged_digits_and_generated_test_set(tmp_path):
     spec = get_dataset("mfmnist")
     train, test = spec.open(str(tmp_path), "train", 10, 10), spec.open(str(tmp_path), "test", 10, 10)
     assert "packaged Fashion-MNIST" in train.description and len(test) == 10000
-    assert (tmp_path / "moving_fmnist" / "generated_test_seq_seed0.npy").exists()
+    assert spec.check(str(tmp_path)) and list(tmp_path.iterdir()) == []  # generated on demand: nothing written
     assert np.array_equal(test[7][1].numpy(), spec.open(str(tmp_path), "test", 10, 10)[7][1].numpy())
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from stbench import UserError, hookimpl
-from stbench_data_common import (LazyNpy, VideoClips, check_length, load_npy, non_empty, require_dir, require_file,
-                                 resize, resolve_split, to_unit, video_spec)
+from stbench_data_common import (LazyNpy, VideoClips, check_length, fetch_hint, load_npy, non_empty, require_dir,
+                                 require_file, resize, resolve_split, to_unit, video_spec)
 
 FOLDER = "bair"
 SIZE = 64
@@ -22,7 +22,8 @@ Source: {SOURCE}. Expected: 38,937 train / 256 test videos (UniSTD Table 1; Pred
 Clips: one per video, as PredBench's SampleFrames: at a random offset for training, at the centre
 (offset (30 - clip length + 1) // 2) for testing. Frames resized to 64x64 (bilinear) when stored otherwise,
 /255 -> [0, 1]."""
-HINT = f"expected {FOLDER}/train.npy and {FOLDER}/test.npy of shape (N, T, 64, 64, 3); get BAIR from {SOURCE}"
+HINT = (f"expected {FOLDER}/train.npy and {FOLDER}/test.npy of shape (N, T, 64, 64, 3); "
+        + fetch_hint(SOURCE, "bair-2-10"))
 
 
 class BairClips(VideoClips):

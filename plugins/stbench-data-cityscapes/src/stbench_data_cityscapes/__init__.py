@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from stbench import UserError, hookimpl
-from stbench_data_common import (LazyH5, VideoClips, check_length, non_empty, open_h5, read_h5, require_dir, resize,
-                                 resolve_split, to_unit, video_spec)
+from stbench_data_common import (LazyH5, VideoClips, check_length, fetch_hint, non_empty, open_h5, read_h5, require_dir,
+                                 resize, resolve_split, to_unit, video_spec)
 
 FOLDER = "cityscapes/Cityscapes128_h5"
 SIZE = 128
@@ -24,7 +24,7 @@ Source: {SOURCE}. Expected: 2,975 train / 1,525 test sequences of 30 frames; Pre
 Table 1) are 8,925 train / 1,525 test clips.
 Clips: training windows start every 5 frames (0, 5, ... while the clip fits); each test sequence gives one clip
 from its first frame. Frames resized to 128x128 (bilinear) when stored otherwise, /255 -> [0, 1]."""
-HINT = f"expected {FOLDER}/{{train,test}}/shard_0001.hdf5; make them from {SOURCE}"
+HINT = f"expected {FOLDER}/{{train,test}}/shard_0001.hdf5; " + fetch_hint(SOURCE, "cityscapes-2-5")
 
 
 def shard_paths(root, split):

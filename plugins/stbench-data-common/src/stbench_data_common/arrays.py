@@ -1,6 +1,10 @@
-"""HDF5 files and .npy arrays opened lazily, once per process (handles must not cross a DataLoader fork)."""
+"""HDF5 files, .npy arrays and .npz members opened lazily, once per process (handles must not cross a fork)."""
 import os
+import struct
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from stbench import UserError
 
@@ -63,7 +67,6 @@ class LazyNpy:
 
 def load_npy(path, mmap_mode="r"):
     """``np.load`` with a UserError for a missing, truncated or non-.npy file."""
-    import numpy as np
 
     path = Path(path)
     try:
@@ -73,3 +76,28 @@ def load_npy(path, mmap_mode="r"):
     except (OSError, ValueError, EOFError) as error:
         raise UserError(f"cannot read {path} as a .npy array ({error}); the file is truncated or corrupt, "
                         "download it again") from None
+
+
+def npz_member(path, name):
+    """One array of an .npz: memory-mapped when stored uncompressed, else read whole (KeyError when absent)."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name + ".npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            with archive.open(info) as handle:
+                return np.lib.format.read_array(handle)
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+        if local[:4] != b"PK\x03\x04":
+            raise ValueError(f"bad zip entry for {name}")
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        handle.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(handle)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(handle)
+        offset = handle.tell()
+    needed = offset + int(np.prod(shape)) * dtype.itemsize
+    if Path(path).stat().st_size < needed:
+        raise ValueError(f"{name} is truncated")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")

@@ -9,18 +9,24 @@ from stbench import DatasetSpec, Task, UserError, parse_task
 from .clips import NoClips
 
 
+def fetch_hint(source: str, task: str, prepare: bool = False) -> str:
+    """The tail of every missing-data line: where to get the data and which command shows the layout."""
+    step = f", lay it out with 'stbench data prepare {task} --from DOWNLOAD'" if prepare else ""
+    return f"get it from {source}{step}, then run 'stbench data check {task}' (it prints the expected layout)"
+
+
 def require_dir(path: Path, what: str, hint: str) -> Path:
-    """``path`` when it is a folder, else a UserError saying what belongs there."""
+    """``path`` when it is a folder, else a one-line UserError (absolute path) saying what belongs there."""
     path = Path(path)
     if not path.is_dir():
-        raise UserError(f"missing folder {path} ({what}); {hint}")
+        raise UserError(f"missing folder {Path(os.path.abspath(path))} ({what}); {hint}")
     return path
 
 
 def require_file(path: Path, what: str, hint: str) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"missing file {path} ({what}); {hint}")
+        raise UserError(f"missing file {Path(os.path.abspath(path))} ({what}); {hint}")
     return path
 
 
@@ -73,7 +79,7 @@ def describe_split(spec, root, split: str, task: Task) -> str:
     if spec.value_range is not None and (low < spec.value_range[0] - 1e-6 or high > spec.value_range[1] + 1e-6):
         raise UserError(f"{spec.name} {split}: values {low:.3f}..{high:.3f} lie outside the expected range "
                         f"{spec.value_range[0]}..{spec.value_range[1]}; the files hold something else")
-    detail = f" ({dataset.description})" if getattr(dataset, "description", "") else ""
+    detail = f" ({dataset.description})" if dataset.description else ""
     return (f"{split}: {len(dataset)} clips of {length} frames, frame shape {shape}, values {low:.3f}..{high:.3f} "
             f"(first and last clip){detail}")
 

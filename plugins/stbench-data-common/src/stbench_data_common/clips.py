@@ -1,11 +1,11 @@
 """Clip indexing: where windows start in a video, and a Dataset that reads clips on demand."""
+import os
 from pathlib import Path
 from typing import Callable, Hashable, List, Optional, Sequence, Tuple
 
 import torch
-from torch.utils.data import Dataset
 
-from stbench import UserError
+from stbench import Clips, UserError
 
 SPLITS = ("train", "test")
 
@@ -89,7 +89,7 @@ def read_clip_list(path: Path, what: str) -> List[Tuple[str, int]]:
     return clips
 
 
-class VideoClips(Dataset):
+class VideoClips(Clips):
     """Clips read on demand: item ``i`` is ``read(video, start, length)`` split into ``(x, y)``.
 
     ``clips`` holds ``(video, start)`` pairs; ``read`` returns float32
@@ -120,6 +120,6 @@ class VideoClips(Dataset):
 def non_empty(dataset: VideoClips, name: str, split: str, where) -> VideoClips:
     """The dataset, or a UserError when it holds no clip of the requested length."""
     if len(dataset) == 0:
-        raise NoClips(f"{name}: no {split} clips of {dataset.t_in + dataset.t_out} frames under {where}; "
-                        "the videos there are too short or missing")
+        raise NoClips(f"{name}: no {split} clips of {dataset.t_in + dataset.t_out} frames under "
+                      f"{os.path.abspath(where)}; the videos there are too short or missing")
     return dataset

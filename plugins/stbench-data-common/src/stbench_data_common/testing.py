@@ -30,6 +30,31 @@ def write_image(path, array, quality=95):
     return path
 
 
+def write_video(path, frames, fps=25, codec="mpeg4", quality=2):
+    """Encode uint8 ``[H, W, 3]`` frames into a video file with PyAV.
+
+    ``mpeg4`` (MPEG-4 part 2, as KTH's AVIs) is lossy; ``ffv1`` stores RGB losslessly, so decoded frames equal
+    the input exactly.
+    """
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "bgr0" if codec == "ffv1" else "yuv420p"
+        if codec == "mpeg4":
+            stream.options = {"qscale": str(quality)}
+        for array in frames:
+            rgb = array if array.shape[-1] == 3 else np.repeat(array, 3, axis=-1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 def jpeg_bytes(array, quality=95):
     import io
 

@@ -1,11 +1,10 @@
 """stbench dataset plugin: ICAR-ENSO CMIP sea-surface temperature anomalies (PredBench's 12 -> 14 months)."""
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-
-from stbench import DatasetSpec, UserError, hookimpl
+from stbench import Clips, DatasetSpec, UserError, hookimpl
 
 FOLDER, FILE, VARIABLE = "enso", "CMIP_train.nc", "sst"
 DIMS = ("year", "month", "lat", "lon")
@@ -48,11 +47,16 @@ def _xarray():
     return xarray
 
 
+HINT = ("get enso_round1_train_20210201 from tianchi.aliyun.com/dataset/98942, then run "
+        "'stbench data check enso-12-14' (it prints the expected layout)")
+
+
 def data_file(root):
-    for path in (Path(root) / FOLDER / FILE, Path(root) / FOLDER / "enso_round1_train_20210201" / FILE):
+    root = Path(os.path.abspath(root))
+    for path in (root / FOLDER / FILE, root / FOLDER / "enso_round1_train_20210201" / FILE):
         if path.exists():
             return path
-    raise UserError(f"ENSO: {Path(root) / FOLDER / FILE} not found; expected layout:\n{LAYOUT}")
+    raise UserError(f"ENSO: {root / FOLDER / FILE} not found (nor {FOLDER}/enso_round1_train_20210201/{FILE}); {HINT}")
 
 
 def _damaged(path, error):
@@ -109,7 +113,7 @@ def run_series(sst, path, years6, years5, ensemble, model):
     return series
 
 
-class EnsoClips(Dataset):
+class EnsoClips(Clips):
     """Windows of t_in + t_out consecutive months of each run, run after run (PredBench's order)."""
 
     def __init__(self, series, t_in, t_out, description=""):
@@ -174,6 +178,8 @@ SPEC = DatasetSpec(
     metric_options={"spatial_norm": True, "nino34_box": NINO34_BOX, "nino_window": NINO_WINDOW,
                     "latitudes": LATITUDES, "longitudes": LONGITUDES},
     check=check_enso,
+    splits=tuple(SPLIT_RUNS),
+    image_origin="lower",  # latitudes ascend (-55 .. 60): row 0 is the southernmost
     description="ICAR-ENSO: monthly CMIP SST anomalies, Pacific 24x48 (5 deg)",
 )
 

@@ -3,8 +3,9 @@ from functools import partial
 from pathlib import Path
 
 from stbench import hookimpl
-from stbench_data_common import (VideoClips, check_length, decode_image, frames_present, longest_task_length, non_empty,
-                                 read_clip_list, require_dir, resize, resolve_split, stack_frames, to_unit, video_spec)
+from stbench_data_common import (VideoClips, check_length, decode_image, fetch_hint, frames_present,
+                                 longest_task_length, non_empty, read_clip_list, require_dir, resize, resolve_split,
+                                 stack_frames, to_unit, video_spec)
 
 FOLDER = "human"
 SIZE = 256
@@ -24,7 +25,8 @@ Splits: as the lists give them, windows drawn from every subject's videos (S1, S
 A clip is frames <start>, <start>+5, ... (step 5); RGB, resized to 256x256 (bicubic) when stored otherwise,
 /255 -> [0, 1]. OpenSTL read the frames with OpenCV (BGR order) and augmented training clips with random
 crops and rotations; stbench reads RGB and does not augment (MSE, MAE, SSIM and PSNR ignore channel order)."""
-HINT = f"expected {FOLDER}/images/*.jpg with {FOLDER}/train.txt and {FOLDER}/test.txt; get Human3.6M from {SOURCE}"
+HINT = (f"expected {FOLDER}/images/*.jpg with {FOLDER}/train.txt and {FOLDER}/test.txt; "
+        + fetch_hint(SOURCE, "human-4-4"))
 
 
 def frame_name(prefix, number):

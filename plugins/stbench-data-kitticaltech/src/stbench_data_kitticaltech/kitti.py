@@ -5,8 +5,8 @@ from functools import partial
 from pathlib import Path
 
 from stbench import UserError
-from stbench_data_common import (VideoClips, center_crop, check_length, decode_image, non_empty, require_dir, resize,
-                                 resolve_split, stack_frames, to_unit, video_spec)
+from stbench_data_common import (VideoClips, center_crop, check_length, decode_image, fetch_hint, non_empty,
+                                 require_dir, resize, resolve_split, stack_frames, to_unit, video_spec)
 
 FOLDER = "kitti"
 HEIGHT, WIDTH = 128, 160
@@ -14,18 +14,22 @@ RESIZED = (128, 424)  # PredBench: Resize to 424x128 ignoring the aspect ratio, 
 STRIDE = {"train": 4, "test": 1}
 MAX_LENGTH = 30
 FRAME = re.compile(r"^(\d+)\.png$", re.IGNORECASE)
+CAMERA = re.compile(r"^image_0[0-3]$")  # a raw drive's cameras: 00 / 01 grey pair, 02 / 03 colour pair
+COLOUR_CAMERA = "image_02"  # the left colour camera, the one the published KITTI prediction setups read
 
 SOURCE = "https://www.cvlibs.net/datasets/kitti/raw_data.php (image_02 of the raw drives, 10 fps)"
 LAYOUT = f"""KITTI ({FOLDER}/ under the data root), as PredBench (OpenEarthLab/PredBench) lays it out:
   {FOLDER}/train/<drive>/<i>.png     frames of one drive numbered from 0 (KITTI's 0000000000.png names work too);
   {FOLDER}/test/<drive>/<i>.png      <drive> may be nested, e.g. 2011_09_26_drive_0001_sync/image_02/data
+Raw drives may be unzipped there as they ship (image_00 .. image_03): only {COLOUR_CAMERA} (left colour camera)
+is read; the grey pair (image_00, image_01) and the right colour camera (image_03) are skipped.
 Source: {SOURCE}. PredBench's annotation files (kitti_*.json: folder -> frame count) are not needed: the
 frames are counted. Splits: the drives you place under train/ and test/ (PredBench's lists); expected counts
 for kitti-10-10: 9,209 train / 2,198 test clips (UniSTD Table 1).
 Clips: starts 0, s, 2s, ... < frames - clip length (s = 4 train, 1 test; PredBench leaves each drive's last
 window out). Frames: RGB, resized to 424x128 (bilinear, no antialias, as mmcv / OpenCV), centre crop 160x128,
 /255 -> [0, 1]."""
-HINT = f"expected {FOLDER}/{{train,test}}/<drive>/<i>.png; get the KITTI raw drives from {SOURCE}"
+HINT = fetch_hint(SOURCE, "kitti-10-10")
 
 
 def index_drives(root, split):
@@ -33,11 +37,14 @@ def index_drives(root, split):
     base = require_dir(Path(root) / FOLDER / split, f"KITTI {split} drives", HINT)
     drives = []
     for folder, _, names in sorted(os.walk(base)):
+        cameras = [part for part in Path(folder).relative_to(base).parts if CAMERA.match(part)]
+        if any(camera != COLOUR_CAMERA for camera in cameras):
+            continue
         numbered = sorted((int(match[1]), name) for name in names if (match := FRAME.match(name)))
         if numbered:
             drives.append((folder, [name for _, name in numbered]))
     if not drives:
-        raise UserError(f"no folders of numbered .png frames under {base}; {HINT}")
+        raise UserError(f"no folders of numbered .png frames under {Path(os.path.abspath(base))}; {HINT}")
     return drives
 
 

@@ -1,4 +1,5 @@
 """kitticaltech: train on KITTI (PredNet's hickle files), test on Caltech Pedestrian (.seq), as OpenSTL does."""
+import os
 from functools import partial
 from pathlib import Path
 
@@ -6,12 +7,13 @@ import numpy as np
 import torch
 
 from stbench import UserError
-from stbench_data_common import (LazyH5, LazyNpy, VideoClips, center_crop, check_length, decode_image,
-                                 end_aligned_starts, load_npy, non_empty, open_h5, read_h5, require_dir, require_file,
-                                 resize, resolve_split, runs, stack_frames, to_unit, video_spec)
+from stbench_data_common import (LazyH5, LazyNpy, VideoClips, check_length, decode_image, end_aligned_starts,
+                                 fetch_hint, load_npy, non_empty, open_h5, prepare_needed, read_h5, require_dir,
+                                 require_file, resolve_split, runs, stack_frames, to_unit, video_spec)
 
 from .hickle import frames_dataset, source_names
 from .norpix import SeqFile
+from .prepare import prepare_kitticaltech
 
 HEIGHT, WIDTH = 128, 160
 KITTI, CALTECH, CACHE = "kitti_hkl", "caltech", "kitticaltech_npy"
@@ -30,13 +32,13 @@ or OpenSTL's cached arrays instead of either part:
 Source: {SOURCE}.
 Splits: train = KITTI (PredNet's train drives), test = Caltech set06-set10. Expected counts (kitticaltech-10-1):
 3,160 train / 3,095 test clips (USTEP Table I).
-Caltech frames: every 3rd frame, resized to height 128 keeping the aspect ratio (bilinear, antialiased), centre
-crop to 160 wide (PredNet's process_im). All frames RGB /255 -> [0, 1] (OpenSTL decoded Caltech with OpenCV,
-i.e. BGR, against RGB KITTI; stbench keeps both RGB). Clips: windows taken backwards from each video's end,
-one every clip length, never across two videos. The cached clip starts were made for 11-frame clips, so the
-cache serves tasks of at most that length."""
-HINT = (f"expected {KITTI}/X_train.hkl + sources_train.hkl and {CALTECH}/set*/V*.seq, or {CACHE}/*.npy; "
-        f"get them from {SOURCE}")
+Caltech frames: every 3rd frame, resized to height 128 keeping the aspect ratio and centre-cropped to 160 wide
+with scikit-image's resize, exactly as OpenSTL (PredNet's process_im). All frames RGB /255 -> [0, 1] (OpenSTL
+decoded Caltech with OpenCV, i.e. BGR, against RGB KITTI; stbench keeps both RGB). Clips: windows taken backwards
+from each video's end, one every clip length, never across two videos. The cached clip starts were made for
+11-frame clips, so the cache serves tasks of at most that length. 'stbench data prepare kitticaltech-10-1 --from
+DOWNLOAD' collects set06-set10 from Caltech's set*.tar files (or a folder / zip / tar of them)."""
+HINT = fetch_hint(SOURCE, "kitticaltech-10-1", prepare=True)
 
 
 # ----------------------------------------------------------------- KITTI hickle (train)
@@ -78,7 +80,9 @@ def caltech_files(root):
     folder = require_dir(Path(root) / CALTECH, "Caltech Pedestrian test videos", HINT)
     files = sorted(folder.glob("set*/*.seq"))
     if not files:
-        raise UserError(f"no set*/V*.seq videos under {folder}; {HINT}")
+        downloads = prepare_needed(root, "kitticaltech-10-1", [f"{CALTECH}/set*.tar", f"{CALTECH}/*.zip"],
+                                   target=CALTECH)
+        raise UserError(f"no set*/V*.seq videos under {Path(os.path.abspath(folder))}; {HINT}{downloads}")
     return files
 
 
@@ -93,15 +97,33 @@ def caltech_clips(root, length):
     return videos, clips
 
 
+def process_im(image: np.ndarray) -> np.ndarray:
+    """PredNet's ``process_im`` as OpenSTL runs it: scikit-image ``resize`` to height 128, centre 160 columns.
+
+    ``resize(image, (128, round(W * 128 / H)), preserve_range=True)`` with scikit-image's defaults: bilinear
+    (order 1), edges mirrored, and a Gaussian anti-aliasing filter of sigma (factor - 1) / 2 per axis before
+    sampling. Values stay floats in 0..255 (no rounding back to uint8), as in OpenSTL.
+    """
+    try:
+        from skimage.transform import resize as skimage_resize
+    except ImportError:
+        raise UserError("reading Caltech Pedestrian needs scikit-image (OpenSTL's resize): pip install scikit-image"
+                        ) from None
+    height, width = image.shape[:2]
+    resized = skimage_resize(image, (HEIGHT, int(np.round(width * HEIGHT / height))), preserve_range=True)
+    left = int((resized.shape[1] - WIDTH) / 2)
+    if left < 0:
+        raise UserError(f"Caltech frames of {width}x{height} are narrower than 160 after scaling to height 128")
+    return resized[:, left:left + WIDTH]
+
+
 def read_seq(videos, video, start, length):
     seq, kept = videos[video]
     images = [decode_image(seq.jpeg(kept[k]), "RGB", what=f"{seq.path} frame {kept[k]}")
               for k in range(start, start + length)]
-    frames = stack_frames(images, str(seq.path))
-    height, width = frames.shape[-2:]
-    # PredNet's process_im: scale to height 128 (width rounded), then crop the centre 160 columns.
-    frames = resize(frames, (HEIGHT, int(np.round(width * HEIGHT / height))), antialias=True)
-    return to_unit(center_crop(frames, (HEIGHT, WIDTH)))
+    stack_frames(images, str(seq.path))  # one size for every frame, or a UserError
+    frames = np.stack([process_im(image) for image in images]).astype(np.float32)
+    return to_unit(torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous())
 
 
 # ----------------------------------------------------------------- OpenSTL's npy cache
@@ -146,8 +168,10 @@ def open_kitticaltech(root, split, t_in, t_out):
         clips, data, description = cache_clips(root, split, length)
         read = partial(read_npy, data)
     else:
-        raise UserError(f"kitticaltech {split} data not found under {root}: no {primary.name}/ and no {CACHE}/; "
-                        f"{HINT}")
+        downloads = prepare_needed(root, "kitticaltech-10-1", ["set06.tar", "data_and_labels.zip"]) \
+            if split == "test" else ""
+        raise UserError(f"kitticaltech {split} data not found under {Path(os.path.abspath(root))}: no "
+                        f"{primary.name}/ and no {CACHE}/; {HINT}{downloads}")
     dataset = VideoClips(clips, read, t_in, t_out, SPEC, description=description)
     return non_empty(dataset, "kitticaltech", split, root)
 
@@ -159,5 +183,6 @@ SPEC = video_spec(
     max_length=MAX_LENGTH,
     layout=LAYOUT,
     canonical_tasks=("kitticaltech-10-1",),
+    prepare=prepare_kitticaltech,
     description="KITTI driving videos for training, Caltech Pedestrian for testing; RGB 128x160 at 10 fps",
 )

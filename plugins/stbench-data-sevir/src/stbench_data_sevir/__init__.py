@@ -4,9 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-
-from stbench import DatasetSpec, UserError, hookimpl
+from stbench import Clips, DatasetSpec, UserError, hookimpl
 
 FOLDER = "sevir/processed"
 FILES = {"train": "vil_training.h5", "test": "vil_testing.h5"}
@@ -23,6 +21,10 @@ Models see VIL / 255 (in [0, 1]); metrics get native VIL 0..255 (CSI thresholds 
 'val' is the test file, as in OpenSTL."""
 
 
+HINT = ("get the SEVIR VIL data from registry.opendata.aws/sevir and make the IN / OUT files with OpenSTL's "
+        "SEVIR preparation, then run 'stbench data check sevir-13-12' (it prints the expected layout)")
+
+
 def _h5py():
     try:
         import h5py
@@ -35,7 +37,7 @@ def inspect(path):
     """Number of sequences in one SEVIR file, after checking its datasets and shapes."""
     h5py = _h5py()
     if not path.exists():
-        raise UserError(f"SEVIR: {path} not found; expected layout:\n{LAYOUT}")
+        raise UserError(f"SEVIR: {Path(os.path.abspath(path))} not found; {HINT}")
     try:
         with h5py.File(path, "r") as handle:
             shapes = {}
@@ -60,7 +62,7 @@ def window(t_in, t_out):
     return min(max(0, OBSERVED - t_in), OBSERVED + FUTURE - t_in - t_out)
 
 
-class SevirClips(Dataset):
+class SevirClips(Clips):
     """(x, y) from IN / OUT, read one sequence at a time; the file opens lazily in each worker process."""
 
     def __init__(self, path, count, t_in, t_out, description=""):

@@ -1,13 +1,14 @@
 """stbench dataset plugin: TaxiBJ crowd flows (inflow / outflow on a 32x32 grid of Beijing)."""
+import os
 import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from stbench import DatasetSpec, UserError, hookimpl
+from stbench import Clips, DatasetSpec, UserError, hookimpl
+from stbench_data_common import npz_member
 
 FOLDER = "taxibj"
 FILE = "dataset.npz"
@@ -22,40 +23,17 @@ Each sample is 4 observed + 4 future half-hour frames (inflow, outflow). Stored 
 [0, 1] by (v + 1) / 2, as OpenSTL does before its metrics; 'val' is the test set, as in OpenSTL."""
 
 
-def _npz_member(path, name):
-    """One array of an .npz: memory-mapped when stored uncompressed, else read whole."""
-    with zipfile.ZipFile(path) as archive:
-        info = archive.getinfo(name + ".npy")
-        if info.compress_type != zipfile.ZIP_STORED:
-            with archive.open(info) as handle:
-                return np.lib.format.read_array(handle)
-    with open(path, "rb") as handle:
-        handle.seek(info.header_offset)
-        local = handle.read(30)
-        if local[:4] != b"PK\x03\x04":
-            raise ValueError(f"bad zip entry for {name}")
-        name_len, extra_len = struct.unpack("<HH", local[26:30])
-        handle.seek(info.header_offset + 30 + name_len + extra_len)
-        version = np.lib.format.read_magic(handle)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, fortran, dtype = read_header(handle)
-        offset = handle.tell()
-    needed = offset + int(np.prod(shape)) * dtype.itemsize
-    if Path(path).stat().st_size < needed:
-        raise ValueError(f"{name} is truncated")
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
-
-
 def load_split(root, split):
     """(X, Y) arrays of one split, checked: [N, T, 2, 32, 32] each, same N."""
-    path = Path(root) / FOLDER / FILE
+    path = Path(os.path.abspath(root)) / FOLDER / FILE
     if not path.exists():
-        raise UserError(f"TaxiBJ: {path} not found; expected layout:\n{LAYOUT}")
+        raise UserError(f"TaxiBJ: {path} not found; get dataset.npz with OpenSTL's "
+                        "tools/prepare_data/download_taxibj.sh (github.com/chengtan9907/OpenSTL), then run "
+                        "'stbench data check taxibj-4-4' (it prints the expected layout)")
     arrays = []
     for name in SPLIT_ARRAYS[split]:
         try:
-            array = _npz_member(path, name)
+            array = npz_member(path, name)
         except KeyError:
             raise UserError(f"TaxiBJ: {path} has no array '{name}'; expected X_train, Y_train, X_test, Y_test") from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, struct.error) as error:
@@ -80,7 +58,7 @@ def window(observed, future, t_in, t_out):
     return min(max(0, observed - t_in), length - t_in - t_out)
 
 
-class TaxiBJClips(Dataset):
+class TaxiBJClips(Clips):
     """(x, y) pairs from the X / Y arrays, mapped from [-1, 1] to [0, 1]."""
 
     def __init__(self, x, y, t_in, t_out, description=""):

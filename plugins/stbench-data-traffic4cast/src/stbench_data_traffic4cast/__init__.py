@@ -1,12 +1,11 @@
 """stbench dataset plugin: Traffic4Cast 2021 traffic movies (PredBench's 9 -> 3 setting), streamed from HDF5."""
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-
-from stbench import DatasetSpec, UserError, hookimpl
+from stbench import Clips, DatasetSpec, UserError, hookimpl
 
 FOLDER = "traffic4cast"
 CROP = (128, 112)  # (H, W) centre crop of the 495x436 city grid, as PredBench
@@ -26,6 +25,10 @@ Without annotation lists the sorted day files are split deterministically: every
 native 0..255 for metrics (per-pixel MSE/MAE, as PredBench's spatial_norm)."""
 
 
+HINT = ("get the Traffic4Cast 2021 core-competition training data (github.com/iarai/NeurIPS2021-traffic4cast), "
+        "then run 'stbench data check traffic4cast-9-3' (it prints the expected layout)")
+
+
 def _h5py():
     try:
         import h5py
@@ -36,9 +39,9 @@ def _h5py():
 
 def day_files(root, split):
     """The day files of one split: from annotations/<split>.json when present, else the sorted-day rule."""
-    folder = Path(root) / FOLDER
+    folder = Path(os.path.abspath(root)) / FOLDER
     if not folder.is_dir():
-        raise UserError(f"Traffic4Cast: {folder} not found; expected layout:\n{LAYOUT}")
+        raise UserError(f"Traffic4Cast: {folder} not found; {HINT}")
     notes = folder / "annotations"
     annotation = notes / f"{'test' if split == 'val' and not (notes / 'val.json').exists() else split}.json"
     if annotation.exists():
@@ -55,7 +58,7 @@ def day_files(root, split):
         return files
     every = sorted(folder.glob("*/training/*.h5"))
     if not every:
-        raise UserError(f"Traffic4Cast: no day file <CITY>/training/*.h5 under {folder}; expected layout:\n{LAYOUT}")
+        raise UserError(f"Traffic4Cast: no day file <CITY>/training/*.h5 under {folder}; {HINT}")
     is_test = [i % TEST_EVERY == TEST_EVERY - 1 for i in range(len(every))]
     wanted = split in ("test", "val")
     return [f for f, test in zip(every, is_test) if test == wanted]
@@ -82,7 +85,7 @@ def clip_offsets(frames, length):
     return list(range(0, frames - length, STRIDE))  # PredBench: range(0, 288 - total_frames, stride)
 
 
-class Traffic4CastClips(Dataset):
+class Traffic4CastClips(Clips):
     """Clips (file, offset) read lazily: only the needed frames of the centre crop leave the disk."""
 
     def __init__(self, entries, t_in, t_out, description=""):
@@ -109,7 +112,8 @@ def open_traffic4cast(root, split, t_in, t_out):
         raise UserError(f"traffic4cast has splits train, val and test, not '{split}'")
     entries, files = [], day_files(root, split)
     if not files:
-        raise UserError(f"Traffic4Cast: the {split} split holds no day file under {Path(root) / FOLDER}")
+        raise UserError(f"Traffic4Cast: the {split} split holds no day file under "
+                        f"{Path(os.path.abspath(root)) / FOLDER}")
     for path in files:
         frames, height, width, _ = frame_count(path)
         entries += [(str(path), offset, height, width) for offset in clip_offsets(frames, t_in + t_out)]

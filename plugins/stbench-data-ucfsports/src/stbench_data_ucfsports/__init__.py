@@ -3,8 +3,9 @@ import re
 from pathlib import Path, PurePosixPath
 
 from stbench import hookimpl
-from stbench_data_common import (VideoClips, check_length, decode_image, frames_present, longest_task_length, non_empty,
-                                 read_clip_list, require_dir, resize, resolve_split, stack_frames, to_unit, video_spec)
+from stbench_data_common import (VideoClips, check_length, decode_image, fetch_hint, frames_present,
+                                 longest_task_length, non_empty, read_clip_list, require_dir, resize, resolve_split,
+                                 stack_frames, to_unit, video_spec)
 
 FOLDER = "ucfsports"
 IMAGES = "ucf_action_images"
@@ -21,7 +22,8 @@ Source: {SOURCE}. The lists' absolute paths (E:/datasets/.../{IMAGES}/Diving-Sid
 Splits: STRPM's random train / test clips of the 150 videos: 6,288 train / 752 test clips (USTEP Table I).
 A clip is consecutive frames <first>, <first>+1, ...; RGB, resized to 480x720 (bilinear) when stored otherwise,
 /255 -> [0, 1]. PredBench has no UCF Sports loader; this follows STRPM, whose lists USTEP's counts match."""
-HINT = f"expected {FOLDER}/{IMAGES}/<Action>/<NNN>/<i>.png with {FOLDER}/train.txt and test.txt; get them from {SOURCE}"
+HINT = (f"expected {FOLDER}/{IMAGES}/<Action>/<NNN>/<i>.png with {FOLDER}/train.txt and test.txt; "
+        + fetch_hint(SOURCE, "ucfsports-4-1"))
 
 
 def video_folder(images: Path, listed: str) -> Path:

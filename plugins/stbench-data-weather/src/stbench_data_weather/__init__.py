@@ -1,23 +1,27 @@
 """stbench dataset plugin: WeatherBench 2 m temperature at 5.625 degrees (OpenSTL's weather-12-12)."""
-from pathlib import Path
+import os
+import re
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from stbench import Clips, DatasetSpec, UserError, hookimpl
+from stbench_data_common import copy_member, members, prepare_needed, staged_folder
 
-from stbench import DatasetSpec, UserError, hookimpl
-
-FOLDERS = ("weather_5.625deg", "weather")  # the second is OpenSTL's fallback name
+# WeatherBench's own name, then OpenSTL's (dataloader_weather.py: weather_5_625deg, falling back to weather)
+FOLDERS = ("weather_5.625deg", "weather_5_625deg", "weather")
 VARIABLE_FOLDER, VARIABLE = "2m_temperature", "t2m"
 GRID = (32, 64)
 PERIODS = {"train": ("2010", "2015"), "val": ("2016", "2016"), "test": ("2017", "2018")}
 STEP = 24  # hours between frames: clips are daily sequences
 LATITUDES = tuple(float(v) for v in np.linspace(-87.1875, 87.1875, GRID[0]))
 
-LAYOUT = f"""WeatherBench 2 m temperature, 5.625 degree grid ({FOLDERS[0]}/ under the data root;
-source: github.com/pangeo-data/WeatherBench, all_5.625deg/2m_temperature_5.625deg.zip, unpacked):
+SOURCE = "github.com/pangeo-data/WeatherBench (all_5.625deg/2m_temperature_5.625deg.zip)"
+LAYOUT = f"""WeatherBench 2 m temperature, 5.625 degree grid ({FOLDERS[0]}/ under the data root, or OpenSTL's
+{FOLDERS[1]}/ or {FOLDERS[2]}/; source: {SOURCE}):
   {FOLDERS[0]}/{VARIABLE_FOLDER}/{VARIABLE_FOLDER}_<year>_5.625deg.nc   one netCDF file per year, 1979-2018,
-      variable '{VARIABLE}' (time, lat 32, lon 64) in Kelvin, hourly
+      variable '{VARIABLE}' (time, lat 32, lon 64) in Kelvin, hourly; latitudes ascending (row 0 = South)
+'stbench data prepare weather-12-12 --from 2m_temperature_5.625deg.zip' (or a folder of the .nc files) lays it out.
 Used years: train 2010-2015, val 2016, test 2017-2018. As OpenSTL: every {STEP}th hourly step (daily frames),
 clips start at every frame (2,167 train and 706 test clips for 12+12 frames), z-scored with the mean and std
 of the training years (metrics see Kelvin)."""
@@ -33,15 +37,24 @@ def _xarray():
     return xarray
 
 
+HINT = ("get 2m_temperature_5.625deg.zip from " + SOURCE + ", lay it out with 'stbench data prepare weather-12-12 "
+        "--from <the zip>', then run 'stbench data check weather-12-12' (it prints the expected layout)")
+
+
 def variable_files(root):
     for folder in FOLDERS:
-        directory = Path(root) / folder / VARIABLE_FOLDER
+        directory = Path(os.path.abspath(root)) / folder / VARIABLE_FOLDER
         if directory.is_dir():
             files = sorted(directory.glob("*.nc"))
             if not files:
-                raise UserError(f"weather: {directory} holds no .nc file; expected layout:\n{LAYOUT}")
+                raise UserError(f"weather: {directory} holds no .nc file; {HINT}")
             return files
-    raise UserError(f"weather: {Path(root) / FOLDERS[0] / VARIABLE_FOLDER} not found; expected layout:\n{LAYOUT}")
+    tried = ", ".join(f"{folder}/{VARIABLE_FOLDER}" for folder in FOLDERS[1:])
+    downloads = prepare_needed(root, "weather-12-12", [f"{VARIABLE_FOLDER}_5.625deg.zip"] + [
+        f"{folder}/{pattern}" for folder in FOLDERS for pattern in (f"{VARIABLE_FOLDER}_5.625deg.zip",
+                                                                   f"{VARIABLE_FOLDER}_*_5.625deg.nc")])
+    raise UserError(f"weather: {Path(os.path.abspath(root)) / FOLDERS[0] / VARIABLE_FOLDER} not found (nor {tried}); "
+                    f"{HINT}{downloads}")
 
 
 def _open(path):
@@ -56,6 +69,8 @@ def _open(path):
     if VARIABLE not in dataset.variables:
         dataset.close()
         raise UserError(f"weather: {path} has no variable '{VARIABLE}'; expected 2 m temperature files")
+    if "lat" in dataset.coords and dataset["lat"].size > 1 and float(dataset["lat"][0]) > float(dataset["lat"][-1]):
+        dataset = dataset.sortby("lat")  # north-to-south files: rows put south to north like WeatherBench's
     shape = tuple(dataset[VARIABLE].shape)
     if len(shape) != 3 or shape[1:] != GRID or "time" not in dataset[VARIABLE].dims:
         dataset.close()
@@ -118,7 +133,7 @@ def train_statistics(root):
     return frames.mean(axis=(0, 2, 3)), frames.std(axis=(0, 2, 3))
 
 
-class WeatherClips(Dataset):
+class WeatherClips(Clips):
     """Windows of t_in + t_out consecutive daily frames, z-scored."""
 
     def __init__(self, frames, t_in, t_out, description=""):
@@ -166,6 +181,38 @@ def check_weather(root):
     return "\n".join(lines)
 
 
+YEAR_FILE = re.compile(rf"^{VARIABLE_FOLDER}_(\d{{4}})_5\.625deg\.nc$")
+
+
+def prepare_weather(source, root):
+    """Put WeatherBench's yearly 2m_temperature .nc files (from its zip, a tar, or a folder) where open reads them."""
+    target = Path(os.path.abspath(root)) / FOLDERS[0] / VARIABLE_FOLDER
+    for folder in FOLDERS[1:]:
+        if (Path(os.path.abspath(root)) / folder / VARIABLE_FOLDER).is_dir():
+            raise UserError(f"{Path(os.path.abspath(root)) / folder / VARIABLE_FOLDER} already holds the data "
+                            "(OpenSTL's folder name); remove it first or prepare into another --data-root")
+    years = []
+    with staged_folder(target) as staging:
+        for member, opener in members(source):
+            match = YEAR_FILE.match(PurePosixPath(member).name)
+            if match:
+                path = copy_member(opener, staging / match[0])
+                try:  # a damaged or foreign file fails now, before the folder is in place
+                    _open(path).close()
+                except UserError:
+                    raise UserError(f"{member} in {Path(os.path.abspath(source))} cannot be read as a 5.625 degree "
+                                    f"'{VARIABLE}' file (damaged or another variable); download it again") from None
+                years.append(int(match[1]))
+        if not years:
+            raise UserError(f"{Path(os.path.abspath(source))} holds no {VARIABLE_FOLDER}_<year>_5.625deg.nc file; "
+                            f"{HINT}")
+    wanted = [year for first, last in PERIODS.values() for year in range(int(first), int(last) + 1)]
+    lacking = [year for year in wanted if year not in years]
+    note = f"; years used by the splits but absent: {', '.join(map(str, lacking))}" if lacking else ""
+    return (f"weather: {len(years)} yearly files ({min(years)}-{max(years)}) written to {target}{note}; check them "
+            "with 'stbench data check weather-12-12'")
+
+
 SPEC = DatasetSpec(
     name="weather",
     shape=(1,) + GRID,
@@ -178,6 +225,9 @@ SPEC = DatasetSpec(
     metric_options={"spatial_norm": True, "latitudes": LATITUDES},
     train_defaults={"paper": {"epochs": 50, "batch_size": 16}},
     check=check_weather,
+    prepare=prepare_weather,
+    splits=tuple(PERIODS),
+    image_origin="lower",  # latitudes ascend: row 0 is the southernmost
     description="WeatherBench 2 m temperature, 5.625 deg (32x64), daily frames",
 )
 

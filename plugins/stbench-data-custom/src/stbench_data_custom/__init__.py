@@ -1,0 +1,73 @@
+"""stbench dataset plugin: datasets declared by YAML files under ``<data root>/custom/*.yaml``, no code needed.
+
+Each file names the data (an array [N, T, C, H, W] in .npy / .npz / HDF5, or a folder of videos or image
+sequences), its splits, its values and its canonical tasks. A file with a mistake is reported in one line on
+stderr and skipped; it never stops other datasets or commands.
+"""
+import sys
+from pathlib import Path
+
+from stbench import UserError, hookimpl
+from stbench.data import default_data_root
+
+from .config import ConfigError, CustomConfig, parse
+from .dataset import build_spec
+
+FOLDER = "custom"
+SUFFIXES = (".yaml", ".yml")
+
+
+def declaration_files(root) -> list:
+    folder = Path(root) / FOLDER
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() in SUFFIXES and path.is_file())
+
+
+def warn(message: str) -> None:
+    print(f"stbench: warning: {message}; skipped", file=sys.stderr)
+
+
+def load_declarations(root):
+    """(spec, file) for every valid declaration under ``root/custom``; each bad one warned about and skipped."""
+    found, names = [], {}
+    for path in declaration_files(root):
+        path = path.absolute()
+        try:
+            config = parse(path, path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as error:
+            warn(f"custom dataset {path}: cannot read it ({error})")
+            continue
+        except ConfigError as error:
+            warn(str(error))
+            continue
+        if config.name in names:
+            warn(f"custom dataset {path}: the name '{config.name}' is already declared by {names[config.name]}")
+            continue
+        try:
+            spec = build_spec(config, root)
+        except UserError as error:
+            warn(f"{error}")
+            continue
+        names[config.name] = path
+        found.append((spec, path))
+    return found
+
+
+# tryfirst: stbench collects this hook last, so a custom name that clashes with a plugin's dataset is the one
+# reported and skipped, never the plugin's
+@hookimpl(tryfirst=True)
+def stbench_register_datasets(register):
+    from stbench.plugins import PluginError
+
+    for spec, path in load_declarations(default_data_root()):
+        try:
+            register(spec)
+        except PluginError:
+            warn(f"custom dataset {path}: the name '{spec.name}' is already a dataset of an installed plugin; "
+                 "rename it")
+        except UserError as error:  # core's own checks of a registered spec (its name, its declarations)
+            warn(f"custom dataset {path}: {error}")
+
+
+__all__ = ["ConfigError", "CustomConfig", "declaration_files", "load_declarations", "parse"]
