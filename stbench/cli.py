@@ -363,14 +363,21 @@ def cmd_data_check(args):
     task = plugins.resolve_task(args.task)
     spec = plugins.get_dataset(task.dataset)
     root = Path(args.data_root)
-    if spec.check is not None:
-        print(spec.check(str(root)))
-    for split in ("train", "test"):
-        dataset = open_split(spec, root, split, task)
-        if len(dataset) == 0:
-            raise UserError(f"{task.name}: the {split} split under {root} holds no clip of {task.length} frames")
-        x, y = dataset[0]
-        print(f"{split}: {describe(dataset)['clips']} clips for {task.name}; x {tuple(x.shape)}, y {tuple(y.shape)}")
+    try:
+        if spec.check is not None:
+            print(spec.check(str(root)))
+        for split in ("train", "test"):
+            dataset = open_split(spec, root, split, task)
+            if len(dataset) == 0:
+                raise UserError(f"{task.name}: the {split} split under {root.resolve()} holds no clip of "
+                                f"{task.length} frames")
+            x, y = dataset[0]
+            print(f"{split}: {describe(dataset)['clips']} clips for {task.name}; x {tuple(x.shape)}, "
+                  f"y {tuple(y.shape)}")
+    except UserError:
+        # the error stays one line on stderr; the layout it refers to goes to stdout
+        print(f"Expected layout of {spec.name} under {root.resolve()}:\n{spec.layout}")
+        raise
     return 0
 
 
