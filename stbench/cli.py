@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import __version__, allocator, plugins
 from .config import check_device, check_override_keys, check_profile, check_seed, parse_overrides
-from .data import DATA_ROOT_VARIABLE, default_data_root
+from .specs import DATA_ROOT_VARIABLE, default_data_root
 from .errors import UserError
 from .tasks import parse_list
 

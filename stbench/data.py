@@ -1,91 +1,14 @@
 """The dataset contract: DatasetSpec, normalisation and clip helpers."""
-import os
 from pathlib import Path
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+from dataclasses import replace
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-Number = Union[float, Sequence[float]]
-
-
-@dataclass
-class DatasetSpec:
-    """One registered dataset.
-
-    ``open(root, split, t_in, t_out)`` returns a torch ``Dataset`` of
-    ``(x, y)`` pairs, ``x: [t_in, C, H, W]`` and ``y: [t_out, C, H, W]``,
-    float32, normalised as ``(native - mean) / std``. ``value_range`` is the
-    range of the *native* values (``None`` when unbounded, e.g. temperature);
-    bounded data have predictions clipped to it before SSIM / PSNR.
-    ``layout`` tells a user where to get the data and how the folder must look.
-
-    ``mean`` / ``std`` are fixed constants. A dataset whose statistics come from the data it is
-    opened from (e.g. the training years under the root) sets ``mean`` and ``std`` on the
-    :class:`Clips` it returns instead; :func:`statistics_of` then puts them in a copy of the spec
-    for de-normalising, and the registered spec is never changed.
-
-    ``check(root) -> str`` (optional) describes what was found under the data root for
-    ``stbench data check``. ``prepare(source, root) -> str`` (optional) turns an official
-    download the user already has (``source``: a zip, tar, folder of videos, ...) into the layout
-    ``open`` reads under ``root``, offline, and returns a one-paragraph summary; ``stbench data
-    prepare TASK --from SOURCE`` calls it. ``splits`` names the splits ``open`` accepts.
-    ``image_origin`` says where row 0 of a frame belongs when drawn: ``"upper"`` (images) or
-    ``"lower"`` (grids stored south to north, e.g. WeatherBench's ascending latitudes).
-    """
-
-    name: str
-    shape: Tuple[int, int, int]
-    open: Callable[..., Dataset]
-    max_length: int
-    layout: str
-    canonical_tasks: Sequence[str] = ()
-    value_range: Optional[Tuple[float, float]] = (0.0, 1.0)
-    mean: Number = 0.0
-    std: Number = 1.0
-    default_metrics: Sequence[str] = ("mse", "mae", "ssim", "psnr")
-    metric_options: Mapping[str, Any] = field(default_factory=dict)
-    train_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    hparams_like: Optional[str] = None
-    check: Optional[Callable[[str], str]] = None
-    prepare: Optional[Callable[[str, str], str]] = None
-    splits: Sequence[str] = ("train", "test")
-    image_origin: str = "upper"
-    description: str = ""
-    plugin: Optional[str] = None  # filled in by the registry
-
-    def _stat(self, value, like: torch.Tensor) -> torch.Tensor:
-        stat = torch.as_tensor(value, dtype=like.dtype, device=like.device)
-        if stat.ndim == 1:  # per channel: broadcast over [..., C, H, W]
-            stat = stat.view(-1, 1, 1)
-        return stat
-
-    def normalize(self, native: torch.Tensor) -> torch.Tensor:
-        return (native - self._stat(self.mean, native)) / self._stat(self.std, native)
-
-    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self._stat(self.std, x) + self._stat(self.mean, x)
-
-    @property
-    def data_range(self) -> float:
-        """Width of the native value range (SSIM / PSNR scale); 1.0 when unbounded."""
-        if self.value_range is None:
-            return 1.0
-        return float(self.value_range[1] - self.value_range[0])
-
-
-DATA_ROOT_VARIABLE = "STBENCH_DATA_ROOT"
-
-
-def default_data_root() -> str:
-    """Where datasets live unless a command names ``--data-root``: ``$STBENCH_DATA_ROOT`` or ``./data``.
-
-    The CLI sets the variable from ``--data-root`` before plugins load, so a plugin that registers
-    datasets found on disk (declared by YAML files) and every worker process see the same root.
-    """
-    return os.environ.get(DATA_ROOT_VARIABLE) or "data"
+# declared torch-free in specs (the CLI and plugin entry modules use them), re-exported here
+from .specs import DATA_ROOT_VARIABLE, DatasetSpec, Number, default_data_root  # noqa: F401
 
 
 def base_dataset(dataset):

@@ -1,21 +1,14 @@
 """stbench model plugin: the persistence baseline (repeat the last observed frame)."""
-from stbench import ModelSpec, STModel, hookimpl
+from stbench import ModelSpec, hookimpl, lazy
+from stbench.specs import lazy_exports
 
-
-class Persistence(STModel):
-    """Predicts that nothing moves: every future frame equals the last observed one."""
-
-    def forward(self, x, t_out):
-        return x[:, -1:].expand(-1, t_out, -1, -1, -1).clone()
-
-
-def build_persistence(task, hparams):
-    return Persistence()
+__getattr__ = lazy_exports(__name__, {"persistence": ("Persistence", "build_persistence")})
 
 
 @hookimpl
 def stbench_register_models(register):
-    register(ModelSpec(name="persistence", family="baseline", build=build_persistence,
+    register(ModelSpec(name="persistence", family="baseline",
+                       build=lazy("stbench_baselines.persistence:build_persistence"),
                        hparams={"smoke": {"default": {"epochs": 0}}, "quick": {"default": {"epochs": 0}},
                                 "paper": {"default": {"epochs": 0}}},
                        description="repeats the last observed frame; the floor every model must beat"))

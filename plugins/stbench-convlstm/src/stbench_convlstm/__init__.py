@@ -5,15 +5,19 @@
 """
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, load_yaml
-
-from .convlstm import ConvLSTM, ConvLSTMCell, build_convlstm
-from .recurrent import (RecurrentPredictor, ReverseScheduledSampling, ScheduledSampling, gate_conv, hidden_sizes,
-                        reverse_scheduled_sampling, scheduled_sampling, stack_inputs)
+from stbench import ModelSpec, hookimpl, lazy, load_yaml
+from stbench.specs import lazy_exports
 
 __all__ = ["ConvLSTM", "ConvLSTMCell", "OPENSTL_CELL_KEYS", "RecurrentPredictor", "ReverseScheduledSampling",
            "ScheduledSampling", "build_convlstm", "gate_conv", "hidden_sizes", "reverse_scheduled_sampling",
            "scheduled_sampling", "stack_inputs"]
+
+# the model code loads when first used, so registering (and `stbench list`) imports no torch
+__getattr__ = lazy_exports(__name__, {
+    "convlstm": ("ConvLSTM", "ConvLSTMCell", "build_convlstm"),
+    "recurrent": ("RecurrentPredictor", "ReverseScheduledSampling", "ScheduledSampling", "gate_conv", "hidden_sizes",
+                  "reverse_scheduled_sampling", "scheduled_sampling", "stack_inputs"),
+})
 
 
 # OpenSTL's key names for the recurrent cells: `cell_list.N.<gate>.0.weight` is the convolution of a
@@ -30,6 +34,6 @@ OPENSTL_CONVLSTM_UNUSED = ("cell_list.*.conv_o.*", "cell_list.*.conv_last.*")
 @hookimpl
 def stbench_register_models(register):
     configs = load_yaml(Path(__file__).with_name("configs.yaml"))
-    register(ModelSpec(name="convlstm", family="recurrent", build=build_convlstm, hparams=configs["convlstm"],
+    register(ModelSpec(name="convlstm", family="recurrent", build=lazy("stbench_convlstm.convlstm:build_convlstm"), hparams=configs["convlstm"],
                        description="ConvLSTM (Shi et al. 2015): convolutional LSTM cells stacked over frame patches",
                        checkpoint_ignore=OPENSTL_CONVLSTM_UNUSED, checkpoint_rename=OPENSTL_CELL_KEYS))

@@ -7,11 +7,23 @@
 - ``nino34``: Nino3.4 index correlation for ENSO (options ``latitudes`` / ``longitudes``, default
   the ICAR-ENSO 24x48 grid).
 """
-from stbench import MetricSpec, hookimpl
+from functools import partial
 
-from .categorical import build
-from .enso import build_nino34
-from .gridded import build_acc, build_wmae, build_wrmse
+from stbench import MetricSpec, hookimpl, lazy
+
+# the scores (torch) load when a metric is built, so registering (and `stbench list`) imports no torch
+_contingency = lazy("stbench_metrics_weather.categorical:ContingencyScore")
+
+
+def build(name):
+    """The builder of contingency score ``name`` (``build(name)(context) -> Metric``)."""
+    return partial(_contingency, name)
+
+
+build_wrmse = lazy("stbench_metrics_weather.gridded:build_wrmse")
+build_wmae = lazy("stbench_metrics_weather.gridded:build_wmae")
+build_acc = lazy("stbench_metrics_weather.gridded:build_acc")
+build_nino34 = lazy("stbench_metrics_weather.enso:build_nino34")
 
 METRICS = [
     MetricSpec("csi", build("csi"), True, "critical success index hits/(hits+misses+false alarms), mean over thresholds"),

@@ -1,20 +1,26 @@
 """stbench model plugin: PredRNN, PredRNN++ and PredRNN-v2 on the rollout of ``stbench_convlstm``."""
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, load_yaml
+from stbench import ModelSpec, hookimpl, lazy, load_yaml
+from stbench.specs import lazy_exports
 from stbench_convlstm import OPENSTL_CELL_KEYS
-
-from .cells import CausalLSTMCell, GradientHighwayUnit, SpatioTemporalLSTMCell
-from .models import PredRNN, PredRNNpp, PredRNNv2, build_predrnn, build_predrnnpp, build_predrnnv2
 
 __all__ = ["CausalLSTMCell", "GradientHighwayUnit", "PredRNN", "PredRNNpp", "PredRNNv2", "SpatioTemporalLSTMCell",
            "build_predrnn", "build_predrnnpp", "build_predrnnv2"]
 
+# the model code loads when first used, so registering (and `stbench list`) imports no torch
+__getattr__ = lazy_exports(__name__, {
+    "cells": ("CausalLSTMCell", "GradientHighwayUnit", "SpatioTemporalLSTMCell"),
+    "models": ("PredRNN", "PredRNNpp", "PredRNNv2", "build_predrnn", "build_predrnnpp", "build_predrnnv2"),
+})
+
 MODELS = {
-    "predrnn": (build_predrnn, "PredRNN (Wang et al. 2017): spatio-temporal LSTM cells with a zig-zag memory flow"),
-    "predrnnpp": (build_predrnnpp, "PredRNN++ (Wang et al. 2018): causal LSTM cells and a gradient highway unit"),
-    "predrnnv2": (build_predrnnv2, "PredRNN-v2 (Wang et al. 2022): PredRNN with memory decoupling and reverse "
-                                   "scheduled sampling"),
+    "predrnn": (lazy("stbench_predrnn.models:build_predrnn"),
+                "PredRNN (Wang et al. 2017): spatio-temporal LSTM cells with a zig-zag memory flow"),
+    "predrnnpp": (lazy("stbench_predrnn.models:build_predrnnpp"),
+                  "PredRNN++ (Wang et al. 2018): causal LSTM cells and a gradient highway unit"),
+    "predrnnv2": (lazy("stbench_predrnn.models:build_predrnnv2"),
+                  "PredRNN-v2 (Wang et al. 2022): PredRNN with memory decoupling and reverse scheduled sampling"),
 }
 
 

@@ -5,16 +5,21 @@ Models: ``simvp`` (SimVP v1, IncepU translator), ``simvpv2`` (gSTA), ``uniformer
 (TAU, USTEP) build on the public names exported here.
 """
 import re
+from functools import partial
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, load_yaml
-
-from .codec import Decoder, Encoder, frame_geometry, latent_size, sampling_pattern, to_layout
-from .model import SimVPModel
-from .translators import TRANSLATORS, Dense, Pointwise, build_translator
+from stbench import ModelSpec, hookimpl, lazy, load_yaml
+from stbench.specs import lazy_exports
 
 __all__ = ["Decoder", "Dense", "Encoder", "Pointwise", "SimVPModel", "TRANSLATORS", "build_translator", "frame_geometry",
            "latent_size", "sampling_pattern", "to_layout", "build_model", "MODELS", "openstl_keys"]
+
+# the model code loads when first used, so registering (and `stbench list`) imports no torch
+__getattr__ = lazy_exports(__name__, {
+    "codec": ("Decoder", "Encoder", "frame_geometry", "latent_size", "sampling_pattern", "to_layout"),
+    "model": ("SimVPModel", "build_model"),
+    "translators": ("TRANSLATORS", "Dense", "Pointwise", "build_translator"),
+})
 
 ARCH_KEYS = ("hid_s", "hid_t", "n_s", "n_t", "mlp_ratio", "drop", "drop_path", "spatio_kernel")
 
@@ -26,20 +31,6 @@ MODELS = {
     "mlpmixer": ("mlpmixer", "the SimVP framework with MLP-Mixer blocks"),
     "convnext": ("convnext", "the SimVP framework with ConvNeXt blocks"),
 }
-
-
-def build_model(task, hparams, translator, model_class=SimVPModel, extra_keys=()):
-    """Build ``model_class`` for ``task`` with ``translator`` from resolved hyper-parameters.
-
-    ``hparams`` may hold the architecture keys (:data:`ARCH_KEYS`) and the keys a subclass
-    adds (``extra_keys``, e.g. TAU's ``alpha``); anything else is a mistake and is refused.
-    """
-    allowed = set(ARCH_KEYS) | set(extra_keys)
-    unknown = sorted(set(hparams) - allowed)
-    if unknown:
-        raise ValueError(f"{model_class.__name__} does not take {', '.join(unknown)}; "
-                         f"known: {', '.join(sorted(allowed))}")
-    return model_class(task, translator=translator, **hparams)
 
 
 # OpenSTL's names for the same parameters (openstl/models/simvp_model.py and its sub-blocks), per
@@ -81,17 +72,11 @@ def openstl_keys(translator):
     return tuple(rules)
 
 
-def _builder(translator):
-    def build(task, hparams):
-        return build_model(task, hparams, translator)
-    build.__name__ = f"build_{translator}"
-    return build
-
-
 @hookimpl
 def stbench_register_models(register):
     configs = load_yaml(Path(__file__).with_name("configs.yaml"))
+    build_model = lazy("stbench_simvp.model:build_model")
     for name, (translator, description) in MODELS.items():
-        register(ModelSpec(name=name, family="recurrent-free", build=_builder(translator),
+        register(ModelSpec(name=name, family="recurrent-free", build=partial(build_model, translator=translator),
                            hparams=configs[name], description=description,
                            checkpoint_rename=openstl_keys(translator)))

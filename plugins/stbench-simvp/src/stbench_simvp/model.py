@@ -3,6 +3,7 @@ import torch
 
 from stbench import STModel
 
+from . import ARCH_KEYS
 from .codec import Decoder, Encoder, frame_geometry, to_layout
 from .translators import build_translator
 
@@ -45,3 +46,17 @@ class SimVPModel(STModel):
             chunks.append(current)
             produced += current.shape[1]
         return torch.cat(chunks, dim=1)[:, :t_out]
+
+
+def build_model(task, hparams, translator, model_class=SimVPModel, extra_keys=()):
+    """Build ``model_class`` for ``task`` with ``translator`` from resolved hyper-parameters.
+
+    ``hparams`` may hold the architecture keys (:data:`ARCH_KEYS`) and the keys a subclass
+    adds (``extra_keys``, e.g. TAU's ``alpha``); anything else is a mistake and is refused.
+    """
+    allowed = set(ARCH_KEYS) | set(extra_keys)
+    unknown = sorted(set(hparams) - allowed)
+    if unknown:
+        raise ValueError(f"{model_class.__name__} does not take {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(allowed))}")
+    return model_class(task, translator=translator, **hparams)

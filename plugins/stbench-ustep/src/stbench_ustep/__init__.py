@@ -4,15 +4,20 @@ Models: ``ustep`` (TAU modules), ``ustep-simvp`` (SimVP's IncepU modules) and
 ``ustep-uniformer`` (Uniformer modules). The single segment-level modules reuse the
 encoder, decoder and translators of ``stbench_simvp``.
 """
+from functools import partial
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, load_yaml
-
-from .model import CrossSegmentGates, SegmentModule, USTEPModel
-from .segments import Segmentation, default_delta_t, pad_front, partition, segmentation
+from stbench import ModelSpec, hookimpl, lazy, load_yaml
+from stbench.specs import lazy_exports
 
 __all__ = ["CrossSegmentGates", "SegmentModule", "USTEPModel", "Segmentation", "default_delta_t", "pad_front",
            "partition", "segmentation", "build_ustep", "MODELS"]
+
+# the model code loads when first used, so registering (and `stbench list`) imports no torch
+__getattr__ = lazy_exports(__name__, {
+    "model": ("CrossSegmentGates", "SegmentModule", "USTEPModel", "build_ustep"),
+    "segments": ("Segmentation", "default_delta_t", "pad_front", "partition", "segmentation"),
+})
 
 ARCH_KEYS = ("hid_s", "hid_t", "n_s", "n_t", "delta_t", "delta_T", "cross_segment", "gate_kernel", "mlp_ratio",
              "drop", "drop_path", "spatio_kernel")
@@ -26,22 +31,11 @@ MODELS = {
 }
 
 
-def build_ustep(task, hparams, translator="tau"):
-    """A :class:`USTEPModel` for ``task`` from the architecture keys of ``hparams``."""
-    arch = {key: hparams[key] for key in ARCH_KEYS if key in hparams}
-    return USTEPModel(task, translator=translator, **arch)
-
-
-def _builder(translator):
-    def build(task, hparams):
-        return build_ustep(task, hparams, translator)
-    build.__name__ = f"build_ustep_{translator}"
-    return build
-
-
 @hookimpl
 def stbench_register_models(register):
     configs = load_yaml(Path(__file__).with_name("configs.yaml"))
+    build_ustep = lazy("stbench_ustep.model:build_ustep")
     for name, (translator, description) in MODELS.items():
-        register(ModelSpec(name=name, family="hybrid", build=_builder(translator), hparams=configs[name],
+        register(ModelSpec(name=name, family="hybrid", build=partial(build_ustep, translator=translator),
+                           hparams=configs[name],
                            description=description))

@@ -8,6 +8,7 @@ from torch import nn
 from stbench import STModel, UserError
 from stbench_simvp import Decoder, Encoder, Pointwise, build_translator, frame_geometry, to_layout
 
+from . import ARCH_KEYS
 from .segments import Segmentation, pad_front, partition, segmentation
 
 
@@ -202,3 +203,9 @@ class USTEPModel(STModel):
     def loss(self, x: torch.Tensor, y: torch.Tensor, step: int) -> torch.Tensor:
         pred, target = self.predict_teacher_forced(x, y)
         return F.mse_loss(pred, target)
+
+
+def build_ustep(task, hparams, translator="tau"):
+    """A :class:`USTEPModel` for ``task`` from the architecture keys of ``hparams``."""
+    arch = {key: hparams[key] for key in ARCH_KEYS if key in hparams}
+    return USTEPModel(task, translator=translator, **arch)

@@ -1,0 +1,134 @@
+"""The metric base classes: MetricContext, Metric, FrameMetric and Unavailable (they need torch)."""
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+
+import torch
+
+from ..specs import MetricSpec, NotAvailable  # noqa: F401 - declared torch-free in specs, re-exported here
+
+
+@dataclass
+class MetricContext:
+    """What a metric may need to know about the data it scores."""
+
+    dataset: str = ""
+    task: str = ""
+    value_range: Optional[Tuple[float, float]] = (0.0, 1.0)
+    data_range: float = 1.0
+    spatial_norm: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def clip(self, pred: torch.Tensor) -> torch.Tensor:
+        """Clip a prediction to the native value range (bounded data only)."""
+        if self.value_range is None:
+            return pred
+        return pred.clamp(self.value_range[0], self.value_range[1])
+
+
+
+
+class Metric:
+    """A streaming metric: ``reset()``, ``update(pred, true)``, ``compute()``.
+
+    ``update`` receives de-normalised tensors ``[B, T, C, H, W]``. Set-level metrics (FVD) keep
+    statistics across updates. ``compute()`` returns ``{key: float or NotAvailable}``; the
+    optional parts below have defaults here, so the engine calls them on every metric.
+    """
+
+    name = "metric"
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def update(self, pred: torch.Tensor, true: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> Dict[str, Union[float, NotAvailable]]:
+        raise NotImplementedError
+
+    def per_frame(self) -> Optional[Dict[str, List[float]]]:
+        """``{key: [value per predicted frame]}``, or ``None`` (default) when not defined per frame."""
+        return None
+
+    def per_clip(self) -> Optional[Dict[str, List[float]]]:
+        """``{key: [value per test clip, in test order]}`` for significance tests, or ``None`` (default)."""
+        return None
+
+    def provenance(self) -> Dict[str, str]:
+        """What the numbers depend on beyond the data, e.g. the weight file and its sha256 (default: none)."""
+        return {}
+
+
+class FrameMetric(Metric):
+    """A metric defined per (clip, frame) and averaged over clips and frames.
+
+    Subclasses implement ``frame_values(pred, true) -> [B, T]``; this class
+    streams sums per frame index, so per-frame curves come for free.
+    """
+
+    def __init__(self, name: str, context: MetricContext):
+        self.name, self.context = name, context
+        self.reset()
+
+    def reset(self):
+        self._sum = None
+        self._count = 0
+        self._clips: List[torch.Tensor] = []
+
+    def frame_values(self, pred, true) -> torch.Tensor:  # pragma: no cover - contract
+        raise NotImplementedError
+
+    def update(self, pred, true):
+        if pred.shape != true.shape or pred.ndim != 5:
+            raise ValueError(f"{self.name}: pred {tuple(pred.shape)} and true {tuple(true.shape)} "
+                             "must both be [B, T, C, H, W]")
+        values = self.frame_values(pred.double(), true.double()).cpu()
+        self._clips.append(values.mean(1))
+        values = values.sum(0)
+        self._sum = values if self._sum is None else self._sum + values
+        self._count += pred.shape[0]
+
+    def _per_frame_means(self) -> torch.Tensor:
+        if self._sum is None:
+            raise ValueError(f"{self.name}: no data was scored")
+        return self._sum / self._count
+
+    def finish(self, per_frame_mean: torch.Tensor, overall: torch.Tensor):
+        """Hook for derived metrics (RMSE): map averaged values to reported ones."""
+        return per_frame_mean, overall
+
+    def compute(self):
+        frames = self._per_frame_means()
+        _, overall = self.finish(frames, frames.mean())
+        return {self.name: float(overall)}
+
+    def per_frame(self):
+        frames = self._per_frame_means()
+        frames, _ = self.finish(frames, frames.mean())
+        return {self.name: [float(v) for v in frames]}
+
+    def per_clip(self):
+        """The clip-level value (mean over its frames, then ``finish``: RMSE's root per clip)."""
+        if not self._clips:
+            return None
+        clips = torch.cat(self._clips)
+        _, clips = self.finish(clips, clips)
+        return {self.name: [float(v) for v in clips]}
+
+
+class Unavailable(Metric):
+    """A metric that cannot be computed here: it scores nothing and reports :class:`NotAvailable`."""
+
+    def __init__(self, name: str, reason: str):
+        self.name, self.reason = name, reason
+
+    def reset(self):
+        pass
+
+    def update(self, pred, true):
+        pass
+
+    def compute(self):
+        return {self.name: NotAvailable(self.reason)}
+
+
