@@ -8,9 +8,16 @@ import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .config import TRAIN_KEYS
+
+if TYPE_CHECKING:  # names for type hints only; importing them here would import torch
+    import torch
+    from torch.utils.data import Dataset
+
+    from .metrics.base import Metric, MetricContext
+    from .models import MultiTaskModel, STModel
 
 FAMILIES = ("recurrent", "recurrent-free", "hybrid", "baseline")
 DATA_ROOT_VARIABLE = "STBENCH_DATA_ROOT"

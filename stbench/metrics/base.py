@@ -1,10 +1,10 @@
 """The metric base classes: MetricContext, Metric, FrameMetric and Unavailable (they need torch)."""
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 
-from ..specs import MetricSpec, NotAvailable  # noqa: F401 - declared torch-free in specs, re-exported here
+from ..specs import NotAvailable
 
 
 @dataclass

@@ -12,7 +12,7 @@ from stbench.cli import main
 from stbench.plugins import get_dataset
 from stbench_data_common.testing import smoke_record as run_persistence
 from stbench_data_mmnist.moving import trajectories
-from stbench_data_mnist_variants import backgrounds
+from stbench_data_mnist_variants import backgrounds, reader
 
 
 def write_idx(path, n, seed):
@@ -107,7 +107,7 @@ def test_mfmnist_packaged_digits_and_generated_test_set(tmp_path):
 
 
 def test_mfmnist_errors(tmp_path, monkeypatch):
-    monkeypatch.setattr(variants, "FMNIST_SYSTEM", tmp_path / "absent")
+    monkeypatch.setattr(reader, "FMNIST_SYSTEM", tmp_path / "absent")  # where the readers look it up
     with pytest.raises(UserError, match="no Fashion-MNIST digits found"):
         get_dataset("mfmnist").open(str(tmp_path), "train", 10, 10)
     path = tmp_path / "moving_fmnist" / "train-images-idx3-ubyte.gz"
@@ -196,7 +196,7 @@ def test_cli_data_check_and_exit_code(tmp_path, capsys, monkeypatch):
     assert main(["data", "check", "mmnist-cluttered-10-10", "--data-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "test: 20 digits" in out and "test: 10000 clips for mmnist-cluttered-10-10; x (10, 3, 64, 64)" in out
-    monkeypatch.setattr(variants, "FMNIST_SYSTEM", tmp_path / "absent")
+    monkeypatch.setattr(reader, "FMNIST_SYSTEM", tmp_path / "absent")  # where the readers look it up
     assert main(["data", "check", "mfmnist-10-10", "--data-root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no Fashion-MNIST digits found" in err and "Traceback" not in err

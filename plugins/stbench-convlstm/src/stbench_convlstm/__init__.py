@@ -34,6 +34,7 @@ OPENSTL_CONVLSTM_UNUSED = ("cell_list.*.conv_o.*", "cell_list.*.conv_last.*")
 @hookimpl
 def stbench_register_models(register):
     configs = load_yaml(Path(__file__).with_name("configs.yaml"))
-    register(ModelSpec(name="convlstm", family="recurrent", build=lazy("stbench_convlstm.convlstm:build_convlstm"), hparams=configs["convlstm"],
+    register(ModelSpec(name="convlstm", family="recurrent", build=lazy("stbench_convlstm.convlstm:build_convlstm"),
+                       hparams=configs["convlstm"],
                        description="ConvLSTM (Shi et al. 2015): convolutional LSTM cells stacked over frame patches",
                        checkpoint_ignore=OPENSTL_CONVLSTM_UNUSED, checkpoint_rename=OPENSTL_CELL_KEYS))

@@ -6,8 +6,6 @@ from typing import Callable, Dict, Iterable, Sequence
 
 from stbench import DatasetSpec, Task, UserError, parse_task
 
-from .clips import NoClips
-
 
 def fetch_hint(source: str, task: str, prepare: bool = False) -> str:
     """The tail of every missing-data line: where to get the data and which command shows the layout."""
@@ -86,6 +84,8 @@ def describe_split(spec, root, split: str, task: Task) -> str:
 
 def check_report(spec, root, extra: Iterable[Callable[[], str]] = ()) -> str:
     """Dataset-specific checks (cheap, file level) first, then every split at every canonical clip length."""
+    from .clips import NoClips  # here: declaring a dataset with video_spec must not import torch
+
     lines = [f"{spec.name}: frames {tuple(spec.shape)}, canonical tasks {', '.join(spec.canonical_tasks)}"]
     lines += ["  " + check() for check in extra]
     empty: Dict[str, list] = {"train": [], "test": []}

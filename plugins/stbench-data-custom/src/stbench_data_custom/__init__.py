@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 from stbench import UserError, hookimpl
-from stbench.data import default_data_root
+from stbench.specs import default_data_root
 
 from .config import ConfigError, CustomConfig, parse
-from .dataset import build_spec
 
 FOLDER = "custom"
 SUFFIXES = (".yaml", ".yml")
@@ -44,6 +43,8 @@ def load_declarations(root):
         if config.name in names:
             warn(f"custom dataset {path}: the name '{config.name}' is already declared by {names[config.name]}")
             continue
+        from .declaration import build_spec  # numpy / PIL: only when a declaration exists
+
         try:
             spec = build_spec(config, root)
         except UserError as error:

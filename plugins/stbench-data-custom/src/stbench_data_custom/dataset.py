@@ -1,41 +1,18 @@
-"""A DatasetSpec from a validated custom-dataset declaration: splits, clip windows, values and the data check."""
-import os
-from functools import partial
-from pathlib import Path
-from typing import List, Optional, Tuple
+"""A custom dataset's clips: splits, clip windows, z-score statistics and the data check (torch).
+
+Its DatasetSpec is declared by :mod:`stbench_data_custom.declaration`, which imports no torch.
+"""
+from typing import List, Tuple
 
 import numpy as np
 import torch
 
-from stbench import Clips, DatasetSpec, UserError, parse_task
+from stbench import Clips, UserError, parse_task
 
 from .config import SPLITS, CustomConfig
-from .sources import open_source
+from .declaration import _what, open_reader, source_path, values
 
-UNBOUNDED_MAX_LENGTH = 100_000  # sequences of unknown length (folders): open() reports what does not fit
 STATISTICS_SEQUENCES = 64  # z-score statistics come from this many training sequences, evenly spaced
-
-
-def _what(config: CustomConfig) -> str:
-    return f"custom dataset '{config.name}' ({config.file})"
-
-
-def source_path(config: CustomConfig, root, split: str) -> Tuple[Path, str]:
-    """(absolute path of the split's source, its key in files); relative paths start at the data root."""
-    key = split if split in config.files else "*"
-    path = Path(config.files[key].path).expanduser()
-    return Path(os.path.abspath(path if path.is_absolute() else Path(root) / path)), key
-
-
-def open_reader(config: CustomConfig, root, split: str):
-    path, key = source_path(config, root, split)
-    source = config.files[key]
-    where = f"files.{key}" if key != "*" else "files"
-    try:
-        return open_source(path, source.key, source.layout, config.size, config.channels, _what(config))
-    except UserError as error:
-        raise UserError(f"{error} ({where} in the YAML file; 'stbench data check {config.canonical_tasks[0]}' "
-                        "checks it)") from None
 
 
 def split_sequences(config: CustomConfig, count: int, split: str) -> range:
@@ -49,22 +26,6 @@ def split_sequences(config: CustomConfig, count: int, split: str) -> range:
             total += config.fractions[name]
             bounds[name] = range(first, round(total * count))
     return bounds[split]
-
-
-def values(config: CustomConfig, dtype) -> Tuple[float, Optional[Tuple[float, float]], object]:
-    """(scale from stored to native values, native value range, normalisation) once the stored dtype is known.
-
-    8-bit data (and every folder of frames) default to scale 1/255 and range [0, 1]; other data to scale 1 and
-    an unbounded range; normalisation defaults to the range when bounded, else z-scores of the training split.
-    """
-    eight_bit = np.dtype(dtype) == np.uint8
-    scale = config.scale if config.scale is not None else (1 / 255 if eight_bit and not config.value_range_given
-                                                           else 1.0)
-    value_range = config.value_range if config.value_range_given else ((0.0, 1.0) if eight_bit else None)
-    normalise = config.normalise or ("range" if value_range is not None else "zscore")
-    if normalise == "range" and value_range is None:
-        raise UserError(f"{_what(config)}: normalise: range needs a bounded value_range [low, high]")
-    return scale, value_range, normalise
 
 
 class CustomClips(Clips):
@@ -177,46 +138,3 @@ def check_custom(config: CustomConfig, shape, root) -> str:
             lines.append(f"  {split}: {len(dataset)} clips of {task.length} frames, native values "
                          f"{low:.4g}..{high:.4g} (first and last clip)")
     return "\n".join(lines)
-
-
-def build_spec(config: CustomConfig, root) -> DatasetSpec:
-    """The DatasetSpec; the frame shape (and the clip length of an array) are read from the training source."""
-    reader = open_reader(config, root, "train")
-    shape = tuple(int(n) for n in reader.frame_shape)
-    scale, value_range, normalise = values(config, reader.dtype)
-    lengths = [reader.length] if reader.kind == "array" else []
-    max_length = config.max_length or (max(lengths) if lengths else UNBOUNDED_MAX_LENGTH)
-    mean: object = 0.0
-    std: object = 1.0
-    if normalise == "range":
-        mean, std = value_range[0], value_range[1] - value_range[0]
-    elif isinstance(normalise, tuple):
-        mean, std = normalise
-        mean = mean[0] if len(mean) == 1 else tuple(mean)
-        std = std[0] if len(std) == 1 else tuple(std)
-    return DatasetSpec(
-        name=config.name,
-        shape=shape,
-        open=partial(open_custom, config, shape),
-        max_length=max_length,
-        layout=layout_text(config),
-        canonical_tasks=tuple(config.canonical_tasks),
-        value_range=value_range,
-        mean=mean,
-        std=std,
-        default_metrics=tuple(config.metrics) if config.metrics else (
-            ("mse", "mae", "ssim", "psnr") if value_range is not None else ("mse", "mae", "rmse")),
-        hparams_like=config.hparams_like,
-        check=partial(check_custom, config, shape),
-        splits=tuple(config.splits),
-        image_origin=config.image_origin,
-        description=config.description or f"custom dataset declared by {config.file}",
-    )
-
-
-def layout_text(config: CustomConfig) -> str:
-    sources = "; ".join(f"{split if split != '*' else 'all splits'}: {source.path}"
-                        + (f" [{source.key}]" if source.key else "") for split, source in config.files.items())
-    return (f"custom dataset '{config.name}', declared by {config.file} ({sources}; relative paths start at the data "
-            "root). Arrays are [N, T, C, H, W] (or NTHWC with layout: NTHWC); a folder holds one video file or one "
-            "sub-folder of numbered images per sequence.")

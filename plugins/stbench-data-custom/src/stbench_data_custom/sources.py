@@ -1,17 +1,24 @@
 """Readers for a custom dataset's sequences: one array [N, T, ...] (.npy / .npz / HDF5) or a folder of videos or
-image sequences. Each gives sequences of frames ``[T, C, H, W]`` as stored (float32), read on demand."""
+image sequences. Each gives sequences of frames ``[T, C, H, W]`` as stored (float32), read on demand.
+
+Opening a source reads only its shape (numpy, PIL, the video header), so a custom dataset registers without
+torch; torch and the frame decoders load when frames are read."""
+from __future__ import annotations
+
 import os
 import re
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from stbench import UserError
-from stbench_data_common import (VIDEO_SUFFIXES, LazyH5, decode_frames, decode_image, frame_count, load_npy, npz_member,
-                                 read_h5, resize, stack_frames)
+from stbench_data_common.arrays import LazyH5, load_npy, npz_member, read_h5
+from stbench_data_common.video import VIDEO_SUFFIXES, decode_frames, frame_count
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
@@ -92,6 +99,8 @@ class ArraySource:
             frames = frames[:, None]
         elif self.layout == "NTHWC":
             frames = frames.transpose(0, 3, 1, 2)
+        import torch  # here: opening a source for registration must not import torch
+
         return torch.from_numpy(np.ascontiguousarray(frames))
 
 
@@ -140,6 +149,8 @@ class FolderSource:
         return self._lengths
 
     def read(self, sequence: int, start: int, length: int) -> torch.Tensor:
+        from stbench_data_common.frames import decode_image, resize, stack_frames  # torch: only to read frames
+
         path, names = self.sequences[sequence]
         if names is None:
             frames = decode_frames(path, start, length, mode=self.mode)

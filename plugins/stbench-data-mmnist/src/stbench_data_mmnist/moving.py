@@ -8,7 +8,7 @@ import numpy as np
 from stbench import UserError
 from stbench_data_common import load_data_pickle
 
-IMAGE_SIZE = 64
+from . import IMAGE_SIZE  # declared by the package, without numpy
 DIGIT_SIZE = 28
 STEP = 0.1  # per frame, in units of the free canvas (64 - 28 pixels)
 

