@@ -56,6 +56,9 @@ class lazy:  # noqa: N801 - used like a function: lazy("package.module:attribute
     def __repr__(self) -> str:
         return f"lazy({self.target!r})"
 
+    def __reduce__(self):  # worker processes get the target's name and import it themselves
+        return lazy, (self.target,)
+
     def __eq__(self, other) -> bool:
         return isinstance(other, lazy) and other.target == self.target
 

@@ -2,6 +2,7 @@
 import importlib.metadata
 import json
 import os
+import pickle
 import subprocess
 import sys
 from functools import partial
@@ -103,6 +104,8 @@ def test_lazy_imports_on_first_call_and_names_its_target():
     assert sqrt(9.0) == 3.0 and sqrt.resolve() is __import__("math").sqrt
     assert lazy("os.path:join")("a", "b") == os.path.join("a", "b")
     assert lazy("math:sqrt") == sqrt and len({sqrt, lazy("math:sqrt")}) == 1
+    copied = pickle.loads(pickle.dumps(sqrt))
+    assert copied == sqrt and copied(16.0) == 4.0
     with pytest.raises(ValueError, match="package.module:attribute"):
         lazy("math.sqrt")
     with pytest.raises(ModuleNotFoundError):
