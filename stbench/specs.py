@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 from .config import TRAIN_KEYS
 
-if TYPE_CHECKING:  # names for type hints only; importing them here would import torch
+if TYPE_CHECKING:  # for type hints only; importing torch here would make every declaration cost it
     import torch
     from torch.utils.data import Dataset
 
-    from .metrics.base import Metric, MetricContext
-    from .models import MultiTaskModel, STModel
+# The hints "STModel", "MultiTaskModel" (stbench.models), "Metric" and "MetricContext" (stbench.metrics.base)
+# stay strings that are never imported here: those modules import this one.
 
 FAMILIES = ("recurrent", "recurrent-free", "hybrid", "baseline")
 DATA_ROOT_VARIABLE = "STBENCH_DATA_ROOT"
@@ -69,8 +69,9 @@ class lazy:  # noqa: N801 - used like a function: lazy("package.module:attribute
 def lazy_exports(package: str, modules: Mapping[str, Sequence[str]]) -> Callable[[str], Any]:
     """A PEP 562 ``__getattr__`` for a plugin package whose names live in submodules loaded on first use.
 
-    ``modules`` maps a submodule (relative to ``package``) to the names it provides, so
-    ``from stbench_tau import TAUModel`` keeps working while ``import stbench_tau`` stays cheap.
+    ``modules`` maps a submodule of ``package`` (or, with a dot in it, any module by its full name) to the
+    names it provides, so ``from stbench_tau import TAUModel`` keeps working while ``import stbench_tau``
+    stays cheap.
     """
     owner = {name: module for module, names in modules.items() for name in names}
 
@@ -78,7 +79,7 @@ def lazy_exports(package: str, modules: Mapping[str, Sequence[str]]) -> Callable
         module = owner.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.{module}"), name)
+        return getattr(importlib.import_module(module if "." in module else f"{package}.{module}"), name)
 
     return __getattr__
 

@@ -119,6 +119,7 @@ def test_lazy_exports_load_a_submodule_on_access():
     from stbench.metrics.pixel_scores import SSIM
 
     assert getter("SSIM") is SSIM
+    assert lazy_exports("stbench.metrics.pixel", {"stbench.metrics.pixel_scores": ("SSIM",)})("SSIM") is SSIM
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         getter("nothing")
 

@@ -36,5 +36,6 @@ def stbench_register_metrics(register):
         register(spec)
 
 
-__getattr__ = lazy_exports(__name__, {"pixel_scores": ("MAE", "MSE", "PSNR", "RMSE", "SSIM", "ssim_frames",
-                                                       "METRIC_CLASSES", "build")})
+__getattr__ = lazy_exports(__name__, {
+    "stbench.metrics.pixel_scores": ("MAE", "MSE", "PSNR", "RMSE", "SSIM", "ssim_frames", "METRIC_CLASSES", "build"),
+})
