@@ -44,7 +44,10 @@ class lazy:  # noqa: N801 - used like a function: lazy("package.module:attribute
         """The target itself (imported now if it was not yet)."""
         if self._resolved is None:
             module, _, attribute = self.target.partition(":")
-            found = importlib.import_module(module)
+            try:
+                found = importlib.import_module(module)
+            except ImportError as error:  # say which plugin code needed the missing module
+                raise type(error)(f"cannot load {self.target}: {error}", name=error.name) from error
             for part in attribute.split("."):
                 found = getattr(found, part)
             self._resolved = found

@@ -108,7 +108,7 @@ def test_lazy_imports_on_first_call_and_names_its_target():
     assert copied == sqrt and copied(16.0) == 4.0
     with pytest.raises(ValueError, match="package.module:attribute"):
         lazy("math.sqrt")
-    with pytest.raises(ModuleNotFoundError):
+    with pytest.raises(ModuleNotFoundError, match="cannot load stbench_no_such_module:thing: No module named"):
         lazy("stbench_no_such_module:thing")()
     with pytest.raises(AttributeError):
         lazy("math:no_such_function")()

@@ -7,9 +7,8 @@ import torch
 
 from stbench import Clips, UserError
 
-from .moving import clip_plans, draw, packaged_mnist, read_idx_images, render_clip
-
 from . import FOLDER, IMAGE_SIZE, LAYOUT, TEST_CLIPS, TEST_FILE, TEST_LENGTH, TEST_SEED, TRAIN_CLIPS_PER_EPOCH
+from .moving import clip_plans, draw, packaged_mnist, read_idx_images, render_clip
 
 
 class MovingDigitsTrain(Clips):

@@ -10,10 +10,9 @@ from stbench_data_mmnist import IMAGE_SIZE, TEST_LENGTH
 from stbench_data_mmnist import MovingDigitsTrain, fixed_test_clips, load_digits, published_test
 from stbench_data_mmnist.moving import DIGIT_SIZE, STEP, read_idx_images
 
-from .backgrounds import load_backgrounds
-
 from . import (CLUTTERED_TEST, DYNAMIC_SIGMA, FMNIST_FOLDER, FMNIST_LAYOUT, FMNIST_SYSTEM, FMNIST_TEST, TEST_CLIPS,
                TEST_SEED, TRAIN_CLIPS)
+from .backgrounds import load_backgrounds
 
 
 def packaged_fmnist(split):
