@@ -76,7 +76,7 @@ def _machine(args):
 
 
 def cmd_run(args):
-    from .planning import plans_for
+    from .planning import parse_budget, plans_for
     from .running import execute_all
 
     profile = check_profile(args.profile)
@@ -85,7 +85,8 @@ def cmd_run(args):
     overrides = _overrides(args, models)
     metrics = parse_list(args.metrics) if args.metrics else None
     plans = plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
-                      _metric_options(args.metric_option), joint=args.joint, precision=_precision(args))
+                      _metric_options(args.metric_option), joint=args.joint, precision=_precision(args),
+                      budget=parse_budget(args.budget))
     machine = _machine(args)
     _, failed = execute_all(plans, args.data_root, args.out, machine, force=args.force, debug=_debug(args),
                             save_predictions=args.save_predictions)
@@ -466,6 +467,9 @@ def build_parser():
     _out_option(run)
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a hyper-parameter or training setting (repeatable)")
+    run.add_argument("--budget", metavar="KIND=VALUE",
+                     help="the same training budget for every model: epochs=N, seconds=S (wall clock, converted "
+                          "to epochs by timing a few steps) or macs=M (training MACs); the board says which")
     run.add_argument("--seed", type=int, default=0, help="the seed of a single run (default 0)")
     run.add_argument("--seeds", help="comma-separated seeds: one run per seed, e.g. 0,1,2")
     run.add_argument("--repeats", type=int, help="N runs with seeds --seed .. --seed+N-1")

@@ -16,11 +16,11 @@ from .data import describe, open_splits
 from .errors import UserError
 from .distributed import SINGLE, Processes
 from .evaluation import build_metrics, evaluate
-from .files import locked, remove_stale_temporaries, write_with
+from .files import locked, remove_stale_temporaries, write_json_atomic, write_with
 from .planning import RunPlan, build_model, task_models
 from .profiling import count_macs
-from .records import (RECORD_NAME, RunRecord, early_failure_record, fail_record, finish_record, read_record,
-                      start_record, write_record)
+from .records import (RECORD_NAME, RunRecord, early_failure_record, fail_record, finish_record, read_json,
+                      read_record, start_record, write_record)
 from .training import (Loading, JointBatches, RunFailed, SingleTaskBatches, TrainResult, default_workers, log,
                        seed_everything, train)
 
@@ -64,6 +64,72 @@ def pick_device(requested: Optional[str] = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def resolve_budget(plan: RunPlan, data_root, out_dir, machine: "Machine") -> None:
+    """Turn a ``--budget seconds=S`` or ``macs=M`` into epochs (and, below one epoch, training clips) for this
+    model, the same way for every model: MACs as 3x the forward MACs of each training clip (forward and
+    backward), seconds from timing a few training steps here. The conversion is kept beside the runs, so
+    an interrupted run resumes under the same epochs instead of timing again."""
+    if not plan.budget or plan.budget[0] == "epochs":
+        return
+    kind, value = plan.budget
+    part = plan.parts[0]
+    cache = Path(out_dir) / "runs" / part.task.name / f".budget__{plan.model_spec.name}__{plan.profile}__{kind}{value:g}.json"
+    estimate = None
+    if machine.processes.main:
+        estimate = read_json(cache) if cache.exists() else None
+        if estimate is None:
+            estimate = _estimate_budget(plan, data_root, machine, kind, value)
+            write_json_atomic(cache, estimate)
+    estimate = machine.processes.broadcast(estimate)
+    for item in plan.parts:
+        item.train["epochs"] = int(estimate["epochs"])
+        if estimate.get("train_samples"):
+            item.train["train_samples"] = int(estimate["train_samples"])
+    plan.budget_estimate = estimate
+
+
+def _estimate_budget(plan, data_root, machine, kind, value) -> dict:
+    import math
+
+    from .data import open_split
+    from .training import LossOf, make_optimizers
+
+    part = plan.parts[0]
+    train_set = open_split(part.dataset_spec, data_root, "train", part.task)
+    clips = min(len(train_set), part.train["train_samples"] or len(train_set))
+    batch = int(part.train["batch_size"])
+    steps_per_epoch = max(1, clips // batch)
+    model = build_model(plan)
+    view = task_models(plan, model)[0]
+    if kind == "macs":
+        per_epoch = 3 * count_macs(view, part.task) * steps_per_epoch * batch
+        epochs = value / per_epoch if per_epoch else 1.0
+        basis = {"training_macs_per_epoch": per_epoch, "rule": "3 x forward MACs per training clip"}
+    else:
+        model.to(machine.device).train()
+        loss_of = LossOf(model)
+        optimizers = make_optimizers(model, plan.train)
+        batches = iter(SingleTaskBatches(train_set, batch, plan.seed).epoch(0))
+        times = []
+        for step in range(3):  # the first step warms caches up and is not counted
+            x, y, _ = next(batches)
+            start = time.perf_counter()
+            loss = loss_of(x.to(machine.device), y.to(machine.device), step)
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for optimizer in optimizers:
+                optimizer.step()
+            times.append(time.perf_counter() - start)
+        per_step = sum(times[1:]) / len(times[1:])
+        epochs = value / (per_step * steps_per_epoch)
+        basis = {"seconds_per_step": per_step, "rule": "training steps timed on this machine"}
+    estimate = {"kind": kind, "value": value, "epochs": max(1, math.floor(epochs)), **basis}
+    if epochs < 1:  # less than one epoch: one epoch over fewer clips
+        estimate["train_samples"] = max(batch, int(epochs * steps_per_epoch) * batch)
+    return estimate
+
+
 def finished_records(plan: RunPlan, out_dir, force: bool) -> Optional[List[RunRecord]]:
     """The records of this very run and evaluation when all are finished (then nothing runs again)."""
     if force:
@@ -96,6 +162,7 @@ def execute(plan: RunPlan, data_root, out_dir, machine: Optional[Machine] = None
     decides and holds the lock; every rank follows its decision."""
     machine = machine or Machine()
     processes = machine.processes
+    resolve_budget(plan, data_root, out_dir, machine)
     done = None
     if processes.main:
         done = finished_records(plan, out_dir, force or (save_predictions and not _predictions_saved(plan, out_dir)))
@@ -161,7 +228,8 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
                 evaluation.update(source="checkpoint", checkpoint=loaded)
             described = {"root": str(data_root), "train": describe(train_set), "test": describe(test_set)}
             record = start_record(plan, part, view, described, device, evaluation, count_macs(view, part.task))
-            record.update(machine.describe(plan.train["batch_size"], loading))
+            record.update(machine.describe(plan.train["batch_size"], loading),
+                          budget=plan.budget_record(part, len(train_set)))
             records.append(record)
         model.to(device)
         trained = TrainResult()

@@ -241,3 +241,42 @@ def test_weights_lists_what_each_metric_can_use(monkeypatch, tmp_path, capsys):
     assert main(["weights", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert {"lpips", "fvd"} <= set(listing) and all("how_to_get" in item for item in listing["lpips"])
+
+
+def test_quick_gives_every_model_the_same_budget(use_plugins):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    from stbench import DatasetSpec, ModelSpec
+    from stbench.config import TRAIN_DEFAULTS, resolve
+    from stbench.planning import plan_run
+
+    spec = ModelSpec(name="m", family="baseline", build=None,
+                     hparams={"quick": {"default": {"epochs": 9, "train_samples": 50, "lr": 0.5}}})
+    dataset = DatasetSpec(name="d", shape=(1, 8, 8), open=None, max_length=20, layout="")
+    train, _, _ = resolve(spec, dataset, "quick", {})
+    assert train["epochs"] == TRAIN_DEFAULTS["quick"]["epochs"] and train["train_samples"] == 2000
+    assert train["lr"] == 0.5  # what is not budget still comes from the model
+    train, _, _ = resolve(spec, dataset, "quick", {"epochs": 4})
+    assert train["epochs"] == 4  # the user may still override
+    assert plan_run("tiny", "toy-6-6", "smoke").parts[0].train["epochs"] == 2  # smoke keeps declarations
+
+
+@pytest.mark.parametrize("budget,check", [
+    ("epochs=3", lambda r: r["epochs"] == 3 and r["budget"]["kind"] == "epochs"),
+    ("macs=1e7", lambda r: r["budget"]["kind"] == "macs" and r["budget"]["estimate"]["training_macs_per_epoch"] > 0),
+    ("seconds=0.5", lambda r: r["budget"]["kind"] == "seconds" and r["budget"]["estimate"]["seconds_per_step"] > 0),
+])
+def test_budget_is_applied_and_recorded(use_plugins, toy_root, tmp_path, budget, check):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    assert _run(out, toy_root, "--budget", budget) == 0
+    record = _records(out)[0]
+    assert check(record), record["budget"]
+    assert record["budget"]["epochs"] == record["epochs"] and record["budget"]["train_clips"] > 0
+    assert _run(out, toy_root, "--budget", budget) == 0  # converted once: the rerun finds the same run done
+
+
+def test_bad_budget_is_one_line(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    for bad in ("hours=3", "epochs=1.5", "macs=lots", "seconds=-1"):
+        assert _run(tmp_path / "out", toy_root, "--budget", bad) == 2
+        assert "--budget" in capsys.readouterr().err
