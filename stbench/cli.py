@@ -72,7 +72,10 @@ def _machine(args):
     requested = check_device(args.device)
     processes = join_from_environment(requested)
     device = device_for(processes, pick_device(requested))
-    return Machine(device=device, workers=args.workers, processes=processes)
+    from .logs import check_loggers
+
+    loggers = tuple(check_loggers(parse_list(vars(args).get("logger") or "csv,tensorboard")))
+    return Machine(device=device, workers=args.workers, processes=processes, loggers=loggers)
 
 
 def cmd_run(args):
@@ -481,6 +484,9 @@ def build_parser():
     run.add_argument("--no-leaderboard", action="store_true",
                      help="write run records only (a launcher regenerates the boards once at the end)")
     _save_predictions_option(run)
+    run.add_argument("--logger", default="csv,tensorboard",
+                     help="run logs beside each record: none, or any of csv, tensorboard, mlflow, wandb "
+                          "(comma-separated; mlflow / wandb are imported only when named; default csv,tensorboard)")
     _debug_option(run)
     run.set_defaults(func=cmd_run)
 

@@ -16,6 +16,7 @@ from .data import describe, open_splits
 from .errors import UserError
 from .distributed import SINGLE, Processes
 from .evaluation import build_metrics, evaluate
+from .logs import DEFAULT_LOGGERS, RunLog
 from .files import locked, remove_stale_temporaries, write_json_atomic, write_with
 from .planning import RunPlan, build_model, task_models
 from .profiling import count_macs
@@ -36,6 +37,7 @@ class Machine:
     device: str = "cpu"
     workers: Optional[int] = None  # DataLoader workers; None: the machine's default
     processes: Processes = SINGLE
+    loggers: Tuple[str, ...] = DEFAULT_LOGGERS
 
     def loading(self) -> Loading:
         workers = default_workers(self.device, self.processes.world) if self.workers is None else int(self.workers)
@@ -238,8 +240,10 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
                                          task=part.task.name if plan.joint else None, loading=loading)
                        for part, (train_set, _) in zip(plan.parts, data)]
             batches = JointBatches(streams, plan.seed) if plan.joint else streams[0]
+            logged = checkpoint.parent
             trained = train(model, batches, plan.train, device, checkpoint, plan.hash, plan.label, processes,
-                            plan.precision)
+                            plan.precision, open_log=lambda resumed: RunLog(logged, machine.loggers, plan.run_name,
+                                                                             resumed, {"run": plan.run_name}))
         writers = [PredictionWriter(run_dir, part.dataset_spec, len(test_set), part.task)
                    if save_predictions and main else None
                    for part, run_dir, (_, test_set) in zip(plan.parts, run_dirs, data)]
@@ -255,6 +259,13 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
         raise
     if not main:
         return []
+    if trained.log is not None:
+        for part, result in zip(plan.parts, evaluated):
+            prefix = f"test/{part.task.name}/" if plan.joint else "test/"
+            for key, value in result.metrics.items():
+                if value is not None:
+                    trained.log.scalar(prefix + key, value, trained.steps)
+        trained.log.close()
     if trained.epochs and trained.resumed_from_epoch == trained.epochs:
         for record in records:
             record["evaluation"]["source"] = "re-evaluated"  # weights restored from the finished checkpoint
