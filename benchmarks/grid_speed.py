@@ -1,16 +1,19 @@
 """Grid speed: a models x tasks x seeds grid through the local pool (N workers) against the sequential command.
 
-Both sides run the same runs into separate output folders on this machine, one after the other:
+Every side runs the same runs into its own output folder on this machine, one side after the other:
 - sequential: `python -m stbench run --models ... --tasks ... --seed S` once per seed (one process
-  trains every (model, task) in turn with all the cores as torch threads, as a user types it);
+  trains every (model, task) in turn) with all the cores as torch threads, as a user types it, and
+  again with one thread (to tell the pool's parallelism from the effect of the thread count);
 - pool: `stbench.launch.run_grid(..., launcher="local", jobs=N)`: one fresh process per run, N at a
   time, each with cores // N torch threads.
-Prints each total, the ratio and the threads per worker, and checks that both give the same metrics.
-The Moving MNIST test set is prepared before the clocks start (the first run would generate it).
+With --rounds R the sides take turns R times (machine load drifts). Prints each total, the ratio to
+the sequential command and the threads per worker, and how far the metrics differ (a different
+thread count sums in another order; equal thread counts give equal metrics). The Moving MNIST test
+set is prepared before the clocks start (the first run would generate it).
 
 Usage: python benchmarks/grid_speed.py [--models persistence,simvp] [--tasks mmnist-10-10,mmnist-5-5]
        [--seeds 0,1] [--profile smoke] [--epochs 2] [--set train_samples=128 ...] [--jobs 2[,4]]
-       [--data-root DIR] [--keep DIR]
+       [--rounds 1] [--data-root DIR] [--keep DIR]
 """
 import argparse
 import json
@@ -68,8 +71,8 @@ def common_args(args, out):
     return extra
 
 
-def run_sequential(args, out, cores):
-    env = {**os.environ, **launch.thread_environment(cores)}
+def run_sequential(args, out, threads):
+    env = {**os.environ, **launch.thread_environment(threads)}
     start = time.perf_counter()
     for seed in split(args.seeds):
         command = [sys.executable, "-m", "stbench", "run", "--models", args.models, "--tasks", args.tasks,
@@ -102,27 +105,37 @@ def main():
     parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
     parser.add_argument("--jobs", default="2", help="comma-separated worker counts to compare")
     parser.add_argument("--data-root", default=default_data_root())
-    parser.add_argument("--keep", help="keep both output folders under this folder (default: a temp folder)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--keep", help="keep the output folders under this folder (default: a temp folder)")
     args = parser.parse_args()
     args.set = DEFAULT_SETS if args.set is None else args.set
     cores = launch.available_cores()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="stbench-grid-speed-"))
     prepare_data(split(args.tasks), args.data_root)
     runs = len(split(args.models)) * len(split(args.tasks)) * len(split(args.seeds))
+    seeds = len(split(args.seeds))
     print(f"grid: {args.models} x {args.tasks} x seeds {args.seeds} = {runs} runs, profile {args.profile}, "
           f"epochs {args.epochs}, {' '.join(args.set)}; {cores} cores")
     try:
-        sequential = run_sequential(args, work / "sequential", cores)
-        print(f"{'sequential command':<34} {sequential:8.1f} s   ({len(split(args.seeds))} process(es), "
-              f"{cores} torch threads)")
-        reference = metrics_of(work / "sequential")
-        for jobs in [int(j) for j in split(args.jobs)]:
-            pooled, count = run_pool(args, work / f"pool-{jobs}", jobs)
-            threads = launch.threads_per_worker(jobs, cores)
-            difference = largest_difference(reference, metrics_of(work / f"pool-{jobs}"))
-            print(f"{f'local pool, {jobs} workers':<34} {pooled:8.1f} s   ({count} processes, {threads} torch "
-                  f"thread{'s' if threads > 1 else ''} per worker)   sequential / pool = {sequential / pooled:.2f}x   "
-                  f"largest relative metric difference {difference:.2g}")
+        for round_ in range(1, args.rounds + 1):
+            sequential, reference = None, None
+            for threads in sorted({cores, 1}, reverse=True):
+                out = work / f"round{round_}-sequential-{threads}"
+                seconds = run_sequential(args, out, threads)
+                if sequential is None:
+                    sequential, reference = seconds, metrics_of(out)
+                label = f"sequential command, {threads} thread{'s' if threads > 1 else ''}"
+                print(f"round {round_}  {label:<34} {seconds:8.1f} s   ({seeds} process(es))   "
+                      f"sequential / this = {sequential / seconds:.2f}x   largest relative metric difference "
+                      f"{largest_difference(reference, metrics_of(out)):.2g}")
+            for jobs in [int(j) for j in split(args.jobs)]:
+                out = work / f"round{round_}-pool-{jobs}"
+                pooled, count = run_pool(args, out, jobs)
+                threads = launch.threads_per_worker(jobs, cores)
+                label = f"local pool, {jobs} workers x {threads} thread{'s' if threads > 1 else ''}"
+                print(f"round {round_}  {label:<34} {pooled:8.1f} s   ({count} processes)   sequential / this = "
+                      f"{sequential / pooled:.2f}x   largest relative metric difference "
+                      f"{largest_difference(reference, metrics_of(out)):.2g}")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

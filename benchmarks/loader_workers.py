@@ -6,7 +6,8 @@ opens its training split through the kth dataset plugin (`stbench.plugins.get_da
 times one epoch per worker count: decode, resize to 128x128 and batch every clip. Two consumers:
 `load` only iterates the batches; `train` also runs a small convolutional training step per batch in the
 main process, which then competes with the workers for the cores. Each figure is the fastest of
---repeats epochs; workers start afresh every epoch (persistent_workers=False, the first-epoch cost).
+--repeats epochs, after one untimed warm-up epoch; workers start afresh every epoch
+(persistent_workers=False: the cost of starting them is in the figure).
 
 Usage: python benchmarks/loader_workers.py [--workers 0,1,2] [--task kth-10-20] [--persons 2]
        [--frames 60] [--batch 16] [--repeats 2] [--consumers load,train] [--keep DIR]
@@ -107,6 +108,7 @@ def main():
         print(f"fixture: {written} JPEG frames ({WIDTH}x{HEIGHT}) under {root}; {task.name} train: {len(dataset)} "
               f"clips = {jpegs} frame decodes per epoch; batch {args.batch}; {cores} cores, main process "
               f"{torch.get_num_threads()} torch threads; best of {args.repeats}")
+        epoch_seconds(dataset, 0, args.batch, None, 0)  # untimed: first decodes, page cache, lazy imports
         for consumer_name in args.consumers.split(","):
             consumer = TrainStep(task.t_in, task.t_out) if consumer_name == "train" else None
             baseline = None
@@ -116,6 +118,13 @@ def main():
                 baseline = baseline if baseline is not None else best
                 print(f"{consumer_name:<6} workers {count}: epoch {best:7.2f} s  {jpegs / best:8.0f} frames/s  "
                       f"vs workers {workers[0]}: {baseline / best:.2f}x")
+            if 0 in workers and cores > 1:
+                # Workers decode with one torch thread each (DataLoader's rule); the same in-process.
+                torch.set_num_threads(1)
+                best = min(epoch_seconds(dataset, 0, args.batch, consumer, seed)[0] for seed in range(args.repeats))
+                torch.set_num_threads(cores)
+                print(f"{consumer_name:<6} workers 0, main process at 1 torch thread: epoch {best:7.2f} s  "
+                      f"{jpegs / best:8.0f} frames/s  vs workers {workers[0]}: {baseline / best:.2f}x")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
