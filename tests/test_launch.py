@@ -16,6 +16,8 @@ MODELS = ("persistence", "simvp")
 TASKS = ("mmnist-10-10", "mmnist-5-5")
 SEEDS = (0, 1)
 METRICS = {"mse", "mae", "ssim", "psnr"}
+JOBS = 2
+THREADS = launch.threads_per_worker(JOBS)  # what each worker of the pool gets on this machine
 
 
 def write_moving_squares(root, clips=12, frames=20):
@@ -57,10 +59,13 @@ def data_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sequential(tmp_path_factory, data_root):
-    """The sequential command (one per seed), at one torch thread like each worker of the grids."""
+    """The sequential command (one per seed), at the torch threads of each worker of the grids.
+
+    Equal thread counts sum in the same order, so the metrics must be equal to the last bit.
+    """
     out = tmp_path_factory.mktemp("sequential")
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     try:
         for seed in SEEDS:
             assert main(["run", "--models", ",".join(MODELS), "--tasks", ",".join(TASKS), "--seed", str(seed),
@@ -99,7 +104,7 @@ def test_local_pool_gives_the_sequential_metrics_and_a_failure_stops_nothing(dat
     out = tmp_path / "pool"
     bad = ["run", "--models", "no-such-model", "--tasks", "mmnist-10-10", "--out", str(out)]
     argvs = grid(out, data_root)
-    outcomes = launch.run_grid([bad] + argvs + [list(argvs[0])], launcher="local", jobs=2, out_dir=out,
+    outcomes = launch.run_grid([bad] + argvs + [list(argvs[0])], launcher="local", jobs=JOBS, out_dir=out,
                                progress=None)
     assert len(outcomes) == 1 + len(argvs)  # the repeated argv runs once
     assert outcomes[0].state == "failed" and outcomes[0].exit_code == 2
@@ -108,10 +113,9 @@ def test_local_pool_gives_the_sequential_metrics_and_a_failure_stops_nothing(dat
     assert metrics_by_run(out) == sequential
     assert_complete_and_valid(out)
     index = json.loads(next(Path(out, "launch").glob("*/index.json")).read_text())
-    assert index["launcher"] == "local" and index["jobs"] == 2
-    assert index["threads_per_run"] == launch.threads_per_worker(2)
+    assert index["launcher"] == "local" and index["jobs"] == JOBS and index["threads_per_run"] == THREADS
     threads = {json.loads(p.read_text())["hardware"]["cpu_threads"] for p in Path(out, "runs").glob("*/*/record.json")}
-    assert threads == {launch.threads_per_worker(2)}  # each worker ran with its share of the cores
+    assert threads == {THREADS}  # each worker ran with its share of the cores
     logs = sorted(p.name for p in Path(out, "launch").glob("*/logs/*"))
     assert logs == sorted(f"{i}.log" for i in range(len(outcomes)))
     rows = launch.status(out)
@@ -122,8 +126,8 @@ def test_submitit_job_array_gives_the_sequential_metrics(data_root, sequential, 
     out = tmp_path / "array"
     argvs = grid(out, data_root)
     # submitit's local executor stands in for Slurm: the same array of real subprocesses, run here.
-    outcomes = launch.run_grid(argvs, launcher="slurm", options=["cpus=1", "time=10"], cluster="local", out_dir=out,
-                               progress=None)
+    outcomes = launch.run_grid(argvs, launcher="slurm", options=[f"cpus={THREADS}", "time=10"], cluster="local",
+                               out_dir=out, progress=None)
     assert [o.state for o in outcomes] == ["finished"] * len(argvs)
     assert all(o.exit_code == 0 and o.job_id for o in outcomes)
     assert metrics_by_run(out) == sequential
@@ -131,7 +135,7 @@ def test_submitit_job_array_gives_the_sequential_metrics(data_root, sequential, 
     index = json.loads(next(Path(out, "launch").glob("*/index.json")).read_text())
     assert index["launcher"] == "slurm" and index["cluster"] == "local"
     assert [r["job_id"] for r in index["runs"]] == [o.job_id for o in outcomes]
-    assert index["parameters"]["cpus_per_task"] == 1 and index["parameters"]["timeout_min"] == 10
+    assert index["parameters"]["cpus_per_task"] == THREADS and index["parameters"]["timeout_min"] == 10
     assert [r["state"] for r in launch.status(out)] == ["finished"] * len(argvs)
     assert launch.print_status(out) == 0
     printed = capsys.readouterr().out
