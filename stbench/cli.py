@@ -1,5 +1,6 @@
 """The command line: run, profile, score, list, plugins, leaderboard, data check."""
 import argparse
+import functools
 import json
 import os
 import sys
@@ -78,6 +79,19 @@ def _machine(args):
     return Machine(device=device, workers=args.workers, processes=processes, loggers=loggers)
 
 
+def _run_grid(args, models, tasks, seeds):
+    """``--launcher local|slurm``: one plain run per (model, task, seed), each in its own process."""
+    from . import launch
+
+    if args.joint:
+        raise UserError("--joint trains one model on several tasks in one process; run it without --launcher")
+    argvs = launch.grid_argvs(args.raw_argv, [m.name for m in models], [t.name for t in tasks], seeds,
+                              extra=["--no-leaderboard"])
+    outcomes = launch.run_grid(argvs, launcher=args.launcher, jobs=args.jobs, options=args.launcher_option,
+                               out_dir=args.out, detach=args.detach, leaderboards=not args.no_leaderboard)
+    return 2 if any(outcome.state == "failed" for outcome in outcomes) else 0
+
+
 def cmd_run(args):
     from .planning import parse_budget, plans_for
     from .running import execute_all
@@ -87,6 +101,12 @@ def cmd_run(args):
     tasks = [plugins.resolve_task(text) for text in _names(args.tasks, "tasks")]
     overrides = _overrides(args, models)
     metrics = parse_list(args.metrics) if args.metrics else None
+    if args.launcher is None and (args.jobs != 1 or args.launcher_option or args.detach):
+        raise UserError("--jobs, --launcher-option and --detach go with --launcher local or --launcher slurm")
+    if args.launcher is not None:
+        plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
+                  _metric_options(args.metric_option))  # every mistake is found here, before anything starts
+        return _run_grid(args, models, tasks, _seeds(args))
     plans = plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
                       _metric_options(args.metric_option), joint=args.joint, precision=_precision(args),
                       budget=parse_budget(args.budget))
@@ -167,17 +187,9 @@ def cmd_predict(args):
 
 
 def _write_boards(out, tasks=None):
-    """Regenerate the boards under a lock: processes sharing --out take turns, so no board is half-new."""
-    from .files import locked, remove_stale_temporaries
-    from .leaderboard import write_leaderboards
+    from .leaderboard import refresh_leaderboards
 
-    try:
-        with locked(Path(out) / "leaderboards" / ".lock"):
-            remove_stale_temporaries(Path(out) / "leaderboards")
-            return write_leaderboards(out, tasks)
-    except OSError as error:
-        raise UserError(f"cannot write the leaderboards under {Path(out).resolve()}: {error.strerror or error}; "
-                        "free space or choose another --out") from None
+    return refresh_leaderboards(out, tasks)
 
 
 def cmd_profile(args):
@@ -352,6 +364,12 @@ def cmd_weights(args):
     return 0
 
 
+def cmd_status(args):
+    from .launch import print_status
+
+    return print_status(args.out)
+
+
 def cmd_leaderboard(args):
     written = _write_boards(args.out)
     if not written:
@@ -457,9 +475,11 @@ def _apply_environment(args) -> None:
 
 
 def build_parser():
-    parser = Parser(prog="stbench", description="Benchmark spatio-temporal predictive learning models.")
+    parser = Parser(prog="stbench", description="Benchmark spatio-temporal predictive learning models.",
+                    allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"stbench {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser, required=True)
+    sub.add_parser = functools.partial(sub.add_parser, allow_abbrev=False)  # grids re-split argv by option name
 
     run = sub.add_parser("run", help="train, evaluate and profile models on tasks; write records and leaderboards")
     run.add_argument("--models", required=True, help="comma-separated model names (stbench list models)")
@@ -484,6 +504,14 @@ def build_parser():
     run.add_argument("--no-leaderboard", action="store_true",
                      help="write run records only (a launcher regenerates the boards once at the end)")
     _save_predictions_option(run)
+    run.add_argument("--launcher", choices=["local", "slurm"],
+                     help="run the grid (models x tasks x seeds) as separate processes: a local pool, or one "
+                          "Slurm job array through submitit (default: in this process, one after another)")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="local pool: runs at a time, each with its share of the cores as torch threads")
+    run.add_argument("--launcher-option", action="append", metavar="KEY=VALUE",
+                     help="slurm: gpus, cpus, mem, partition, time (minutes), account, or any slurm_* setting")
+    run.add_argument("--detach", action="store_true", help="slurm: return once the job array is queued")
     run.add_argument("--logger", default="csv,tensorboard",
                      help="run logs beside each record: none, or any of csv, tensorboard, mlflow, wandb "
                           "(comma-separated; mlflow / wandb are imported only when named; default csv,tensorboard)")
@@ -552,6 +580,10 @@ def build_parser():
     weights.add_argument("--json", action="store_true", help="print {metric: [entry, ...]} as JSON")
     weights.set_defaults(func=cmd_weights)
 
+    stat = sub.add_parser("status", help="queued, running, finished and failed runs under OUT (grids included)")
+    _out_option(stat)
+    stat.set_defaults(func=cmd_status)
+
     board = sub.add_parser("leaderboard", help="regenerate OUT/leaderboards from OUT/runs")
     _out_option(board)
     board.set_defaults(func=cmd_leaderboard)
@@ -574,6 +606,7 @@ def main(argv=None):
     args = None
     try:
         args = build_parser().parse_args(argv)
+        args.raw_argv = list(sys.argv[1:] if argv is None else argv)
         allocator.keep_freed_memory()  # before any tensor exists (STBENCH_MALLOC=system opts out)
         _apply_environment(args)
         return args.func(args)

@@ -6,7 +6,6 @@ failed), so it behaves as it does when typed by hand. Each launch keeps its book
 ``OUT/launch/<timestamp>/``: ``index.json`` (launcher, options, every run's argv and job id),
 ``states/<n>.json`` (written as a run starts and ends) and the runs' logs; ``status(OUT)`` reads them.
 """
-import argparse
 import json
 import os
 import re
@@ -112,18 +111,20 @@ def new_launch_folder(out_dir) -> Path:
     raise UserError(f"cannot create a launch folder under {base.resolve()}; remove old launches there")
 
 
+_FIELD_DEFAULTS = {"--models": "", "--tasks": "", "--profile": "quick", "--seed": "0", "--out": "."}
+
+
 def run_fields(argv: Sequence[str]) -> Dict:
-    """The model(s), task(s), profile, seed and out folder an argv of ``stbench run`` names."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--models", default="")
-    parser.add_argument("--tasks", default="")
-    parser.add_argument("--profile", default="quick")
-    parser.add_argument("--seed", default="0")
-    parser.add_argument("--out", default=".")
-    known, _ = parser.parse_known_args(list(argv)[1:] if argv and argv[0] == "run" else list(argv))
+    """The model(s), task(s), profile, seed and out folder an argv of ``stbench run`` names (the argvs
+    are the ones :func:`grid_argvs` made: options spelled out, as ``--name value`` or ``--name=value``)."""
+    found, tokens = dict(_FIELD_DEFAULTS), list(argv)
+    for i, token in enumerate(tokens):
+        name, sep, value = token.partition("=")
+        if name in found:
+            found[name] = value if sep else (tokens[i + 1] if i + 1 < len(tokens) else "")
     split = lambda text: [part.strip() for part in str(text).split(",") if part.strip()]  # noqa: E731
-    return {"models": split(known.models), "tasks": split(known.tasks), "profile": known.profile,
-            "seed": known.seed, "out": known.out}
+    return {"models": split(found["--models"]), "tasks": split(found["--tasks"]), "profile": found["--profile"],
+            "seed": found["--seed"], "out": found["--out"]}
 
 
 def run_label(argv: Sequence[str]) -> str:
@@ -185,9 +186,9 @@ def write_grid_leaderboards(out_dir, argvs) -> List[Path]:
     Runs that end together may each write a board from the records they saw; this last pass, with
     every record on disk, is the one that stays.
     """
-    from .leaderboard import write_leaderboards
+    from .leaderboard import refresh_leaderboards
 
-    return write_leaderboards(out_dir, _canonical_tasks(argvs))
+    return refresh_leaderboards(out_dir, _canonical_tasks(argvs))
 
 
 def _unique(argvs) -> List[List[str]]:
@@ -294,18 +295,14 @@ def executor_parameters(options: Dict[str, object]) -> Dict[str, object]:
 def run_in_job(argv: List[str], state_path: str, threads: Optional[int] = None, launcher: str = "slurm") -> int:
     """Run one argv inside a submitit job (a fresh process) and leave its state file.
 
-    The state file, not submitit's pickled result, is what stbench reads back.
+    The state file, not submitit's pickled result, is what stbench reads back. The run itself is a plain
+    ``python -m stbench`` process, exactly as the local pool starts it.
     """
-    import torch
-
-    from .cli import main
-
     threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) or None
     state_file = Path(state_path)
     os.environ.update(launch_environment(launcher, state_file.parents[1], int(state_file.stem)))
     if threads:
         os.environ.update(thread_environment(threads))
-        torch.set_num_threads(int(threads))  # torch is already imported here, so the variables come late
     try:
         import submitit
 
@@ -318,7 +315,7 @@ def run_in_job(argv: List[str], state_path: str, threads: Optional[int] = None, 
     write_json_atomic(state_path, {**base, "state": "running"})
     code, detail = 1, ""
     try:
-        code = int(main(list(argv)) or 0)
+        code = subprocess.call([sys.executable, "-m", "stbench", *argv])
     except BaseException as error:  # a crash inside the run: leave a trace before submitit records it
         detail = f"{type(error).__name__}: {error}"
         raise

@@ -293,3 +293,28 @@ def test_grid_argvs_split_a_grid_command_into_plain_runs():
                      for s in ("0", "1") for m in ("a", "b")]
     assert launch.run_fields(argvs[3]) == {"models": ["b"], "tasks": ["t-1-1"], "profile": "smoke", "seed": "1",
                                            "out": "o"}
+
+
+def test_the_run_command_launches_a_grid_on_a_local_pool(toy_root, tmp_path, monkeypatch, capsys):
+    from stbench import plugins
+    from stbench.cli import main
+
+    fixture = str(Path(__file__).parent / "plugin_fixture")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([fixture, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("STBENCH_PLUGINS", "testplug,baselines")
+    monkeypatch.syspath_prepend(fixture)
+    plugins.reset()
+    try:
+        out = tmp_path / "out"
+        code = main(["run", "--models", "persistence,tiny", "--tasks", "toy-6-6", "--seeds", "0,1", "--profile",
+                     "smoke", "--data-root", str(toy_root), "--out", str(out), "--launcher", "local", "--jobs", "2"])
+        assert code == 0, capsys.readouterr().err
+        records = [json.loads(p.read_text()) for p in out.glob("runs/toy-6-6/*/record.json")]
+        assert sorted((r["model"], r["seed"]) for r in records) == [("persistence", 0), ("persistence", 1),
+                                                                     ("tiny", 0), ("tiny", 1)]
+        assert all(r["hardware"]["cpu_threads"] == launch.threads_per_worker(2) for r in records)
+        assert "tiny" in (out / "leaderboards" / "toy-6-6.md").read_text()
+        assert main(["status", "--out", str(out)]) == 0
+        assert capsys.readouterr().out.count("finished") >= 4
+    finally:
+        plugins.reset()
