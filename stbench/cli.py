@@ -9,7 +9,7 @@ from pathlib import Path
 from . import __version__, allocator, plugins
 from .config import check_device, check_override_keys, check_profile, check_seed, parse_overrides
 from .data import DATA_ROOT_VARIABLE, default_data_root
-from .errors import UserError
+from .errors import UserError, nearest
 from .tasks import parse_list
 
 
@@ -111,6 +111,11 @@ def cmd_run(args):
                       _metric_options(args.metric_option), joint=args.joint, precision=_precision(args),
                       budget=parse_budget(args.budget))
     machine = _machine(args)
+    if args.dry_run:
+        from .running import dry_run
+
+        dry_run(plans, args.data_root, args.out, machine)
+        return 0
     _, failed = execute_all(plans, args.data_root, args.out, machine, force=args.force, debug=_debug(args),
                             save_predictions=args.save_predictions)
     if not args.no_leaderboard and machine.processes.main:
@@ -423,8 +428,13 @@ def _data_root_option(parser):
                         help="where datasets live (default $STBENCH_DATA_ROOT or ./data)")
 
 
+DEFAULT_OUT = "stbench-out"
+
+
 def _out_option(parser):
-    parser.add_argument("--out", default=".", help="runs go to OUT/runs, leaderboards to OUT/leaderboards")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"runs go to OUT/runs, leaderboards to OUT/leaderboards (default ./{DEFAULT_OUT}, a "
+                             "workspace git ignores; '--out .' updates the repository's committed showcase)")
 
 
 def _metric_option(parser):
@@ -474,6 +484,53 @@ def _apply_environment(args) -> None:
             raise UserError(f"STBENCH_THREADS={threads!r}: expected a whole number of threads") from None
 
 
+_LIST_OPTIONS = {"models", "tasks", "seeds", "metrics", "logger"}
+_REPEATED_OPTIONS = {"set", "metric_option", "launcher_option"}
+
+
+def with_config(argv, parser):
+    """``argv`` with the options of a ``--config`` YAML file put in front of the command line's own, so the
+    command line wins. Keys are option names (``dry_run`` or ``dry-run``); lists join with commas;
+    ``set`` / ``metric_option`` / ``launcher_option`` take a mapping or a list of KEY=VALUE."""
+    if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
+        return argv
+    import yaml
+
+    at = next(i for i, a in enumerate(argv) if a == "--config" or a.startswith("--config="))
+    path = argv[at].split("=", 1)[1] if "=" in argv[at] else (argv[at + 1] if at + 1 < len(argv) else "")
+    rest = argv[:at] + argv[at + (1 if "=" in argv[at] else 2):]
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise UserError(f"--config {path}: cannot read it ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"--config {path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"--config {path}: expected a mapping of option names to values")
+    command = next((a for a in rest if not a.startswith("-")), None)
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    known = {a.dest: a for a in subparsers.choices[command]._actions if a.option_strings} if command else {}
+    tokens = []
+    for key, value in values.items():
+        dest = str(key).replace("-", "_")
+        if dest not in known or dest in ("config", "help"):
+            raise UserError(f"--config {path}: unknown option '{key}'{nearest(dest, known)}; known: "
+                            f"{', '.join(sorted(k for k in known if k not in ('config', 'help')))}")
+        flag = known[dest].option_strings[-1]
+        if isinstance(known[dest], (argparse._StoreTrueAction,)):
+            tokens += [flag] if value else []
+        elif dest in _REPEATED_OPTIONS:
+            items = [f"{k}={v}" for k, v in value.items()] if isinstance(value, dict) else list(value or [])
+            for item in items:
+                tokens += [flag, str(item)]
+        elif dest in _LIST_OPTIONS and isinstance(value, (list, tuple)):
+            tokens += [flag, ",".join(map(str, value))]
+        else:
+            tokens += [flag, str(value)]
+    where = rest.index(command) + 1
+    return rest[:where] + tokens + rest[where:]
+
+
 def build_parser():
     parser = Parser(prog="stbench", description="Benchmark spatio-temporal predictive learning models.",
                     allow_abbrev=False)
@@ -482,6 +539,12 @@ def build_parser():
     sub.add_parser = functools.partial(sub.add_parser, allow_abbrev=False)  # grids re-split argv by option name
 
     run = sub.add_parser("run", help="train, evaluate and profile models on tasks; write records and leaderboards")
+    run.add_argument("--config", metavar="RUN.yaml",
+                     help="a YAML file of this command's options (models: [tau, ustep], profile: quick, set: "
+                          "{lr: 1e-3}, ...); options given on the command line win")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan (runs, resolved settings, data found or missing) and an estimated "
+                          "time from a few measured steps; train and write nothing")
     run.add_argument("--models", required=True, help="comma-separated model names (stbench list models)")
     run.add_argument("--tasks", required=True, help="comma-separated tasks <dataset>-<T_in>-<T_out>")
     run.add_argument("--profile", default="quick", help="smoke | quick | paper (default quick)")
@@ -605,8 +668,10 @@ def build_parser():
 def main(argv=None):
     args = None
     try:
-        args = build_parser().parse_args(argv)
-        args.raw_argv = list(sys.argv[1:] if argv is None else argv)
+        raw = list(sys.argv[1:] if argv is None else argv)
+        parser = build_parser()
+        args = parser.parse_args(with_config(raw, parser))
+        args.raw_argv = raw
         allocator.keep_freed_memory()  # before any tensor exists (STBENCH_MALLOC=system opts out)
         _apply_environment(args)
         return args.func(args)

@@ -6,6 +6,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from . import plugins
 from .data import statistics_of
@@ -104,7 +105,9 @@ def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cp
         metric.reset()
     data_s = infer_s = metric_s = 0.0
     sequences, sample = 0, None
-    iterator = _batches(dataset, batch_size, processes, loading)
+    per_process = -(-len(dataset) // processes.world)
+    iterator = iter(tqdm(_batches(dataset, batch_size, processes, loading), total=-(-per_process // int(batch_size)),
+                         desc="evaluating", unit="batch", leave=False, disable=None if processes.main else True))
     reference = (int(batch_size), task.t_out, *task.shape)
     first = True
     while True:

@@ -132,6 +132,75 @@ def _estimate_budget(plan, data_root, machine, kind, value) -> dict:
     return estimate
 
 
+def dry_run(plans: List[RunPlan], data_root, out_dir, machine: Optional[Machine] = None, say=print) -> float:
+    """``stbench run --dry-run``: each run's folder and state, resolved settings, whether its data is there,
+    and an estimate of its time from a few training steps and one test batch timed here. Writes nothing."""
+    import json as _json
+
+    machine = machine or Machine()
+    total = 0.0
+    for plan in plans:
+        part = plan.parts[0]
+        say(f"{plan.label}")
+        say(f"  run folder  {plan.run_dir(out_dir, part)}")
+        done = finished_records(plan, out_dir, force=False)
+        checkpoint = plan.checkpoint_path(out_dir)
+        say(f"  state       {'done (skipped)' if done else 'resumes from its checkpoint' if checkpoint.exists() else 'new'}")
+        say(f"  train       {_json.dumps(part.train, default=str)}")
+        say(f"  hparams     {_json.dumps(part.hparams, default=str)}")
+        if part.ignored_budget:
+            say(f"  budget      the profile's, not the model's {_json.dumps(part.ignored_budget)}")
+        try:
+            train_set, test_set = open_splits(part.dataset_spec, data_root, part.task, part.train["train_samples"],
+                                              part.train["test_samples"])
+        except UserError as error:
+            say(f"  data        MISSING: {error}")
+            continue
+        say(f"  data        found: {len(train_set)} training clips, {len(test_set)} test clips under "
+            f"{Path(data_root).resolve()}")
+        if done:
+            continue
+        seconds = _estimate_seconds(plan, train_set, test_set, machine)
+        total += seconds
+        say(f"  estimate    {seconds / 60:.1f} min on {machine.device} ({plan.train['epochs']} epochs)")
+    say(f"estimated total: {total / 60:.1f} min for {len(plans)} run(s) (timed from a few steps; a rough guide)")
+    return total
+
+
+def _estimate_seconds(plan, train_set, test_set, machine) -> float:
+    from .training import LossOf, make_optimizers
+
+    part = plan.parts[0]
+    model = build_model(plan)
+    view = task_models(plan, model)[0]
+    model.to(machine.device)
+    batch = int(part.train["batch_size"])
+    steps = max(1, len(train_set) // batch) * int(part.train["epochs"])
+    per_step = 0.0
+    if steps and any(p.requires_grad for p in model.parameters()) and len(train_set):
+        loss_of, optimizers = LossOf(model).train(), make_optimizers(model, part.train)
+        batches = iter(SingleTaskBatches(train_set, batch, plan.seed).epoch(0))
+        times = []
+        for step in range(3):
+            x, y, _ = next(batches)
+            start = time.perf_counter()
+            loss = loss_of(x.to(machine.device), y.to(machine.device), step)
+            loss.backward()
+            for optimizer in optimizers:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            times.append(time.perf_counter() - start)
+        per_step = sum(times[1:]) / 2
+    eval_batch = int(part.train["eval_batch_size"])
+    x, _ = next(iter(torch.utils.data.DataLoader(test_set, batch_size=eval_batch)))
+    view.eval()
+    with torch.no_grad():
+        start = time.perf_counter()
+        view(x.to(machine.device), part.task.t_out)
+        per_eval = time.perf_counter() - start
+    return per_step * steps + per_eval * -(-len(test_set) // eval_batch)
+
+
 def finished_records(plan: RunPlan, out_dir, force: bool) -> Optional[List[RunRecord]]:
     """The records of this very run and evaluation when all are finished (then nothing runs again)."""
     if force:
@@ -182,6 +251,49 @@ def execute(plan: RunPlan, data_root, out_dir, machine: Optional[Machine] = None
             log(f"stbench: {plan.label}: already done by another process ({plan.run_dir(out_dir, plan.parts[0])})")
             return again
         return _execute(plan, data_root, out_dir, machine, force, save_predictions=save_predictions)
+
+
+class Progress:
+    """One progress line over a whole command: runs done and left, failures, an ETA from the runs so far.
+    A bar on a terminal; plain log lines when stderr is a file or a pipe (CI logs, launchers)."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        import sys
+
+        self.total, self.done, self.failed, self.enabled = total, 0, 0, enabled and total > 1
+        self.started, self.current = time.time(), ""
+        self.bar = None
+        if self.enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="runs", unit="run", position=0, leave=True)
+
+    def eta(self) -> str:
+        if not self.done:
+            return "ETA after the first run"
+        left = (time.time() - self.started) / self.done * (self.total - self.done)
+        return f"ETA {left / 60:.0f} min" if left >= 90 else f"ETA {left:.0f} s"
+
+    def starting(self, label: str) -> None:
+        self.current = label
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix_str(label)
+        else:
+            failed = f", {self.failed} failed" if self.failed else ""
+            log(f"stbench: [{self.done + 1}/{self.total}] {label} ({self.done} done{failed}, "
+                f"{self.total - self.done} left, {self.eta()})")
+
+    def ended(self, failed: bool) -> None:
+        self.done += 1
+        self.failed += int(failed)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _silent(*_args, **_kwargs) -> None:
@@ -346,7 +458,9 @@ def execute_all(plans: List[RunPlan], data_root, out_dir, machine: Optional[Mach
     records, failures = [], 0
     main = (machine or Machine()).processes.main
     say, report = (log, report) if main else (_silent, _silent)  # rank 0 speaks for all processes
+    progress = Progress(len(plans), enabled=main)
     for plan in plans:
+        progress.starting(plan.label)
         try:
             if checkpoint is not None:
                 finished = evaluate_checkpoint(plan, checkpoint, data_root, out_dir, machine, save_predictions)
@@ -356,17 +470,21 @@ def execute_all(plans: List[RunPlan], data_root, out_dir, machine: Optional[Mach
             raise
         except (RunFailed, UserError) as error:
             failures += 1
+            progress.ended(failed=True)
             say(f"stbench: error: {plan.label}: {error}")
             continue
         except Exception as error:  # a fault in a plugin or the machine: this run fails, the others go on
             failures += 1
+            progress.ended(failed=True)
             say(f"stbench: error: {plan.label}: {type(error).__name__}: {error}"
                 + ("" if debug else " (STBENCH_DEBUG=1 or --debug shows the traceback)"))
             if debug:
                 traceback.print_exc()
             continue
+        progress.ended(failed=False)
         for record in finished:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items() if isinstance(v, (int, float)))
             report(f"{record['model']} {record['task']} {record['profile']} seed {record['seed']}: {shown}")
         records.extend(finished)
+    progress.close()
     return records, failures

@@ -280,3 +280,55 @@ def test_bad_budget_is_one_line(use_plugins, toy_root, tmp_path, capsys):
     for bad in ("hours=3", "epochs=1.5", "macs=lots", "seconds=-1"):
         assert _run(tmp_path / "out", toy_root, "--budget", bad) == 2
         assert "--budget" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    assert main(["run", "--models", "tiny,persistence", "--tasks", "toy-6-6", "--profile", "smoke", "--data-root",
+                 str(toy_root), "--out", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "tiny toy-6-6 smoke seed 0" in printed and "state       new" in printed
+    assert "found: 12 training clips, 6 test clips" in printed and "estimate" in printed
+    assert '"epochs": 2' in printed and "estimated total" in printed
+    assert not out.exists()
+    assert main(["run", "--models", "tiny", "--tasks", "toy-6-6", "--profile", "smoke", "--data-root",
+                 str(tmp_path / "nowhere"), "--out", str(out), "--dry-run"]) == 0
+    assert "MISSING" in capsys.readouterr().out
+
+
+def test_config_file_takes_the_command_line_options(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    config = tmp_path / "run.yaml"
+    config.write_text(f"models: [tiny, persistence]\ntasks: toy-6-6\nprofile: smoke\ndata-root: {toy_root}\n"
+                      f"out: {out}\nset: {{width: 4}}\nseeds: [0, 1]\nmetrics: [mse]\n")
+    assert main(["run", "--config", str(config)]) == 0
+    records = _records(out)
+    assert sorted((r["model"], r["seed"]) for r in records) == [("persistence", 0), ("persistence", 1),
+                                                                ("tiny", 0), ("tiny", 1)]
+    assert all(set(r["metrics"]) == {"mse"} for r in records)
+    assert next(r for r in records if r["model"] == "tiny")["hparams"]["width"] == 4
+    assert main(["run", "--config", str(config), "--metrics", "mae", "--seeds", "0"]) == 0  # the command line wins
+    assert {r["seed"] for r in _records(out) if "mae" in r["metrics"]} == {0}
+    config.write_text("modles: [tiny]\n")
+    assert main(["run", "--config", str(config)]) == 2
+    assert "unknown option 'modles' (did you mean models" in capsys.readouterr().err
+
+
+def test_the_default_out_is_a_workspace_git_ignores(use_plugins, toy_root, tmp_path, monkeypatch):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--models", "persistence", "--tasks", "toy-6-6", "--profile", "smoke", "--data-root",
+                 str(toy_root)]) == 0
+    assert list((tmp_path / "stbench-out" / "runs").rglob("record.json"))
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().splitlines()
+    assert "/stbench-out/" in ignored
+
+
+def test_progress_lines_count_runs_when_stderr_is_not_a_terminal(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    assert _run(tmp_path / "out", toy_root, "--seeds", "0,1,2") == 0
+    err = capsys.readouterr().err
+    assert "[1/3] tiny toy-6-6 smoke seed 0 (0 done, 3 left, ETA after the first run)" in err
+    assert "[3/3] tiny toy-6-6 smoke seed 2 (2 done, 1 left, ETA" in err
