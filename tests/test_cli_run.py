@@ -211,14 +211,43 @@ def test_seeds_make_one_run_each(use_plugins, toy_root, tmp_path):
     (lambda d: (d / "p.npy").write_bytes(b"garbage"), "not a readable .npy"),
     (lambda d: np.save(d / "p.npy", np.zeros((2, 6, 1, 16, 16), np.float32)), "must match"),
     (lambda d: np.save(d / "p.npy", np.zeros((3, 6, 1, 16), np.float32)), "expected [N, T, C, H, W]"),
+    (lambda d: np.save(d / "p.npy", np.zeros((0, 6, 1, 16, 16), np.float32)), "the array is empty"),
+    (lambda d: np.save(d / "p.npy", np.full((3, 6, 1, 16, 16), "x")), "are not numbers"),
+    (lambda d: np.save(d / "p.npy", np.zeros((3, 6, 1, 16, 16), np.int64)), "int64 values for data in [0, 1]"),
+    (lambda d: np.save(d / "p.npy", np.full((3, 6, 1, 16, 16), np.nan, np.float32)), "NaN or inf"),
+    (lambda d: np.savez(d / "p.npz", a=np.zeros((3, 6, 1, 16, 16)), b=np.zeros(1)), "holds the arrays a, b"),
 ])
 def test_bad_score_inputs(use_plugins, tmp_path, capsys, make, message):
     use_plugins("plugin_fixture", only="testplug,baselines")
     np.save(tmp_path / "t.npy", np.zeros((3, 6, 1, 16, 16), np.float32))
     make(tmp_path)
-    assert main(["score", "--pred", str(tmp_path / "p.npy"), "--true", str(tmp_path / "t.npy"),
-                 "--task", "toy-6-6"]) == 2
-    assert message in capsys.readouterr().err
+    pred = tmp_path / ("p.npz" if (tmp_path / "p.npz").exists() else "p.npy")
+    assert main(["score", "--pred", str(pred), "--true", str(tmp_path / "t.npy"), "--task", "toy-6-6"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_score_reads_npz_keys_and_uint8_frames_and_json_names_unavailable_metrics(use_plugins, tmp_path, capsys,
+                                                                                   monkeypatch):
+    use_plugins("plugin_fixture", only="testplug,baselines,metrics_perceptual,stbench-metrics-perceptual")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
+    monkeypatch.delenv("STBENCH_LPIPS_ALEXNET", raising=False)
+    rng = np.random.default_rng(1)
+    true = rng.integers(0, 256, (4, 6, 1, 16, 16), dtype=np.uint8)
+    pred = rng.integers(0, 256, (4, 6, 1, 16, 16), dtype=np.uint8)
+    np.savez(tmp_path / "both.npz", pred=pred, true=true)
+    assert main(["score", "--pred", f"{tmp_path / 'both.npz'}:pred", "--true", f"{tmp_path / 'both.npz'}:true",
+                 "--task", "toy-6-6", "--metrics", "mse", "--json"]) == 0
+    captured = capsys.readouterr()
+    expected = (((pred / 255.0) - (true / 255.0)) ** 2).sum(axis=(2, 3, 4)).mean()
+    assert json.loads(captured.out)["mse"] == pytest.approx(expected, rel=1e-5)
+    assert "read as value / 255" in captured.err
+    np.save(tmp_path / "p.npy", pred / 255.0)
+    np.save(tmp_path / "t.npy", true / 255.0)
+    assert main(["score", "--pred", str(tmp_path / "p.npy"), "--true", str(tmp_path / "t.npy"), "--task", "toy-6-6",
+                 "--metrics", "mse,lpips", "--json"]) == 0
+    values = json.loads(capsys.readouterr().out)  # valid JSON even with a metric that cannot be computed here
+    assert values["lpips"] is None and values["unavailable"]["lpips"]
 
 
 def test_score_wrong_task_length(use_plugins, tmp_path, capsys):
