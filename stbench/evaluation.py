@@ -54,7 +54,7 @@ def build_metrics(names, dataset_spec, task, options=None, strict=True):
 
 def _interleave(parts):
     """Rank r's j-th clip is test clip j * world + r: put the gathered clips back in test order."""
-    world, rows = len(parts), []
+    rows = []
     for j in range(max(len(p) for p in parts)):
         rows += [part[j] for part in parts if j < len(part)]
     return torch.stack(rows) if rows else parts[0][:0]
