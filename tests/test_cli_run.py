@@ -361,3 +361,16 @@ def test_progress_lines_count_runs_when_stderr_is_not_a_terminal(use_plugins, to
     err = capsys.readouterr().err
     assert "[1/3] tiny toy-6-6 smoke seed 0 (0 done, 3 left, ETA after the first run)" in err
     assert "[3/3] tiny toy-6-6 smoke seed 2 (2 done, 1 left, ETA" in err
+
+
+def test_precision_and_workers_are_applied_and_recorded(use_plugins, toy_root, tmp_path):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    assert _run(out, toy_root, "--precision", "bf16-mixed", "--workers", "1") == 0
+    assert _run(out, toy_root) == 0
+    records = {r["precision"]: r for r in _records(out)}
+    assert set(records) == {"32", "bf16-mixed"}  # precision is part of the run's identity: two runs
+    assert records["bf16-mixed"]["loading"] == {"workers": 1, "pin_memory": False, "persistent_workers": False}
+    assert records["32"]["loading"]["workers"] == 0  # the CPU default
+    assert records["bf16-mixed"]["metrics"]["mse"] != records["32"]["metrics"]["mse"]
+    assert records["32"]["distributed"]["world_size"] == 1
