@@ -1,7 +1,6 @@
 """Running: one orchestrator executes a plan of 1..N tasks (open data, build, profile, train, evaluate, write
 the records), and a list of plans where one failing run never stops the others."""
 import contextlib
-import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -15,13 +14,14 @@ from .checkpoints import load_weights, read_checkpoint
 from .data import describe, open_splits
 from .errors import UserError
 from .distributed import SINGLE, Processes
-from .evaluation import build_metrics, evaluate
+from .estimates import estimate_seconds, resolve_budget
+from .evaluation import PredictionWriter, build_metrics, evaluate
 from .logs import DEFAULT_LOGGERS, RunLog
-from .files import locked, remove_stale_temporaries, write_json_atomic, write_with
+from .files import locked, remove_stale_temporaries, write_with
 from .planning import RunPlan, build_model, task_models
 from .profiling import count_macs
-from .records import (RECORD_NAME, RunRecord, early_failure_record, fail_record, finish_record, read_json,
-                      read_record, start_record, write_record)
+from .records import (RECORD_NAME, RunRecord, early_failure_record, fail_record, finish_record, read_record,
+                      start_record, write_record)
 from .training import (Loading, JointBatches, RunFailed, SingleTaskBatches, TrainResult, default_workers, log,
                        seed_everything, train)
 
@@ -66,72 +66,6 @@ def pick_device(requested: Optional[str] = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def resolve_budget(plan: RunPlan, data_root, out_dir, machine: "Machine") -> None:
-    """Turn a ``--budget seconds=S`` or ``macs=M`` into epochs (and, below one epoch, training clips) for this
-    model, the same way for every model: MACs as 3x the forward MACs of each training clip (forward and
-    backward), seconds from timing a few training steps here. The conversion is kept beside the runs, so
-    an interrupted run resumes under the same epochs instead of timing again."""
-    if not plan.budget or plan.budget[0] == "epochs":
-        return
-    kind, value = plan.budget
-    part = plan.parts[0]
-    cache = Path(out_dir) / "runs" / part.task.name / f".budget__{plan.model_spec.name}__{plan.profile}__{kind}{value:g}.json"
-    estimate = None
-    if machine.processes.main:
-        estimate = read_json(cache) if cache.exists() else None
-        if estimate is None:
-            estimate = _estimate_budget(plan, data_root, machine, kind, value)
-            write_json_atomic(cache, estimate)
-    estimate = machine.processes.broadcast(estimate)
-    for item in plan.parts:
-        item.train["epochs"] = int(estimate["epochs"])
-        if estimate.get("train_samples"):
-            item.train["train_samples"] = int(estimate["train_samples"])
-    plan.budget_estimate = estimate
-
-
-def _estimate_budget(plan, data_root, machine, kind, value) -> dict:
-    import math
-
-    from .data import open_split
-    from .training import LossOf, make_optimizers
-
-    part = plan.parts[0]
-    train_set = open_split(part.dataset_spec, data_root, "train", part.task)
-    clips = min(len(train_set), part.train["train_samples"] or len(train_set))
-    batch = int(part.train["batch_size"])
-    steps_per_epoch = max(1, clips // batch)
-    model = build_model(plan)
-    view = task_models(plan, model)[0]
-    if kind == "macs":
-        per_epoch = 3 * count_macs(view, part.task) * steps_per_epoch * batch
-        epochs = value / per_epoch if per_epoch else 1.0
-        basis = {"training_macs_per_epoch": per_epoch, "rule": "3 x forward MACs per training clip"}
-    else:
-        model.to(machine.device).train()
-        loss_of = LossOf(model)
-        optimizers = make_optimizers(model, plan.train)
-        batches = iter(SingleTaskBatches(train_set, batch, plan.seed).epoch(0))
-        times = []
-        for step in range(3):  # the first step warms caches up and is not counted
-            x, y, _ = next(batches)
-            start = time.perf_counter()
-            loss = loss_of(x.to(machine.device), y.to(machine.device), step)
-            for optimizer in optimizers:
-                optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for optimizer in optimizers:
-                optimizer.step()
-            times.append(time.perf_counter() - start)
-        per_step = sum(times[1:]) / len(times[1:])
-        epochs = value / (per_step * steps_per_epoch)
-        basis = {"seconds_per_step": per_step, "rule": "training steps timed on this machine"}
-    estimate = {"kind": kind, "value": value, "epochs": max(1, math.floor(epochs)), **basis}
-    if epochs < 1:  # less than one epoch: one epoch over fewer clips
-        estimate["train_samples"] = max(batch, int(epochs * steps_per_epoch) * batch)
-    return estimate
-
-
 def dry_run(plans: List[RunPlan], data_root, out_dir, machine: Optional[Machine] = None, say=print) -> float:
     """``stbench run --dry-run``: each run's folder and state, resolved settings, whether its data is there,
     and an estimate of its time from a few training steps and one test batch timed here. Writes nothing."""
@@ -160,45 +94,11 @@ def dry_run(plans: List[RunPlan], data_root, out_dir, machine: Optional[Machine]
             f"{Path(data_root).resolve()}")
         if done:
             continue
-        seconds = _estimate_seconds(plan, train_set, test_set, machine)
+        seconds = estimate_seconds(plan, train_set, test_set, machine)
         total += seconds
         say(f"  estimate    {seconds / 60:.1f} min on {machine.device} ({plan.train['epochs']} epochs)")
     say(f"estimated total: {total / 60:.1f} min for {len(plans)} run(s) (timed from a few steps; a rough guide)")
     return total
-
-
-def _estimate_seconds(plan, train_set, test_set, machine) -> float:
-    from .training import LossOf, make_optimizers
-
-    part = plan.parts[0]
-    model = build_model(plan)
-    view = task_models(plan, model)[0]
-    model.to(machine.device)
-    batch = int(part.train["batch_size"])
-    steps = max(1, len(train_set) // batch) * int(part.train["epochs"])
-    per_step = 0.0
-    if steps and any(p.requires_grad for p in model.parameters()) and len(train_set):
-        loss_of, optimizers = LossOf(model).train(), make_optimizers(model, part.train)
-        batches = iter(SingleTaskBatches(train_set, batch, plan.seed).epoch(0))
-        times = []
-        for step in range(3):
-            x, y, _ = next(batches)
-            start = time.perf_counter()
-            loss = loss_of(x.to(machine.device), y.to(machine.device), step)
-            loss.backward()
-            for optimizer in optimizers:
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            times.append(time.perf_counter() - start)
-        per_step = sum(times[1:]) / 2
-    eval_batch = int(part.train["eval_batch_size"])
-    x, _ = next(iter(torch.utils.data.DataLoader(test_set, batch_size=eval_batch)))
-    view.eval()
-    with torch.no_grad():
-        start = time.perf_counter()
-        view(x.to(machine.device), part.task.t_out)
-        per_eval = time.perf_counter() - start
-    return per_step * steps + per_eval * -(-len(test_set) // eval_batch)
 
 
 def finished_records(plan: RunPlan, out_dir, force: bool) -> Optional[List[RunRecord]]:
@@ -398,39 +298,6 @@ def _record_failure(plan, records, run_dirs, reason: str, started: float) -> Non
             write_record(run_dir, fail_record(record, reason, started))
         except OSError:
             pass
-
-
-class PredictionWriter:
-    """The whole test set's predictions and targets in native units, streamed into ``predictions.npy`` and
-    ``targets.npy`` of the run folder (renamed into place when complete), for ``stbench score`` later.
-    Data in [0, 1] or [0, 255] is stored as uint8 (``stbench score`` reads uint8 [0, 1] data as value / 255);
-    anything else as float32."""
-
-    def __init__(self, run_dir: Path, spec, count: int, task):
-        lo, hi = spec.value_range or (None, None)
-        self.scale = {(0.0, 1.0): 255.0, (0.0, 255.0): 1.0}.get((lo, hi))
-        dtype = np.uint8 if self.scale else np.float32
-        shape = (count, task.t_out, *task.shape)
-        self.paths = [run_dir / "predictions.npy", run_dir / "targets.npy"]
-        self.temps = [p.with_name(f".{p.name}.tmp{os.getpid()}") for p in self.paths]
-        self.arrays = [np.lib.format.open_memmap(t, mode="w+", dtype=dtype, shape=shape) for t in self.temps]
-        self.filled = 0
-
-    def __call__(self, pred: torch.Tensor, true: torch.Tensor) -> None:
-        n = pred.shape[0]
-        for array, values in zip(self.arrays, (pred, true)):
-            values = values.detach().cpu().numpy()
-            if self.scale:
-                values = np.clip(np.rint(values * self.scale), 0, 255)
-            array[self.filled:self.filled + n] = values
-        self.filled += n
-
-    def close(self) -> None:
-        for array, temp, path in zip(self.arrays, self.temps, self.paths):
-            array.flush()
-            del array
-            os.replace(temp, path)
-        self.arrays = []
 
 
 def evaluate_checkpoint(plan: RunPlan, path, data_root, out_dir, machine: Optional[Machine] = None,
