@@ -1,5 +1,6 @@
 """The command line: run, profile, score, list, plugins, leaderboard, data check."""
 import argparse
+import functools
 import json
 import os
 import sys
@@ -7,8 +8,8 @@ from pathlib import Path
 
 from . import __version__, allocator, plugins
 from .config import check_device, check_override_keys, check_profile, check_seed, parse_overrides
+from .errors import UserError, nearest
 from .specs import DATA_ROOT_VARIABLE, default_data_root
-from .errors import UserError
 from .tasks import parse_list
 
 
@@ -72,11 +73,27 @@ def _machine(args):
     requested = check_device(args.device)
     processes = join_from_environment(requested)
     device = device_for(processes, pick_device(requested))
-    return Machine(device=device, workers=args.workers, processes=processes)
+    from .logs import check_loggers
+
+    loggers = tuple(check_loggers(parse_list(vars(args).get("logger") or "csv,tensorboard")))
+    return Machine(device=device, workers=args.workers, processes=processes, loggers=loggers)
+
+
+def _run_grid(args, models, tasks, seeds):
+    """``--launcher local|slurm``: one plain run per (model, task, seed), each in its own process."""
+    from . import launch
+
+    if args.joint:
+        raise UserError("--joint trains one model on several tasks in one process; run it without --launcher")
+    argvs = launch.grid_argvs(args.raw_argv, [m.name for m in models], [t.name for t in tasks], seeds,
+                              extra=["--no-leaderboard"])
+    outcomes = launch.run_grid(argvs, launcher=args.launcher, jobs=args.jobs, options=args.launcher_option,
+                               out_dir=args.out, detach=args.detach, leaderboards=not args.no_leaderboard)
+    return 2 if any(outcome.state == "failed" for outcome in outcomes) else 0
 
 
 def cmd_run(args):
-    from .planning import plans_for
+    from .planning import parse_budget, plans_for
     from .running import execute_all
 
     profile = check_profile(args.profile)
@@ -84,9 +101,21 @@ def cmd_run(args):
     tasks = [plugins.resolve_task(text) for text in _names(args.tasks, "tasks")]
     overrides = _overrides(args, models)
     metrics = parse_list(args.metrics) if args.metrics else None
+    if args.launcher is None and (args.jobs != 1 or args.launcher_option or args.detach):
+        raise UserError("--jobs, --launcher-option and --detach go with --launcher local or --launcher slurm")
+    if args.launcher is not None:
+        plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
+                  _metric_options(args.metric_option))  # every mistake is found here, before anything starts
+        return _run_grid(args, models, tasks, _seeds(args))
     plans = plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
-                      _metric_options(args.metric_option), joint=args.joint, precision=_precision(args))
+                      _metric_options(args.metric_option), joint=args.joint, precision=_precision(args),
+                      budget=parse_budget(args.budget))
     machine = _machine(args)
+    if args.dry_run:
+        from .running import dry_run
+
+        dry_run(plans, args.data_root, args.out, machine)
+        return 0
     _, failed = execute_all(plans, args.data_root, args.out, machine, force=args.force, debug=_debug(args),
                             save_predictions=args.save_predictions)
     if not args.no_leaderboard and machine.processes.main:
@@ -163,17 +192,9 @@ def cmd_predict(args):
 
 
 def _write_boards(out, tasks=None):
-    """Regenerate the boards under a lock: processes sharing --out take turns, so no board is half-new."""
-    from .files import locked, remove_stale_temporaries
-    from .leaderboard import write_leaderboards
+    from .leaderboard import refresh_leaderboards
 
-    try:
-        with locked(Path(out) / "leaderboards" / ".lock"):
-            remove_stale_temporaries(Path(out) / "leaderboards")
-            return write_leaderboards(out, tasks)
-    except OSError as error:
-        raise UserError(f"cannot write the leaderboards under {Path(out).resolve()}: {error.strerror or error}; "
-                        "free space or choose another --out") from None
+    return refresh_leaderboards(out, tasks)
 
 
 def cmd_profile(args):
@@ -348,6 +369,12 @@ def cmd_weights(args):
     return 0
 
 
+def cmd_status(args):
+    from .launch import print_status
+
+    return print_status(args.out)
+
+
 def cmd_leaderboard(args):
     written = _write_boards(args.out)
     if not written:
@@ -401,8 +428,13 @@ def _data_root_option(parser):
                         help="where datasets live (default $STBENCH_DATA_ROOT or ./data)")
 
 
+DEFAULT_OUT = "stbench-out"
+
+
 def _out_option(parser):
-    parser.add_argument("--out", default=".", help="runs go to OUT/runs, leaderboards to OUT/leaderboards")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"runs go to OUT/runs, leaderboards to OUT/leaderboards (default ./{DEFAULT_OUT}, a "
+                             "workspace git ignores; '--out .' updates the repository's committed showcase)")
 
 
 def _metric_option(parser):
@@ -452,12 +484,67 @@ def _apply_environment(args) -> None:
             raise UserError(f"STBENCH_THREADS={threads!r}: expected a whole number of threads") from None
 
 
+_LIST_OPTIONS = {"models", "tasks", "seeds", "metrics", "logger"}
+_REPEATED_OPTIONS = {"set", "metric_option", "launcher_option"}
+
+
+def with_config(argv, parser):
+    """``argv`` with the options of a ``--config`` YAML file put in front of the command line's own, so the
+    command line wins. Keys are option names (``dry_run`` or ``dry-run``); lists join with commas;
+    ``set`` / ``metric_option`` / ``launcher_option`` take a mapping or a list of KEY=VALUE."""
+    if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
+        return argv
+    import yaml
+
+    at = next(i for i, a in enumerate(argv) if a == "--config" or a.startswith("--config="))
+    path = argv[at].split("=", 1)[1] if "=" in argv[at] else (argv[at + 1] if at + 1 < len(argv) else "")
+    rest = argv[:at] + argv[at + (1 if "=" in argv[at] else 2):]
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise UserError(f"--config {path}: cannot read it ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"--config {path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"--config {path}: expected a mapping of option names to values")
+    command = next((a for a in rest if not a.startswith("-")), None)
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    known = {a.dest: a for a in subparsers.choices[command]._actions if a.option_strings} if command else {}
+    tokens = []
+    for key, value in values.items():
+        dest = str(key).replace("-", "_")
+        if dest not in known or dest in ("config", "help"):
+            raise UserError(f"--config {path}: unknown option '{key}'{nearest(dest, known)}; known: "
+                            f"{', '.join(sorted(k for k in known if k not in ('config', 'help')))}")
+        flag = known[dest].option_strings[-1]
+        if isinstance(known[dest], (argparse._StoreTrueAction,)):
+            tokens += [flag] if value else []
+        elif dest in _REPEATED_OPTIONS:
+            items = [f"{k}={v}" for k, v in value.items()] if isinstance(value, dict) else list(value or [])
+            for item in items:
+                tokens += [flag, str(item)]
+        elif dest in _LIST_OPTIONS and isinstance(value, (list, tuple)):
+            tokens += [flag, ",".join(map(str, value))]
+        else:
+            tokens += [flag, str(value)]
+    where = rest.index(command) + 1
+    return rest[:where] + tokens + rest[where:]
+
+
 def build_parser():
-    parser = Parser(prog="stbench", description="Benchmark spatio-temporal predictive learning models.")
+    parser = Parser(prog="stbench", description="Benchmark spatio-temporal predictive learning models.",
+                    allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"stbench {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser, required=True)
+    sub.add_parser = functools.partial(sub.add_parser, allow_abbrev=False)  # grids re-split argv by option name
 
     run = sub.add_parser("run", help="train, evaluate and profile models on tasks; write records and leaderboards")
+    run.add_argument("--config", metavar="RUN.yaml",
+                     help="a YAML file of this command's options (models: [tau, ustep], profile: quick, set: "
+                          "{lr: 1e-3}, ...); options given on the command line win")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan (runs, resolved settings, data found or missing) and an estimated "
+                          "time from a few measured steps; train and write nothing")
     run.add_argument("--models", required=True, help="comma-separated model names (stbench list models)")
     run.add_argument("--tasks", required=True, help="comma-separated tasks <dataset>-<T_in>-<T_out>")
     run.add_argument("--profile", default="quick", help="smoke | quick | paper (default quick)")
@@ -466,6 +553,9 @@ def build_parser():
     _out_option(run)
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a hyper-parameter or training setting (repeatable)")
+    run.add_argument("--budget", metavar="KIND=VALUE",
+                     help="the same training budget for every model: epochs=N, seconds=S (wall clock, converted "
+                          "to epochs by timing a few steps) or macs=M (training MACs); the board says which")
     run.add_argument("--seed", type=int, default=0, help="the seed of a single run (default 0)")
     run.add_argument("--seeds", help="comma-separated seeds: one run per seed, e.g. 0,1,2")
     run.add_argument("--repeats", type=int, help="N runs with seeds --seed .. --seed+N-1")
@@ -477,6 +567,17 @@ def build_parser():
     run.add_argument("--no-leaderboard", action="store_true",
                      help="write run records only (a launcher regenerates the boards once at the end)")
     _save_predictions_option(run)
+    run.add_argument("--launcher", choices=["local", "slurm"],
+                     help="run the grid (models x tasks x seeds) as separate processes: a local pool, or one "
+                          "Slurm job array through submitit (default: in this process, one after another)")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="local pool: runs at a time, each with its share of the cores as torch threads")
+    run.add_argument("--launcher-option", action="append", metavar="KEY=VALUE",
+                     help="slurm: gpus, cpus, mem, partition, time (minutes), account, or any slurm_* setting")
+    run.add_argument("--detach", action="store_true", help="slurm: return once the job array is queued")
+    run.add_argument("--logger", default="csv,tensorboard",
+                     help="run logs beside each record: none, or any of csv, tensorboard, mlflow, wandb "
+                          "(comma-separated; mlflow / wandb are imported only when named; default csv,tensorboard)")
     _debug_option(run)
     run.set_defaults(func=cmd_run)
 
@@ -542,6 +643,10 @@ def build_parser():
     weights.add_argument("--json", action="store_true", help="print {metric: [entry, ...]} as JSON")
     weights.set_defaults(func=cmd_weights)
 
+    stat = sub.add_parser("status", help="queued, running, finished and failed runs under OUT (grids included)")
+    _out_option(stat)
+    stat.set_defaults(func=cmd_status)
+
     board = sub.add_parser("leaderboard", help="regenerate OUT/leaderboards from OUT/runs")
     _out_option(board)
     board.set_defaults(func=cmd_leaderboard)
@@ -563,7 +668,10 @@ def build_parser():
 def main(argv=None):
     args = None
     try:
-        args = build_parser().parse_args(argv)
+        raw = list(sys.argv[1:] if argv is None else argv)
+        parser = build_parser()
+        args = parser.parse_args(with_config(raw, parser))
+        args.raw_argv = raw
         allocator.keep_freed_memory()  # before any tensor exists (STBENCH_MALLOC=system opts out)
         _apply_environment(args)
         return args.func(args)

@@ -108,6 +108,9 @@ TRAIN_DEFAULTS: Dict[str, Dict[str, Any]] = {
                   schedule="onecycle", grad_clip=None, train_samples=None, test_samples=None),
 }
 SEED = Setting("int", minimum=0)
+BUDGET_KEYS = frozenset({"epochs", "train_samples", "batch_size"})
+EQUAL_BUDGET_PROFILES = ("quick",)
+BUDGET_KINDS = ("epochs", "seconds", "macs")
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 
@@ -240,11 +243,17 @@ def resolve(model_spec, dataset_spec, profile: str, overrides: Dict[str, Any]) -
     for (profile, dataset, or the dataset it is declared ``hparams_like``) < the command line. A
     hyper-parameter override applies only to models that declare that key, so `--set delta_t=2` reaches
     ustep and leaves tau alone; its value is checked against the kind the model declares.
+
+    Equal budgets: in the ``quick`` profile (the table that compares models on a laptop CPU) a model's
+    own ``epochs`` / ``train_samples`` / ``batch_size`` are not applied, so every model trains under the
+    same budget (the engine's and the dataset's) unless the command line says otherwise
+    (:func:`ignored_budget` names what a model declared). ``paper`` follows each model's published schedule.
     """
     like = dataset_spec.hparams_like
     train = dict(TRAIN_DEFAULTS[profile])
     train.update(dataset_spec.train_defaults.get(profile, {}) or {})
-    train.update(model_spec.train_for(profile, dataset_spec.name, like))
+    declared = model_spec.train_for(profile, dataset_spec.name, like)
+    train.update({k: v for k, v in declared.items() if not (profile in EQUAL_BUDGET_PROFILES and k in BUDGET_KEYS)})
     hparams = model_spec.hparams_for(profile, dataset_spec.name, like)
     schema = hparam_schema(model_spec)
     applied = {}
@@ -255,6 +264,14 @@ def resolve(model_spec, dataset_spec, profile: str, overrides: Dict[str, Any]) -
             hparams[key] = applied[key] = schema[key].check(key, value, f"--set for model '{model_spec.name}'")
     train = check_train(train, f"{model_spec.name} on {dataset_spec.name} ({profile})")
     return train, hparams, applied
+
+
+def ignored_budget(model_spec, dataset_spec, profile: str) -> Dict[str, Any]:
+    """The budget settings a model declared for an equal-budget profile, which :func:`resolve` did not apply."""
+    if profile not in EQUAL_BUDGET_PROFILES:
+        return {}
+    declared = model_spec.train_for(profile, dataset_spec.name, dataset_spec.hparams_like)
+    return {k: v for k, v in declared.items() if k in BUDGET_KEYS}
 
 
 def config_hash(config: Dict[str, Any]) -> str:

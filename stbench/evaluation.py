@@ -1,11 +1,14 @@
 """Evaluation: the metrics of a task, streaming a test set through a model and them, timing each part."""
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from . import plugins
 from .data import statistics_of
@@ -53,7 +56,7 @@ def build_metrics(names, dataset_spec, task, options=None, strict=True):
 
 def _interleave(parts):
     """Rank r's j-th clip is test clip j * world + r: put the gathered clips back in test order."""
-    world, rows = len(parts), []
+    rows = []
     for j in range(max(len(p) for p in parts)):
         rows += [part[j] for part in parts if j < len(part)]
     return torch.stack(rows) if rows else parts[0][:0]
@@ -104,7 +107,9 @@ def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cp
         metric.reset()
     data_s = infer_s = metric_s = 0.0
     sequences, sample = 0, None
-    iterator = _batches(dataset, batch_size, processes, loading)
+    per_process = -(-len(dataset) // processes.world)
+    iterator = iter(tqdm(_batches(dataset, batch_size, processes, loading), total=-(-per_process // int(batch_size)),
+                         desc="evaluating", unit="batch", leave=False, disable=None if processes.main else True))
     reference = (int(batch_size), task.t_out, *task.shape)
     first = True
     while True:
@@ -174,3 +179,36 @@ def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cp
             provenance[metric.name] = dict(metric.provenance())
     return EvalResult(values, per_frame, per_clip, unavailable, info, provenance, infer_s, data_s, metric_s,
                       sequences, sample)
+
+
+class PredictionWriter:
+    """The whole test set's predictions and targets in native units, streamed into ``predictions.npy`` and
+    ``targets.npy`` of the run folder (renamed into place when complete), for ``stbench score`` later.
+    Data in [0, 1] or [0, 255] is stored as uint8 (``stbench score`` reads uint8 [0, 1] data as value / 255);
+    anything else as float32."""
+
+    def __init__(self, run_dir: Path, spec, count: int, task):
+        lo, hi = spec.value_range or (None, None)
+        self.scale = {(0.0, 1.0): 255.0, (0.0, 255.0): 1.0}.get((lo, hi))
+        dtype = np.uint8 if self.scale else np.float32
+        shape = (count, task.t_out, *task.shape)
+        self.paths = [run_dir / "predictions.npy", run_dir / "targets.npy"]
+        self.temps = [p.with_name(f".{p.name}.tmp{os.getpid()}") for p in self.paths]
+        self.arrays = [np.lib.format.open_memmap(t, mode="w+", dtype=dtype, shape=shape) for t in self.temps]
+        self.filled = 0
+
+    def __call__(self, pred: torch.Tensor, true: torch.Tensor) -> None:
+        n = pred.shape[0]
+        for array, values in zip(self.arrays, (pred, true)):
+            values = values.detach().cpu().numpy()
+            if self.scale:
+                values = np.clip(np.rint(values * self.scale), 0, 255)
+            array[self.filled:self.filled + n] = values
+        self.filled += n
+
+    def close(self) -> None:
+        for array, temp, path in zip(self.arrays, self.temps, self.paths):
+            array.flush()
+            del array
+            os.replace(temp, path)
+        self.arrays = []

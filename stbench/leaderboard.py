@@ -598,3 +598,19 @@ def write_leaderboards(out_dir, tasks=None, board_dir=None) -> List[Path]:
         board_dir.mkdir(parents=True, exist_ok=True)
         written.append(write_text_atomic(board_dir / f"{task}.md", render(task, by_task[task], board_dir)))
     return written
+
+
+def refresh_leaderboards(out_dir, tasks=None) -> List[Path]:
+    """:func:`write_leaderboards` under the boards' lock: processes sharing ``out_dir`` take turns, so no
+    board is ever rendered from half of another process's records; a disk that refuses is one line."""
+    from .errors import UserError
+    from .files import locked, remove_stale_temporaries
+
+    boards = Path(out_dir) / "leaderboards"
+    try:
+        with locked(boards / ".lock"):
+            remove_stale_temporaries(boards)
+            return write_leaderboards(out_dir, tasks)
+    except OSError as error:
+        raise UserError(f"cannot write the leaderboards under {Path(out_dir).resolve()}: "
+                        f"{error.strerror or error}; free space or choose another --out") from None

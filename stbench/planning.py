@@ -1,11 +1,11 @@
 """Planning: everything one run resolves before anything is trained or written, for 1..N tasks (N > 1 is
 one model trained jointly on all of them), and the run's training and evaluation identities."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import plugins
-from .config import EVALUATION_KEYS, check_seed, config_hash, resolve
+from .config import BUDGET_KINDS, EVALUATION_KEYS, check_seed, config_hash, ignored_budget, resolve
 from .errors import UserError
 from .tasks import Task
 
@@ -21,6 +21,7 @@ class TaskPart:
     overrides: Dict[str, Any]
     metric_names: List[str]
     strict_metrics: bool  # named by the user (an unknown one is an error) or the dataset's defaults
+    ignored_budget: Dict[str, Any] = field(default_factory=dict)  # what the model declared for an equal-budget profile
 
 
 @dataclass
@@ -33,6 +34,8 @@ class RunPlan:
     seed: int
     metric_options: Dict[str, Any]
     precision: str = "32"  # 32 | 16-mixed | bf16-mixed: part of the training identity
+    budget: Optional[Tuple[str, float]] = None  # (epochs | seconds | macs, value) from --budget
+    budget_estimate: Dict[str, Any] = field(default_factory=dict)  # how a seconds / MACs budget became epochs
     checkpoint_sha256: Optional[str] = None  # evaluating given weights (stbench eval) instead of training
 
     @property
@@ -79,6 +82,13 @@ class RunPlan:
         tasks = ",".join(p.task.name for p in self.parts)
         return f"{self.model_spec.name} {'joint(' + tasks + ')' if self.joint else tasks} {self.profile} seed {self.seed}"
 
+    def budget_record(self, part: TaskPart, train_clips: int) -> Dict[str, Any]:
+        """The training budget this task ran under, for the record and the board's budget line."""
+        kind, value = self.budget or ("epochs", part.train["epochs"])
+        return {"kind": kind, "value": value, "epochs": part.train["epochs"], "train_clips": int(train_clips),
+                "batch_size": part.train["batch_size"], "model_declared": dict(part.ignored_budget),
+                **({"estimate": dict(self.budget_estimate)} if self.budget_estimate else {})}
+
     def run_dir(self, out_dir, part: TaskPart) -> Path:
         return Path(out_dir) / "runs" / part.task.name / self.run_name
 
@@ -96,11 +106,30 @@ def plan_part(model_spec, task, profile, overrides, metrics) -> TaskPart:
     names = list(metrics) if metrics else list(dataset_spec.default_metrics)
     for name in names if metrics else ():
         plugins.get_metric(name)
-    return TaskPart(task, dataset_spec, train, hparams, applied, names, strict_metrics=bool(metrics))
+    ignored = {k: v for k, v in ignored_budget(model_spec, dataset_spec, profile).items()
+               if k not in applied and v != train[k]}
+    return TaskPart(task, dataset_spec, train, hparams, applied, names, strict_metrics=bool(metrics),
+                    ignored_budget=ignored)
+
+
+def parse_budget(text: Optional[str]) -> Optional[Tuple[str, float]]:
+    """``--budget epochs=N|seconds=S|macs=M`` as (kind, value); MACs may be written 5e15."""
+    if not text:
+        return None
+    kind, sep, value = str(text).partition("=")
+    if not sep or kind not in BUDGET_KINDS:
+        raise UserError(f"--budget {text}: expected epochs=N, seconds=S or macs=M")
+    try:
+        number = float(value)
+    except ValueError:
+        raise UserError(f"--budget {text}: '{value}' is not a number") from None
+    if number <= 0 or (kind == "epochs" and not number.is_integer()):
+        raise UserError(f"--budget {text}: the value must be {'a whole number' if kind == 'epochs' else 'a number'} > 0")
+    return kind, int(number) if kind == "epochs" else number
 
 
 def plan_run(model_name, tasks, profile, seed=0, overrides=None, metrics=None, metric_options=None,
-             precision="32") -> RunPlan:
+             precision="32", budget=None) -> RunPlan:
     """The plan of one run of ``model_name`` on one task (a task name or Task) or several (a joint run)."""
     model_spec = plugins.get_model(model_name)
     tasks = [tasks] if isinstance(tasks, (str, Task)) else list(tasks)
@@ -110,7 +139,10 @@ def plan_run(model_name, tasks, profile, seed=0, overrides=None, metrics=None, m
     if len({plugins.resolve_task(t).name for t in tasks}) != len(tasks):
         raise UserError(f"--joint: a task is named twice in {', '.join(map(str, tasks))}")
     parts = [plan_part(model_spec, task, profile, overrides, metrics) for task in tasks]
-    return RunPlan(model_spec, parts, profile, check_seed(seed), dict(metric_options or {}), precision)
+    if budget and budget[0] == "epochs":  # the same epochs for every model; seconds / MACs resolve at run time
+        for part in parts:
+            part.train["epochs"] = budget[1]
+    return RunPlan(model_spec, parts, profile, check_seed(seed), dict(metric_options or {}), precision, budget)
 
 
 def build_model(plan: RunPlan):
@@ -133,10 +165,10 @@ def task_models(plan: RunPlan, model) -> List[Any]:
 
 
 def plans_for(models: Sequence[str], tasks: Sequence, profile: str, seeds: Sequence[int], overrides=None,
-              metrics=None, metric_options=None, joint=False, precision="32") -> List[RunPlan]:
+              metrics=None, metric_options=None, joint=False, precision="32", budget=None) -> List[RunPlan]:
     """Every run of a command: each model on each task and seed, or each model jointly on all tasks."""
     if joint and len(tasks) < 2:
         raise UserError("--joint trains one model on several tasks; name at least two with --tasks")
     groups = [list(tasks)] if joint else [[task] for task in tasks]
-    return [plan_run(model, group, profile, seed, overrides, metrics, metric_options, precision)
+    return [plan_run(model, group, profile, seed, overrides, metrics, metric_options, precision, budget)
             for group in groups for model in models for seed in seeds]

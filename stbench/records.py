@@ -45,6 +45,7 @@ class RunRecord(TypedDict, total=False):
     precision: str
     distributed: Dict[str, Any]  # world_size, backend, global_batch, per_process_batch, launcher
     loading: Dict[str, Any]  # DataLoader workers, pin_memory, persistent_workers
+    budget: Dict[str, Any]  # kind (epochs | seconds | macs), value, epochs, train_clips, batch_size, ...
     overrides: Dict[str, Any]
     train: Dict[str, Any]
     hparams: Dict[str, Any]
@@ -113,6 +114,15 @@ def write_record(run_dir, record: RunRecord) -> Path:
         keep = Path(run_dir) / EVALUATIONS_DIR / f"record.{old_hash or 'v1'}.json"
         write_json_atomic(keep, clean_floats(previous))
     return write_json_atomic(path, clean_floats(record))
+
+
+def read_json(path) -> Optional[Dict[str, Any]]:
+    """A small JSON object stbench wrote (a cache), or None when it is missing or unreadable."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def read_record(path) -> Optional[RunRecord]:

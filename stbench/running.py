@@ -1,7 +1,6 @@
 """Running: one orchestrator executes a plan of 1..N tasks (open data, build, profile, train, evaluate, write
 the records), and a list of plans where one failing run never stops the others."""
 import contextlib
-import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -15,7 +14,9 @@ from .checkpoints import load_weights, read_checkpoint
 from .data import describe, open_splits
 from .errors import UserError
 from .distributed import SINGLE, Processes
-from .evaluation import build_metrics, evaluate
+from .estimates import estimate_seconds, resolve_budget
+from .evaluation import PredictionWriter, build_metrics, evaluate
+from .logs import DEFAULT_LOGGERS, RunLog
 from .files import locked, remove_stale_temporaries, write_with
 from .planning import RunPlan, build_model, task_models
 from .profiling import count_macs
@@ -36,6 +37,7 @@ class Machine:
     device: str = "cpu"
     workers: Optional[int] = None  # DataLoader workers; None: the machine's default
     processes: Processes = SINGLE
+    loggers: Tuple[str, ...] = DEFAULT_LOGGERS
 
     def loading(self) -> Loading:
         workers = default_workers(self.device, self.processes.world) if self.workers is None else int(self.workers)
@@ -62,6 +64,41 @@ def pick_device(requested: Optional[str] = None) -> str:
             raise UserError("--device mps: Apple's MPS is not available on this machine; use --device cpu")
         return requested
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def dry_run(plans: List[RunPlan], data_root, out_dir, machine: Optional[Machine] = None, say=print) -> float:
+    """``stbench run --dry-run``: each run's folder and state, resolved settings, whether its data is there,
+    and an estimate of its time from a few training steps and one test batch timed here. Writes nothing."""
+    import json as _json
+
+    machine = machine or Machine()
+    total = 0.0
+    for plan in plans:
+        part = plan.parts[0]
+        say(f"{plan.label}")
+        say(f"  run folder  {plan.run_dir(out_dir, part)}")
+        done = finished_records(plan, out_dir, force=False)
+        checkpoint = plan.checkpoint_path(out_dir)
+        say(f"  state       {'done (skipped)' if done else 'resumes from its checkpoint' if checkpoint.exists() else 'new'}")
+        say(f"  train       {_json.dumps(part.train, default=str)}")
+        say(f"  hparams     {_json.dumps(part.hparams, default=str)}")
+        if part.ignored_budget:
+            say(f"  budget      the profile's, not the model's {_json.dumps(part.ignored_budget)}")
+        try:
+            train_set, test_set = open_splits(part.dataset_spec, data_root, part.task, part.train["train_samples"],
+                                              part.train["test_samples"])
+        except UserError as error:
+            say(f"  data        MISSING: {error}")
+            continue
+        say(f"  data        found: {len(train_set)} training clips, {len(test_set)} test clips under "
+            f"{Path(data_root).resolve()}")
+        if done:
+            continue
+        seconds = estimate_seconds(plan, train_set, test_set, machine)
+        total += seconds
+        say(f"  estimate    {seconds / 60:.1f} min on {machine.device} ({plan.train['epochs']} epochs)")
+    say(f"estimated total: {total / 60:.1f} min for {len(plans)} run(s) (timed from a few steps; a rough guide)")
+    return total
 
 
 def finished_records(plan: RunPlan, out_dir, force: bool) -> Optional[List[RunRecord]]:
@@ -96,6 +133,7 @@ def execute(plan: RunPlan, data_root, out_dir, machine: Optional[Machine] = None
     decides and holds the lock; every rank follows its decision."""
     machine = machine or Machine()
     processes = machine.processes
+    resolve_budget(plan, data_root, out_dir, machine)
     done = None
     if processes.main:
         done = finished_records(plan, out_dir, force or (save_predictions and not _predictions_saved(plan, out_dir)))
@@ -113,6 +151,49 @@ def execute(plan: RunPlan, data_root, out_dir, machine: Optional[Machine] = None
             log(f"stbench: {plan.label}: already done by another process ({plan.run_dir(out_dir, plan.parts[0])})")
             return again
         return _execute(plan, data_root, out_dir, machine, force, save_predictions=save_predictions)
+
+
+class Progress:
+    """One progress line over a whole command: runs done and left, failures, an ETA from the runs so far.
+    A bar on a terminal; plain log lines when stderr is a file or a pipe (CI logs, launchers)."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        import sys
+
+        self.total, self.done, self.failed, self.enabled = total, 0, 0, enabled and total > 1
+        self.started, self.current = time.time(), ""
+        self.bar = None
+        if self.enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="runs", unit="run", position=0, leave=True)
+
+    def eta(self) -> str:
+        if not self.done:
+            return "ETA after the first run"
+        left = (time.time() - self.started) / self.done * (self.total - self.done)
+        return f"ETA {left / 60:.0f} min" if left >= 90 else f"ETA {left:.0f} s"
+
+    def starting(self, label: str) -> None:
+        self.current = label
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix_str(label)
+        else:
+            failed = f", {self.failed} failed" if self.failed else ""
+            log(f"stbench: [{self.done + 1}/{self.total}] {label} ({self.done} done{failed}, "
+                f"{self.total - self.done} left, {self.eta()})")
+
+    def ended(self, failed: bool) -> None:
+        self.done += 1
+        self.failed += int(failed)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _silent(*_args, **_kwargs) -> None:
@@ -161,7 +242,8 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
                 evaluation.update(source="checkpoint", checkpoint=loaded)
             described = {"root": str(data_root), "train": describe(train_set), "test": describe(test_set)}
             record = start_record(plan, part, view, described, device, evaluation, count_macs(view, part.task))
-            record.update(machine.describe(plan.train["batch_size"], loading))
+            record.update(machine.describe(plan.train["batch_size"], loading),
+                          budget=plan.budget_record(part, len(train_set)))
             records.append(record)
         model.to(device)
         trained = TrainResult()
@@ -170,8 +252,10 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
                                          task=part.task.name if plan.joint else None, loading=loading)
                        for part, (train_set, _) in zip(plan.parts, data)]
             batches = JointBatches(streams, plan.seed) if plan.joint else streams[0]
+            logged = checkpoint.parent
             trained = train(model, batches, plan.train, device, checkpoint, plan.hash, plan.label, processes,
-                            plan.precision)
+                            plan.precision, open_log=lambda resumed: RunLog(logged, machine.loggers, plan.run_name,
+                                                                             resumed, {"run": plan.run_name}))
         writers = [PredictionWriter(run_dir, part.dataset_spec, len(test_set), part.task)
                    if save_predictions and main else None
                    for part, run_dir, (_, test_set) in zip(plan.parts, run_dirs, data)]
@@ -187,6 +271,13 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
         raise
     if not main:
         return []
+    if trained.log is not None:
+        for part, result in zip(plan.parts, evaluated):
+            prefix = f"test/{part.task.name}/" if plan.joint else "test/"
+            for key, value in result.metrics.items():
+                if value is not None:
+                    trained.log.scalar(prefix + key, value, trained.steps)
+        trained.log.close()
     if trained.epochs and trained.resumed_from_epoch == trained.epochs:
         for record in records:
             record["evaluation"]["source"] = "re-evaluated"  # weights restored from the finished checkpoint
@@ -207,39 +298,6 @@ def _record_failure(plan, records, run_dirs, reason: str, started: float) -> Non
             write_record(run_dir, fail_record(record, reason, started))
         except OSError:
             pass
-
-
-class PredictionWriter:
-    """The whole test set's predictions and targets in native units, streamed into ``predictions.npy`` and
-    ``targets.npy`` of the run folder (renamed into place when complete), for ``stbench score`` later.
-    Data in [0, 1] or [0, 255] is stored as uint8 (``stbench score`` reads uint8 [0, 1] data as value / 255);
-    anything else as float32."""
-
-    def __init__(self, run_dir: Path, spec, count: int, task):
-        lo, hi = spec.value_range or (None, None)
-        self.scale = {(0.0, 1.0): 255.0, (0.0, 255.0): 1.0}.get((lo, hi))
-        dtype = np.uint8 if self.scale else np.float32
-        shape = (count, task.t_out, *task.shape)
-        self.paths = [run_dir / "predictions.npy", run_dir / "targets.npy"]
-        self.temps = [p.with_name(f".{p.name}.tmp{os.getpid()}") for p in self.paths]
-        self.arrays = [np.lib.format.open_memmap(t, mode="w+", dtype=dtype, shape=shape) for t in self.temps]
-        self.filled = 0
-
-    def __call__(self, pred: torch.Tensor, true: torch.Tensor) -> None:
-        n = pred.shape[0]
-        for array, values in zip(self.arrays, (pred, true)):
-            values = values.detach().cpu().numpy()
-            if self.scale:
-                values = np.clip(np.rint(values * self.scale), 0, 255)
-            array[self.filled:self.filled + n] = values
-        self.filled += n
-
-    def close(self) -> None:
-        for array, temp, path in zip(self.arrays, self.temps, self.paths):
-            array.flush()
-            del array
-            os.replace(temp, path)
-        self.arrays = []
 
 
 def evaluate_checkpoint(plan: RunPlan, path, data_root, out_dir, machine: Optional[Machine] = None,
@@ -267,7 +325,9 @@ def execute_all(plans: List[RunPlan], data_root, out_dir, machine: Optional[Mach
     records, failures = [], 0
     main = (machine or Machine()).processes.main
     say, report = (log, report) if main else (_silent, _silent)  # rank 0 speaks for all processes
+    progress = Progress(len(plans), enabled=main)
     for plan in plans:
+        progress.starting(plan.label)
         try:
             if checkpoint is not None:
                 finished = evaluate_checkpoint(plan, checkpoint, data_root, out_dir, machine, save_predictions)
@@ -277,17 +337,21 @@ def execute_all(plans: List[RunPlan], data_root, out_dir, machine: Optional[Mach
             raise
         except (RunFailed, UserError) as error:
             failures += 1
+            progress.ended(failed=True)
             say(f"stbench: error: {plan.label}: {error}")
             continue
         except Exception as error:  # a fault in a plugin or the machine: this run fails, the others go on
             failures += 1
+            progress.ended(failed=True)
             say(f"stbench: error: {plan.label}: {type(error).__name__}: {error}"
                 + ("" if debug else " (STBENCH_DEBUG=1 or --debug shows the traceback)"))
             if debug:
                 traceback.print_exc()
             continue
+        progress.ended(failed=False)
         for record in finished:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items() if isinstance(v, (int, float)))
             report(f"{record['model']} {record['task']} {record['profile']} seed {record['seed']}: {shown}")
         records.extend(finished)
+    progress.close()
     return records, failures

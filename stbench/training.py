@@ -147,6 +147,7 @@ class TrainResult:
     epoch_seconds: List[float] = field(default_factory=list)
     losses: List[float] = field(default_factory=list)
     resumed_from_epoch: Optional[int] = None
+    log: Optional[object] = None  # the open RunLog, if any
 
 
 def save_checkpoint(path, state) -> None:
@@ -206,14 +207,16 @@ def _resume_state(checkpoint, device, label, processes):
 
 
 def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", processes=SINGLE,
-          precision="32") -> TrainResult:
+          precision="32", open_log=None) -> TrainResult:
     """Train for ``train_cfg['epochs']`` epochs, checkpointing after each; resume from ``checkpoint``.
 
     ``batches.epoch(e)`` yields ``(x, y, task)``: ``task`` is None for a single-task run and the task's
     name for a joint one (then passed to ``model.loss(..., task=task)``). A checkpoint that finished
     every epoch restores the weights and trains nothing (a finished run re-evaluated). With several
     processes the loss runs under DistributedDataParallel, each epoch's loss is the mean over processes,
-    and only rank 0 writes the checkpoint (any world size resumes from it).
+    and only rank 0 writes the checkpoint (any world size resumes from it). ``open_log(resumed_step)``
+    (optional) returns the run's :class:`stbench.logs.RunLog`, which gets the loss of every step and
+    each epoch's summary; it is returned open in ``result.log`` for the evaluation's numbers.
     """
     result = TrainResult()
     epochs = int(train_cfg["epochs"])
@@ -238,6 +241,8 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
             if start_epoch < epochs and processes.main:
                 log(f"stbench: {label}: resuming after epoch {start_epoch} from {checkpoint}")
     runner = wrap_for_training(LossOf(model), processes, str(device))
+    run_log = open_log(result.steps if result.resumed_from_epoch else None) if open_log and processes.main else None
+    result.log = run_log
     grad_clip = train_cfg.get("grad_clip")
     for epoch in range(start_epoch, epochs):
         model.on_epoch_start(epoch)
@@ -275,8 +280,14 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
                 total += loss.item()
                 count += 1
                 bar.set_postfix(loss=f"{loss.item():.4g}")
+                if run_log is not None:
+                    run_log.scalar("train/loss", loss.item(), result.steps, epoch + 1)
+                    run_log.scalar("train/lr", optimizers[0].param_groups[0]["lr"], result.steps, epoch + 1)
         result.epoch_seconds.append(watch.seconds)
         result.losses.append(processes.mean(total / max(count, 1)))
+        if run_log is not None:
+            run_log.scalar("train/epoch_loss", result.losses[-1], result.steps, epoch + 1)
+            run_log.scalar("train/epoch_seconds", watch.seconds, result.steps, epoch + 1)
         if processes.main:
             log(f"stbench: {label}: epoch {epoch + 1}/{epochs} loss {result.losses[-1]:.5g} ({watch.seconds:.1f} s)")
             save_checkpoint(checkpoint, {

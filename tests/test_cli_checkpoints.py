@@ -88,7 +88,7 @@ def test_saved_predictions_rescore_to_the_recorded_metrics(use_plugins, toy_root
     (run_dir,) = [p.parent for p in out.glob("runs/toy-6-6/*/record.json")]
     record = json.loads((run_dir / "record.json").read_text())
     pred, true = np.load(run_dir / "predictions.npy"), np.load(run_dir / "targets.npy")
-    assert pred.dtype == np.uint8 and pred.shape == (record["test_sequences"], 6, 1, 16, 16)
+    assert pred.dtype == true.dtype == np.uint8 and pred.shape == true.shape == (record["test_sequences"], 6, 1, 16, 16)
     capsys.readouterr()
     assert main(["score", "--pred", str(run_dir / "predictions.npy"), "--true", str(run_dir / "targets.npy"),
                  "--task", "toy-6-6", "--metrics", "mse,mae", "--json"]) == 0

@@ -211,14 +211,43 @@ def test_seeds_make_one_run_each(use_plugins, toy_root, tmp_path):
     (lambda d: (d / "p.npy").write_bytes(b"garbage"), "not a readable .npy"),
     (lambda d: np.save(d / "p.npy", np.zeros((2, 6, 1, 16, 16), np.float32)), "must match"),
     (lambda d: np.save(d / "p.npy", np.zeros((3, 6, 1, 16), np.float32)), "expected [N, T, C, H, W]"),
+    (lambda d: np.save(d / "p.npy", np.zeros((0, 6, 1, 16, 16), np.float32)), "the array is empty"),
+    (lambda d: np.save(d / "p.npy", np.full((3, 6, 1, 16, 16), "x")), "are not numbers"),
+    (lambda d: np.save(d / "p.npy", np.zeros((3, 6, 1, 16, 16), np.int64)), "int64 values for data in [0, 1]"),
+    (lambda d: np.save(d / "p.npy", np.full((3, 6, 1, 16, 16), np.nan, np.float32)), "NaN or inf"),
+    (lambda d: np.savez(d / "p.npz", a=np.zeros((3, 6, 1, 16, 16)), b=np.zeros(1)), "holds the arrays a, b"),
 ])
 def test_bad_score_inputs(use_plugins, tmp_path, capsys, make, message):
     use_plugins("plugin_fixture", only="testplug,baselines")
     np.save(tmp_path / "t.npy", np.zeros((3, 6, 1, 16, 16), np.float32))
     make(tmp_path)
-    assert main(["score", "--pred", str(tmp_path / "p.npy"), "--true", str(tmp_path / "t.npy"),
-                 "--task", "toy-6-6"]) == 2
-    assert message in capsys.readouterr().err
+    pred = tmp_path / ("p.npz" if (tmp_path / "p.npz").exists() else "p.npy")
+    assert main(["score", "--pred", str(pred), "--true", str(tmp_path / "t.npy"), "--task", "toy-6-6"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_score_reads_npz_keys_and_uint8_frames_and_json_names_unavailable_metrics(use_plugins, tmp_path, capsys,
+                                                                                   monkeypatch):
+    use_plugins("plugin_fixture", only="testplug,baselines,metrics_perceptual,stbench-metrics-perceptual")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
+    monkeypatch.delenv("STBENCH_LPIPS_ALEXNET", raising=False)
+    rng = np.random.default_rng(1)
+    true = rng.integers(0, 256, (4, 6, 1, 16, 16), dtype=np.uint8)
+    pred = rng.integers(0, 256, (4, 6, 1, 16, 16), dtype=np.uint8)
+    np.savez(tmp_path / "both.npz", pred=pred, true=true)
+    assert main(["score", "--pred", f"{tmp_path / 'both.npz'}:pred", "--true", f"{tmp_path / 'both.npz'}:true",
+                 "--task", "toy-6-6", "--metrics", "mse", "--json"]) == 0
+    captured = capsys.readouterr()
+    expected = (((pred / 255.0) - (true / 255.0)) ** 2).sum(axis=(2, 3, 4)).mean()
+    assert json.loads(captured.out)["mse"] == pytest.approx(expected, rel=1e-5)
+    assert "read as value / 255" in captured.err
+    np.save(tmp_path / "p.npy", pred / 255.0)
+    np.save(tmp_path / "t.npy", true / 255.0)
+    assert main(["score", "--pred", str(tmp_path / "p.npy"), "--true", str(tmp_path / "t.npy"), "--task", "toy-6-6",
+                 "--metrics", "mse,lpips", "--json"]) == 0
+    values = json.loads(capsys.readouterr().out)  # valid JSON even with a metric that cannot be computed here
+    assert values["lpips"] is None and values["unavailable"]["lpips"]
 
 
 def test_score_wrong_task_length(use_plugins, tmp_path, capsys):
@@ -241,3 +270,107 @@ def test_weights_lists_what_each_metric_can_use(monkeypatch, tmp_path, capsys):
     assert main(["weights", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert {"lpips", "fvd"} <= set(listing) and all("how_to_get" in item for item in listing["lpips"])
+
+
+def test_quick_gives_every_model_the_same_budget(use_plugins):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    from stbench import DatasetSpec, ModelSpec
+    from stbench.config import TRAIN_DEFAULTS, resolve
+    from stbench.planning import plan_run
+
+    spec = ModelSpec(name="m", family="baseline", build=None,
+                     hparams={"quick": {"default": {"epochs": 9, "train_samples": 50, "lr": 0.5}}})
+    dataset = DatasetSpec(name="d", shape=(1, 8, 8), open=None, max_length=20, layout="")
+    train, _, _ = resolve(spec, dataset, "quick", {})
+    assert train["epochs"] == TRAIN_DEFAULTS["quick"]["epochs"] and train["train_samples"] == 2000
+    assert train["lr"] == 0.5  # what is not budget still comes from the model
+    train, _, _ = resolve(spec, dataset, "quick", {"epochs": 4})
+    assert train["epochs"] == 4  # the user may still override
+    assert plan_run("tiny", "toy-6-6", "smoke").parts[0].train["epochs"] == 2  # smoke keeps declarations
+
+
+@pytest.mark.parametrize("budget,check", [
+    ("epochs=3", lambda r: r["epochs"] == 3 and r["budget"]["kind"] == "epochs"),
+    ("macs=1e7", lambda r: r["budget"]["kind"] == "macs" and r["budget"]["estimate"]["training_macs_per_epoch"] > 0),
+    ("seconds=0.5", lambda r: r["budget"]["kind"] == "seconds" and r["budget"]["estimate"]["seconds_per_step"] > 0),
+])
+def test_budget_is_applied_and_recorded(use_plugins, toy_root, tmp_path, budget, check):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    assert _run(out, toy_root, "--budget", budget) == 0
+    record = _records(out)[0]
+    assert check(record), record["budget"]
+    assert record["budget"]["epochs"] == record["epochs"] and record["budget"]["train_clips"] > 0
+    assert _run(out, toy_root, "--budget", budget) == 0  # converted once: the rerun finds the same run done
+
+
+def test_bad_budget_is_one_line(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    for bad in ("hours=3", "epochs=1.5", "macs=lots", "seconds=-1"):
+        assert _run(tmp_path / "out", toy_root, "--budget", bad) == 2
+        assert "--budget" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    assert main(["run", "--models", "tiny,persistence", "--tasks", "toy-6-6", "--profile", "smoke", "--data-root",
+                 str(toy_root), "--out", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "tiny toy-6-6 smoke seed 0" in printed and "state       new" in printed
+    assert "found: 12 training clips, 6 test clips" in printed and "estimate" in printed
+    assert '"epochs": 2' in printed and "estimated total" in printed
+    assert not out.exists()
+    assert main(["run", "--models", "tiny", "--tasks", "toy-6-6", "--profile", "smoke", "--data-root",
+                 str(tmp_path / "nowhere"), "--out", str(out), "--dry-run"]) == 0
+    assert "MISSING" in capsys.readouterr().out
+
+
+def test_config_file_takes_the_command_line_options(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    config = tmp_path / "run.yaml"
+    config.write_text(f"models: [tiny, persistence]\ntasks: toy-6-6\nprofile: smoke\ndata-root: {toy_root}\n"
+                      f"out: {out}\nset: {{width: 4}}\nseeds: [0, 1]\nmetrics: [mse]\n")
+    assert main(["run", "--config", str(config)]) == 0
+    records = _records(out)
+    assert sorted((r["model"], r["seed"]) for r in records) == [("persistence", 0), ("persistence", 1),
+                                                                ("tiny", 0), ("tiny", 1)]
+    assert all(set(r["metrics"]) == {"mse"} for r in records)
+    assert next(r for r in records if r["model"] == "tiny")["hparams"]["width"] == 4
+    assert main(["run", "--config", str(config), "--metrics", "mae", "--seeds", "0"]) == 0  # the command line wins
+    assert {r["seed"] for r in _records(out) if "mae" in r["metrics"]} == {0}
+    config.write_text("modles: [tiny]\n")
+    assert main(["run", "--config", str(config)]) == 2
+    assert "unknown option 'modles' (did you mean models" in capsys.readouterr().err
+
+
+def test_the_default_out_is_a_workspace_git_ignores(use_plugins, toy_root, tmp_path, monkeypatch):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--models", "persistence", "--tasks", "toy-6-6", "--profile", "smoke", "--data-root",
+                 str(toy_root)]) == 0
+    assert list((tmp_path / "stbench-out" / "runs").rglob("record.json"))
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().splitlines()
+    assert "/stbench-out/" in ignored
+
+
+def test_progress_lines_count_runs_when_stderr_is_not_a_terminal(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    assert _run(tmp_path / "out", toy_root, "--seeds", "0,1,2") == 0
+    err = capsys.readouterr().err
+    assert "[1/3] tiny toy-6-6 smoke seed 0 (0 done, 3 left, ETA after the first run)" in err
+    assert "[3/3] tiny toy-6-6 smoke seed 2 (2 done, 1 left, ETA" in err
+
+
+def test_precision_and_workers_are_applied_and_recorded(use_plugins, toy_root, tmp_path):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    assert _run(out, toy_root, "--precision", "bf16-mixed", "--workers", "1") == 0
+    assert _run(out, toy_root) == 0
+    records = {r["precision"]: r for r in _records(out)}
+    assert set(records) == {"32", "bf16-mixed"}  # precision is part of the run's identity: two runs
+    assert records["bf16-mixed"]["loading"] == {"workers": 1, "pin_memory": False, "persistent_workers": False}
+    assert records["32"]["loading"]["workers"] == 0  # the CPU default
+    assert records["bf16-mixed"]["metrics"]["mse"] != records["32"]["metrics"]["mse"]
+    assert records["32"]["distributed"]["world_size"] == 1

@@ -65,3 +65,21 @@ def test_the_run_path_probes_no_plugin_object():
     for name in ("planning.py", "training.py", "evaluation.py", "running.py"):
         text = (CORE / name).read_text()
         assert "hasattr(" not in text and "getattr(" not in text, name
+
+
+def test_every_option_of_every_command_has_a_help_line():
+    import argparse
+
+    from stbench.cli import build_parser
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, path + [name])
+            elif not isinstance(action, argparse._HelpAction) and action.dest != "version":
+                yield " ".join(path), action
+
+    missing = [f"{command}: {action.option_strings or action.dest}" for command, action in walk(build_parser(), [])
+               if not action.help]
+    assert not missing, missing

@@ -3,7 +3,6 @@ nothing written is lost on a full disk, names stay inside --out, bad records are
 import errno
 import json
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path

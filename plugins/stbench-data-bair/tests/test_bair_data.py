@@ -5,7 +5,7 @@ import torch
 
 from stbench import UserError
 from stbench_data_bair import SPEC
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, cli_ready, frames
+from stbench_data_common.testing import assert_smoke_run, assert_user_error, frames
 
 
 def videos(count, length=30, size=64, seed=0):
@@ -77,12 +77,10 @@ def test_check_report(bair_root):
     assert "test: 4 clips of 12 frames, frame shape (3, 64, 64)" in SPEC.check(bair_root)
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_smoke_run(bair_root, tmp_path):
     assert_smoke_run("bair-2-10", bair_root, tmp_path / "out", train_clips=6, test_clips=4, shape=(3, 64, 64))
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_data_check_exits_2(bair_root):
     np.save(bair_root / "bair" / "test.npy", np.zeros((2, 30, 64, 64), np.uint8))
     line = assert_user_error("data", "check", "bair-2-10", "--data-root", bair_root)

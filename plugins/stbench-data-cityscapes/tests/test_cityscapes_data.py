@@ -6,7 +6,7 @@ import torch
 
 from stbench import UserError
 from stbench_data_cityscapes import SPEC
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, cli_ready, frames
+from stbench_data_common.testing import assert_smoke_run, assert_user_error, frames
 
 LENGTHS = {"train": [30, 12], "test": [30, 12, 5]}
 
@@ -87,12 +87,10 @@ def test_check_report(cs_root):
     assert "train: 7 clips of 7 frames, frame shape (3, 128, 128)" in report
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_smoke_run(cs_root, tmp_path):
     assert_smoke_run("cityscapes-2-5", cs_root, tmp_path / "out", train_clips=7, test_clips=2, shape=(3, 128, 128))
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_data_check_exits_2(tmp_path):
     line = assert_user_error("data", "check", "cityscapes-2-5", "--data-root", tmp_path)
     assert "Cityscapes128_h5" in line

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from stbench import UserError
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, cli_ready, frames, write_image
+from stbench_data_common.testing import assert_smoke_run, assert_user_error, frames, write_image
 from stbench_data_human import SPEC
 
 VIDEOS = {"train": ["S1_Walking.54138969_", "S5_Eating.55011271_"], "test": ["S9_Posing.58860488_"]}
@@ -86,12 +86,10 @@ def test_check_report(human_root):
     assert "test: all 24 frames named by test.txt exist" in report
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_smoke_run(human_root, tmp_path):
     assert_smoke_run("human-4-4", human_root, tmp_path / "out", train_clips=6, test_clips=3, shape=(3, 256, 256))
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_corrupt_frame_exits_2(human_root, tmp_path):
     (human_root / "human" / "images" / "S9_Posing.58860488_000001.jpg").write_bytes(b"broken")
     line = assert_user_error("run", "--models", "persistence", "--tasks", "human-4-4", "--profile", "smoke",

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stbench import UserError
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, cli_ready, frames, write_image
+from stbench_data_common.testing import assert_smoke_run, assert_user_error, frames, write_image
 from stbench_data_kitticaltech import KITTI_SPEC as SPEC
 
 
@@ -96,12 +96,10 @@ def test_check_report(kitti_root):
     assert "train: 3 clips of 20 frames, frame shape (3, 128, 160)" in report
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_smoke_run(kitti_root, tmp_path):
     assert_smoke_run("kitti-10-10", kitti_root, tmp_path / "out", train_clips=3, test_clips=2, shape=(3, 128, 160))
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_data_check_exits_2(tmp_path):
     line = assert_user_error("data", "check", "kitti-10-10", "--data-root", tmp_path)
     assert "kitti/train" in line

@@ -9,7 +9,7 @@ import torch
 
 from stbench import UserError
 from stbench_data_common import decode_image
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, cli_ready, frames, jpeg_bytes
+from stbench_data_common.testing import assert_smoke_run, assert_user_error, frames, jpeg_bytes
 from stbench_data_kitticaltech import KITTICALTECH_SPEC as SPEC
 from stbench_data_kitticaltech.norpix import SeqFile
 
@@ -181,13 +181,11 @@ def test_check_report(kc_root):
     assert "test: 3 clips of 11 frames" in report
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_smoke_run(kc_root, tmp_path):
     assert_smoke_run("kitticaltech-10-1", kc_root, tmp_path / "out", train_clips=5, test_clips=3,
                      shape=(3, 128, 160))
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_data_check_exits_2(kc_root):
     seq = kc_root / "caltech" / "set07" / "V000.seq"
     seq.write_bytes(seq.read_bytes()[:3000])

@@ -7,7 +7,7 @@ import torch
 
 from stbench import UserError
 from stbench.cli import main
-from stbench_data_common.testing import (assert_smoke_run, assert_user_error, cli_ready, frames, write_image,
+from stbench_data_common.testing import (assert_smoke_run, assert_user_error, frames, write_image,
                                          write_video as encode_video)
 from stbench_data_kth import SPEC, clip_starts
 
@@ -204,12 +204,10 @@ def test_check_report(kth_root):
     assert "test: 16 clips of 20 frames" in report
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_smoke_run(kth_root, tmp_path):
     assert_smoke_run("kth-10-20", kth_root, tmp_path / "out", train_clips=8, test_clips=8, shape=(1, 128, 128))
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_missing_data_exits_2(tmp_path):
     line = assert_user_error("run", "--models", "persistence", "--tasks", "kth-10-20", "--profile", "smoke",
                              "--data-root", tmp_path, "--out", tmp_path / "out")

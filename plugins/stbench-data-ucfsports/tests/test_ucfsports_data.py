@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stbench import UserError
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, cli_ready, frames, write_image
+from stbench_data_common.testing import assert_smoke_run, assert_user_error, frames, write_image
 from stbench_data_ucfsports import SPEC
 
 PREFIX = "E:/datasets/UCF-sport/ucf_sports_actions/ucf_action_images/"
@@ -93,12 +93,10 @@ def test_check_report(ucf_root):
     assert "test: all 10 frames named by test.txt exist" in report
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_smoke_run(ucf_root, tmp_path):
     assert_smoke_run("ucfsports-4-1", ucf_root, tmp_path / "out", train_clips=4, test_clips=2, shape=(3, 480, 720))
 
 
-@pytest.mark.skipif(not cli_ready(), reason="the stbench CLI has no run command yet")
 def test_cli_data_check_exits_2(ucf_root):
     (ucf_root / "ucfsports" / "train.txt").unlink()
     line = assert_user_error("data", "check", "ucfsports-4-1", "--data-root", ucf_root)

@@ -1,5 +1,4 @@
 """Test helpers for the dataset plugins: writing tiny frames, and running the CLI on a fixture."""
-import functools
 import json
 import subprocess
 import sys
@@ -67,15 +66,6 @@ def stbench(*args, timeout=600):
     """Run ``python -m stbench ARGS``; the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "stbench", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout)
-
-
-@functools.lru_cache(maxsize=None)
-def cli_ready():
-    """True once the CLI has a ``run`` command (it is a placeholder until the engine lands)."""
-    try:
-        return stbench("run", "--help", timeout=120).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
 
 
 def smoke_run(task, data_root, out):

@@ -1,0 +1,266 @@
+"""Run logs: the training loss per step, per-epoch summaries and the final metrics, written as they happen
+beside the run record: a CSV, TensorBoard event files (written here in TensorBoard's own record format,
+so no TensorBoard install is needed to produce them), and MLflow or Weights & Biases when asked for."""
+import csv
+import io
+import os
+import socket
+import struct
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from .errors import UserError
+from .files import write_text_atomic
+
+LOGGERS = ("none", "csv", "tensorboard", "mlflow", "wandb")
+DEFAULT_LOGGERS = ("csv", "tensorboard")
+CSV_NAME = "log.csv"
+CSV_FIELDS = ("step", "epoch", "name", "value", "wall_time")
+
+
+def check_loggers(names: Sequence[str]) -> List[str]:
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in LOGGERS]
+    if unknown:
+        raise UserError(f"--logger {unknown[0]}: choose from {', '.join(LOGGERS)} (comma-separated)")
+    if "none" in names and len(names) > 1:
+        raise UserError("--logger none cannot be combined with other loggers")
+    return [] if names == ["none"] else names
+
+
+class RunLog:
+    """Fans each logged number out to the chosen loggers. ``scalar(name, value, step, epoch)``."""
+
+    def __init__(self, run_dir: Path, names: Sequence[str], run_name: str = "", resumed_step: Optional[int] = None,
+                 config: Optional[Dict] = None):
+        self.sinks = []
+        for name in names:
+            if name == "csv":
+                self.sinks.append(CSVLog(Path(run_dir) / CSV_NAME, resumed_step))
+            elif name == "tensorboard":
+                self.sinks.append(EventFileLog(Path(run_dir) / "tensorboard"))
+            elif name == "mlflow":
+                self.sinks.append(MLflowLog(run_name, config or {}))
+            elif name == "wandb":
+                self.sinks.append(WandbLog(run_name, config or {}))
+
+    def scalar(self, name: str, value: float, step: int, epoch: Optional[int] = None) -> None:
+        for sink in self.sinks:
+            sink.scalar(name, float(value), int(step), epoch)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+class CSVLog:
+    """``log.csv``: one row per number. A resumed run drops the rows past its checkpoint first, so the file
+    holds each step once; every rewrite is atomic."""
+
+    def __init__(self, path: Path, resumed_step: Optional[int]):
+        self.path, self.rows = path, []
+        if path.exists() and resumed_step is not None:
+            with open(path, newline="", encoding="utf-8") as handle:
+                self.rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= resumed_step
+                             and row["name"].startswith("train/")]
+        self.pending = 0
+
+    def scalar(self, name, value, step, epoch):
+        self.rows.append({"step": step, "epoch": "" if epoch is None else epoch, "name": name, "value": repr(value),
+                          "wall_time": f"{time.time():.3f}"})
+        self.pending += 1
+        if name.startswith("train/epoch") or not name.startswith("train/"):
+            self.flush()
+
+    def flush(self):
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text_atomic(self.path, buffer.getvalue())
+        self.pending = 0
+
+    def close(self):
+        if self.pending:
+            self.flush()
+
+
+# ---------------------------------------------------------------- TensorBoard's event file format
+
+def _crc32c_table():
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def masked_crc(data: bytes) -> int:
+    """TFRecord's checksum: crc32c rotated right by 15 bits plus a constant."""
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    value &= (1 << 64) - 1
+    while True:
+        bits = value & 0x7F
+        value >>= 7
+        out.append(bits | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, wire: int) -> bytes:
+    return _varint((number << 3) | wire)
+
+
+def _bytes_field(number: int, payload: bytes) -> bytes:
+    return _field(number, 2) + _varint(len(payload)) + payload
+
+
+def event_bytes(wall_time: float, step: int, tag: Optional[str] = None, value: Optional[float] = None,
+                file_version: Optional[str] = None) -> bytes:
+    """A serialised tensorflow ``Event``: wall_time (1, double), step (2, int64), file_version (3) or a
+    ``Summary`` (5) holding one ``Value`` with tag (1) and simple_value (2, float)."""
+    out = _field(1, 1) + struct.pack("<d", wall_time) + _field(2, 0) + _varint(step)
+    if file_version is not None:
+        out += _bytes_field(3, file_version.encode())
+    if tag is not None:
+        summary_value = _bytes_field(1, tag.encode()) + _field(2, 5) + struct.pack("<f", value)
+        out += _bytes_field(5, _bytes_field(1, summary_value))
+    return out
+
+
+def record_bytes(data: bytes) -> bytes:
+    header = struct.pack("<Q", len(data))
+    return header + struct.pack("<I", masked_crc(header)) + data + struct.pack("<I", masked_crc(data))
+
+
+class EventFileLog:
+    """``tensorboard/events.out.tfevents.<time>.<host>``, one per session (a resumed run adds a file; TensorBoard
+    reads them together). Appended record by record: a kill leaves every whole record readable."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+        self.handle = open(self.path, "ab")
+        self._write(event_bytes(time.time(), 0, file_version="brain.Event:2"))
+
+    def _write(self, data: bytes) -> None:
+        self.handle.write(record_bytes(data))
+
+    def scalar(self, name, value, step, epoch):
+        self._write(event_bytes(time.time(), step, tag=name, value=value))
+        if not name.startswith("train/loss"):
+            self.handle.flush()
+
+    def close(self):
+        self.handle.flush()
+        self.handle.close()
+
+
+def read_event_file(path) -> List[Dict]:
+    """The scalars of an event file as [{step, tag, value}], checking every checksum (tests, and tools
+    without TensorBoard)."""
+    data, out, at = Path(path).read_bytes(), [], 0
+    while at < len(data):
+        header = data[at:at + 8]
+        (length,) = struct.unpack("<Q", header)
+        assert struct.unpack("<I", data[at + 8:at + 12])[0] == masked_crc(header), "header checksum"
+        body = data[at + 12:at + 12 + length]
+        assert struct.unpack("<I", data[at + 12 + length:at + 16 + length])[0] == masked_crc(body), "data checksum"
+        at += 16 + length
+        out.append(_parse_event(body))
+    return [event for event in out if "tag" in event]
+
+
+def _read_varint(data: bytes, at: int):
+    shift = value = 0
+    while True:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at += 1
+        if not byte & 0x80:
+            return value, at
+        shift += 7
+
+
+def _parse_event(body: bytes) -> Dict:
+    event, at = {}, 0
+    while at < len(body):
+        key, at = _read_varint(body, at)
+        number, wire = key >> 3, key & 7
+        if wire == 1:
+            at += 8
+        elif wire == 0:
+            value, at = _read_varint(body, at)
+            if number == 2:
+                event["step"] = value
+        elif wire == 2:
+            length, at = _read_varint(body, at)
+            payload = body[at:at + length]
+            at += length
+            if number == 5:  # Summary -> Value -> tag, simple_value
+                _, inner = _read_varint(payload, 0)
+                length2, inner = _read_varint(payload, inner)
+                value_bytes = payload[inner:inner + length2]
+                _, j = _read_varint(value_bytes, 0)
+                tag_length, j = _read_varint(value_bytes, j)
+                event["tag"] = value_bytes[j:j + tag_length].decode()
+                j += tag_length + 1
+                event["value"] = struct.unpack("<f", value_bytes[j:j + 4])[0]
+        elif wire == 5:
+            at += 4
+    return event
+
+
+class MLflowLog:
+    """MLflow, imported only when asked for."""
+
+    def __init__(self, run_name, config):
+        try:
+            import mlflow
+        except ImportError:
+            raise UserError("--logger mlflow: mlflow is not installed; pip install mlflow (or drop it)") from None
+        self.mlflow = mlflow
+        self.run = mlflow.start_run(run_name=run_name)
+        mlflow.log_params({k: str(v)[:250] for k, v in config.items()})
+
+    def scalar(self, name, value, step, epoch):
+        self.mlflow.log_metric(name.replace("/", "."), value, step=step)
+
+    def close(self):
+        self.mlflow.end_run()
+
+
+class WandbLog:
+    """Weights & Biases, imported only when asked for."""
+
+    def __init__(self, run_name, config):
+        try:
+            import wandb
+        except ImportError:
+            raise UserError("--logger wandb: wandb is not installed; pip install wandb (or drop it)") from None
+        self.wandb = wandb
+        self.run = wandb.init(name=run_name, config=config, reinit=True)
+
+    def scalar(self, name, value, step, epoch):
+        self.run.log({name: value}, step=step)
+
+    def close(self):
+        self.run.finish()
