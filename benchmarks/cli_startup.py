@@ -3,7 +3,8 @@
 Usage: python benchmarks/cli_startup.py [--runs N] [--baseline /path/to/other/python] [--json FILE]
 
 Each command runs in a fresh process (``python -m stbench ...``) so import cost is measured as a user
-feels it. With ``--baseline`` the same commands also run under another interpreter (e.g. the venv of
+feels it, from an empty folder so that each interpreter imports its own installed stbench (``-m`` would
+otherwise pick up a checkout in the current folder). With ``--baseline`` the same commands also run under another interpreter (e.g. the venv of
 an older checkout) and the table shows both medians and their ratio. Run it with OMP_NUM_THREADS=1 on
 a quiet machine; the numbers are wall-clock seconds.
 """
@@ -13,6 +14,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 COMMANDS = (
@@ -28,14 +30,17 @@ COMMANDS = (
 def median_seconds(python, command, runs):
     """Median wall time of ``python -m stbench COMMAND`` over ``runs`` fresh processes."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("PYTHONPATH", None)
     times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run([python, "-m", "stbench", *command], env=env, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            raise SystemExit(f"{python} -m stbench {' '.join(command)} failed ({done.returncode}): "
-                             f"{done.stderr.strip().splitlines()[-1:]}")
+    with tempfile.TemporaryDirectory() as empty:
+        for _ in range(runs):
+            start = time.perf_counter()
+            done = subprocess.run([python, "-m", "stbench", *command], env=env, capture_output=True, text=True,
+                                  cwd=empty)
+            times.append(time.perf_counter() - start)
+            if done.returncode != 0:
+                raise SystemExit(f"{python} -m stbench {' '.join(command)} failed ({done.returncode}): "
+                                 f"{done.stderr.strip().splitlines()[-1:]}")
     return statistics.median(times)
 
 
