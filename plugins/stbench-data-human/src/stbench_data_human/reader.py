@@ -1,6 +1,7 @@
 """Reading Human3.6M frames into clips (torch, PIL)."""
 from functools import partial
 from pathlib import Path
+
 from stbench_data_common import (VideoClips, check_length, decode_image, frames_present, longest_task_length, non_empty,
                                  read_clip_list, require_dir, resize, resolve_split, stack_frames, to_unit)
 

@@ -9,6 +9,7 @@ from stbench_data_common import (VideoClips, check_length, copy_member, decode_f
                                  stack_frames, staged_folder, to_unit)
 
 from . import ACTIONS, AVI, FAST_ACTIONS, FAST_STRIDE, FOLDER, FRAME, HINT, PERSONS, SIZE, SPEC, VIDEO
+
 # the official per-action zips or OpenSTL's kth_action.zip, left where the data belongs
 DOWNLOADS = [f"{FOLDER}/{action}.zip" for action in ("boxing", "walking")] + [f"{FOLDER}/kth_action.zip", "boxing.zip",
                                                                               "kth_action.zip"]

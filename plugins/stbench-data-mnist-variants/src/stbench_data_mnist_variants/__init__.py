@@ -2,7 +2,8 @@
 
 ``mfmnist`` (Fashion-MNIST objects), ``mmnist-dynamic`` (Gaussian speed perturbations) and
 ``mmnist-cluttered`` (natural-image backgrounds). All reuse the mmnist plugin's digit loading and
-generation recipe and declare ``hparams_like="mmnist"`` so models reuse their Moving MNIST settings."""
+generation recipe and declare ``hparams_like="mmnist"`` so models reuse their Moving MNIST settings.
+"""
 from pathlib import Path
 
 from stbench import DatasetSpec, hookimpl, lazy

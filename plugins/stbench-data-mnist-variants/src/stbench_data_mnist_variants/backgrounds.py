@@ -12,7 +12,7 @@ from stbench import UserError
 from stbench_data_common import load_data_pickle
 from stbench_data_mmnist.moving import IMAGE_SIZE
 
-from . import BACKGROUND_LAYOUT, CIFAR_FOLDERS, VIDEOS  # noqa: F401 - declared by the package, without torch
+from . import CIFAR_FOLDERS, VIDEOS  # declared by the package (the layout text names them), without torch
 
 CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 _cache = {}
