@@ -1,4 +1,4 @@
-"""The command line: run, profile, score, list, plugins, leaderboard, data check."""
+"""The command line: run, eval, predict, profile, score, list, plugins, weights, status, leaderboard, data."""
 import argparse
 import functools
 import json

@@ -13,6 +13,8 @@ from .records import read_json
 from .files import write_json_atomic
 from .training import LossOf, SingleTaskBatches, make_optimizers
 
+WARM_UP, TIMED = 2, 3
+
 
 def resolve_budget(plan, data_root, out_dir, machine) -> None:
     """Turn a ``--budget seconds=S`` or ``macs=M`` into epochs (and, below one epoch, training clips) for this
@@ -56,7 +58,7 @@ def _estimate_budget(plan, data_root, machine, kind, value) -> dict:
         optimizers = make_optimizers(model, plan.train)
         batches = iter(SingleTaskBatches(train_set, batch, plan.seed).epoch(0))
         times = []
-        for step in range(3):  # the first step warms caches up and is not counted
+        for step in range(WARM_UP + TIMED):  # the first steps warm caches and kernels up
             x, y, _ = next(batches)
             start = time.perf_counter()
             loss = loss_of(x.to(machine.device), y.to(machine.device), step)
@@ -66,7 +68,7 @@ def _estimate_budget(plan, data_root, machine, kind, value) -> dict:
             for optimizer in optimizers:
                 optimizer.step()
             times.append(time.perf_counter() - start)
-        per_step = sum(times[1:]) / len(times[1:])
+        per_step = sorted(times[WARM_UP:])[TIMED // 2]
         epochs = value / (per_step * steps_per_epoch)
         basis = {"seconds_per_step": per_step, "rule": "training steps timed on this machine"}
     estimate = {"kind": kind, "value": value, "epochs": max(1, math.floor(epochs)), **basis}
@@ -88,7 +90,7 @@ def estimate_seconds(plan, train_set, test_set, machine) -> float:
         loss_of, optimizers = LossOf(model).train(), make_optimizers(model, part.train)
         batches = iter(SingleTaskBatches(train_set, batch, plan.seed).epoch(0))
         times = []
-        for step in range(3):
+        for step in range(WARM_UP + TIMED):
             x, y, _ = next(batches)
             start = time.perf_counter()
             loss = loss_of(x.to(machine.device), y.to(machine.device), step)
@@ -97,7 +99,7 @@ def estimate_seconds(plan, train_set, test_set, machine) -> float:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             times.append(time.perf_counter() - start)
-        per_step = sum(times[1:]) / 2
+        per_step = sorted(times[WARM_UP:])[TIMED // 2]  # the median of the timed steps
     eval_batch = int(part.train["eval_batch_size"])
     x, _ = next(iter(torch.utils.data.DataLoader(test_set, batch_size=eval_batch)))
     view.eval()
