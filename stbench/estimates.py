@@ -16,6 +16,15 @@ from .training import LossOf, SingleTaskBatches, make_optimizers
 WARM_UP, TIMED = 2, 3
 
 
+def _batches(train_set, batch, seed):
+    """Training batches for timing, epoch after epoch (a small set may hold fewer than the steps timed)."""
+    stream = SingleTaskBatches(train_set, batch, seed)
+    epoch = 0
+    while True:
+        yield from stream.epoch(epoch)
+        epoch += 1
+
+
 def resolve_budget(plan, data_root, out_dir, machine) -> None:
     """Turn a ``--budget seconds=S`` or ``macs=M`` into epochs (and, below one epoch, training clips) for this
     model, the same way for every model: MACs as 3x the forward MACs of each training clip (forward and
@@ -56,7 +65,7 @@ def _estimate_budget(plan, data_root, machine, kind, value) -> dict:
         model.to(machine.device).train()
         loss_of = LossOf(model)
         optimizers = make_optimizers(model, plan.train)
-        batches = iter(SingleTaskBatches(train_set, batch, plan.seed).epoch(0))
+        batches = _batches(train_set, batch, plan.seed)
         times = []
         for step in range(WARM_UP + TIMED):  # the first steps warm caches and kernels up
             x, y, _ = next(batches)
@@ -88,7 +97,7 @@ def estimate_seconds(plan, train_set, test_set, machine) -> float:
     per_step = 0.0
     if steps and any(p.requires_grad for p in model.parameters()) and len(train_set):
         loss_of, optimizers = LossOf(model).train(), make_optimizers(model, part.train)
-        batches = iter(SingleTaskBatches(train_set, batch, plan.seed).epoch(0))
+        batches = _batches(train_set, batch, plan.seed)
         times = []
         for step in range(WARM_UP + TIMED):
             x, y, _ = next(batches)
