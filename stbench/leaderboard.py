@@ -242,8 +242,9 @@ def _epochs(records) -> str:
 class Column:
     """One metric column: display info, per-row values over seeds, and its marks."""
 
-    def __init__(self, key, rows, records):
+    def __init__(self, key, rows, records, ranked=None):
         self.key, self.info = key, metric_info(key, records)
+        self.ranked = ranked  # the rows that may be marked (those under the table's budget); None: all
         self.values = [[(r.get("metrics") or {}).get(key) for r in row["records"]] for row in rows]
         self.computed = [[key in (r.get("metrics") or {}) for r in row["records"]] for row in rows]
         self.means = [float(np.mean(_numbers(v))) if _numbers(v) else None for v in self.values]
@@ -252,7 +253,8 @@ class Column:
 
     def _rank(self, rows):
         higher, target = bool(self.info.get("higher_is_better")), self.info.get("target")
-        present = [i for i, mean in enumerate(self.means) if mean is not None]
+        present = [i for i, mean in enumerate(self.means)
+                   if mean is not None and (self.ranked is None or i in self.ranked)]
         if len(present) < 2:
             return
         point = {i: float(stats.badness(self.means[i], higher, target)) for i in present}
@@ -268,7 +270,7 @@ class Column:
             self.second = {present[second]} if second is not None else set()
             self.separated = best is not None
         else:
-            best, second = stats.marks_by_value([point.get(i) for i in range(len(self.means))])
+            best, second = stats.marks_by_value([point.get(i) for i in range(len(self.means))])  # only ranked rows
             self.best, self.second = best, second
 
     def _per_clip(self, row) -> Optional[np.ndarray]:
@@ -316,7 +318,8 @@ FIXED_HEADERS = ["Model", "Family", "n", "Params (M)", "FLOPs (G)", "Epochs", "T
 def table(task, rows, majority) -> Tuple[str, List[Column], List[str]]:
     """The markdown table, its metric columns and the published sources cited in it (in order)."""
     all_records = [r for row in rows for r in row["records"]]
-    columns = [Column(key, rows, all_records) for key in _metric_keys(rows, task)]
+    ranked = {i for i, row in enumerate(rows) if row["budget"] is None or majority is None or row["budget"] == majority}
+    columns = [Column(key, rows, all_records, ranked) for key in _metric_keys(rows, task)]
     params = [[_scaled(r.get("params"), 1e6) for r in row["records"]] for row in rows]
     macs = [[_scaled(r.get("macs"), 1e9) for r in row["records"]] for row in rows]
     per_epoch = [[r.get("train_seconds_per_epoch") for r in row["records"]] for row in rows]
@@ -465,7 +468,7 @@ def section(task, profile, rows, figures: Dict[str, str]) -> str:
         f"{first.get('t_out', '?')} predicted); dataset `{first.get('dataset', '?')}`.",
         f"- Test data: {test_sources}.",
         f"- Budget: {budget_text(majority) if majority else 'no row was trained here'}"
-        + ("; † marks rows trained under another budget (see the notes)." if any(
+        + ("; † marks rows trained under another budget (see the notes); they get no best / second mark." if any(
             row["budget"] not in (None, majority) for row in rows) else "; every trained row had it."),
         f"- Seeds: {seeds}; cells show the mean ± std (sample std) over the n seeds of a row, the newest record "
         "per seed; per-seed records stay under runs/.",
