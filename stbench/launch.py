@@ -39,6 +39,7 @@ LAUNCHER_OPTIONS = {
     "partition": "Slurm partition (--partition)",
     "time": f"time limit per array task in minutes (--time; default {DEFAULT_TIME_MINUTES})",
     "account": "Slurm account (--account)",
+    "processes": "processes per array task (--ntasks-per-node), one per GPU: each run is one DDP run of N",
     "cluster": "slurm (default) or local: submitit's local executor, real subprocesses on this machine",
     "slurm_*": "any other submitit Slurm parameter, e.g. slurm_qos=high, slurm_array_parallelism=16",
 }
@@ -254,7 +255,7 @@ def parse_launcher_options(options) -> Dict[str, object]:
             items.append((key.strip(), value.strip()))
     parsed: Dict[str, object] = {}
     for key, value in items:
-        if key in ("gpus", "cpus", "time"):
+        if key in ("gpus", "cpus", "time", "processes"):
             parsed[key] = _positive_int(key, value)
         elif key == "mem":
             parsed[key] = _memory_gb(value)
@@ -275,7 +276,7 @@ def parse_launcher_options(options) -> Dict[str, object]:
 def executor_parameters(options: Dict[str, object]) -> Dict[str, object]:
     """submitit AutoExecutor parameters for the parsed options (one process per array task)."""
     params: Dict[str, object] = {"name": "stbench", "timeout_min": int(options.get("time", DEFAULT_TIME_MINUTES)),
-                                 "nodes": 1, "tasks_per_node": 1}
+                                 "nodes": 1, "tasks_per_node": int(options.get("processes", 1))}
     if "cpus" in options:
         params["cpus_per_task"] = int(options["cpus"])
     if "gpus" in options:
@@ -292,13 +293,36 @@ def executor_parameters(options: Dict[str, object]) -> Dict[str, object]:
 
 # ---------------------------------------------------------------- the worker of an array task
 
+def _export_process_group() -> int:
+    """This process's rank when its array task runs several processes (RANK, WORLD_SIZE, MASTER_ADDR/PORT
+    and LOCAL_RANK exported for ``stbench.distributed``); 0 for a single process. Every GPU of the node stays
+    visible: each process takes cuda:LOCAL_RANK."""
+    try:
+        import submitit
+
+        environment = submitit.JobEnvironment()
+    except (ImportError, RuntimeError):  # not inside a submitit job (called directly)
+        return 0
+    if environment.num_tasks <= 1:
+        return 0
+    from submitit.helpers import TorchDistributedEnvironment
+
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    return int(environment.global_rank)
+
+
 def run_in_job(argv: List[str], state_path: str, threads: Optional[int] = None, launcher: str = "slurm") -> int:
     """Run one argv inside a submitit job (a fresh process) and leave its state file.
 
     The state file, not submitit's pickled result, is what stbench reads back. The run itself is a plain
-    ``python -m stbench`` process, exactly as the local pool starts it.
+    ``python -m stbench`` process, exactly as the local pool starts it. An array task of several processes
+    (``--launcher-option processes=N``, one per GPU) is one DistributedDataParallel run: each process gets
+    torchrun's variables from submitit, and rank 0 alone keeps the state file.
     """
     threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) or None
+    rank = _export_process_group()
+    if rank:
+        return subprocess.call([sys.executable, "-m", "stbench", *argv])
     state_file = Path(state_path)
     os.environ.update(launch_environment(launcher, state_file.parents[1], int(state_file.stem)))
     if threads:

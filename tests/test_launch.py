@@ -315,3 +315,20 @@ def test_the_run_command_launches_a_grid_on_a_local_pool(toy_root, tmp_path, mon
         assert capsys.readouterr().out.count("finished") >= 4
     finally:
         plugins.reset()
+
+
+def test_an_array_task_of_two_processes_is_one_distributed_run(toy_root, tmp_path, monkeypatch):
+    """--launcher-option processes=2: submitit starts two processes per array task (its local executor
+    here), they join one gloo process group, and rank 0 alone writes the record and the state file."""
+    fixture = str(Path(__file__).parent / "plugin_fixture")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([fixture, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("STBENCH_PLUGINS", "testplug,baselines")
+    out = tmp_path / "out"
+    argv = ["run", "--models", "tiny", "--tasks", "toy-6-6", "--seed", "0", "--profile", "smoke", "--data-root",
+            str(toy_root), "--out", str(out), "--device", "cpu", "--no-leaderboard"]
+    outcomes = launch.run_grid([argv], launcher="slurm", options=["processes=2", "time=10"], cluster="local",
+                               out_dir=out, progress=None, leaderboards=False)
+    assert [o.state for o in outcomes] == ["finished"], outcomes
+    (record,) = [json.loads(p.read_text()) for p in out.glob("runs/toy-6-6/*/record.json")]
+    assert record["distributed"]["world_size"] == 2 and record["distributed"]["backend"] == "gloo"
+    assert record["status"] == "ok"
