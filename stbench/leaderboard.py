@@ -379,6 +379,7 @@ def _marks_line(columns, rows) -> str:
     tested = [c for c in columns if c.tested]
     untested = [c for c in columns if not c.tested and sum(m is not None for m in c.means) > 1]
     clips = {len((r.get("per_clip") or {}).get(c.key) or []) for c in tested for row in rows for r in row["records"]}
+    clips.discard(0)  # rows without per-clip values (unranked, or older records) are not in the test
     parts = []
     if tested:
         parts.append(f"**best** and <u>second</u> only where the row is better than every row ranked below it "
