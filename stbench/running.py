@@ -41,13 +41,14 @@ class Machine:
 
     def loading(self) -> Loading:
         workers = default_workers(self.device, self.processes.world) if self.workers is None else int(self.workers)
-        return Loading(workers=workers, pin_memory=self.device.startswith("cuda") and workers > 0,
+        cuda = self.device.startswith("cuda") and workers > 0
+        return Loading(workers=workers, pin_memory=cuda, persistent=cuda,
                        rank=self.processes.rank, world=self.processes.world)
 
     def describe(self, global_batch: int, loading: Loading) -> dict:
         return {"distributed": self.processes.describe(global_batch),
                 "loading": {"workers": loading.workers, "pin_memory": loading.pin_memory,
-                            "persistent_workers": False}}
+                            "persistent_workers": loading.persistent}}
 
 
 def pick_device(requested: Optional[str] = None) -> str:

@@ -73,12 +73,14 @@ def make_schedule(optimizer, train_cfg, total_steps):
 
 @dataclass(frozen=True)
 class Loading:
-    """How batches reach the model: DataLoader workers, pinned memory (CUDA), this process's share."""
+    """How batches reach the model: DataLoader workers, pinned memory and persistent workers (CUDA),
+    this process's share."""
 
     workers: int = 0
     pin_memory: bool = False
     rank: int = 0
     world: int = 1
+    persistent: bool = False  # one set of workers for the whole training, not one per epoch
 
 
 def default_workers(device: str, world: int = 1) -> int:
@@ -98,6 +100,7 @@ class SingleTaskBatches:
     def __init__(self, dataset, batch_size, seed, task=None, loading: Loading = Loading()):
         self.dataset, self.batch_size, self.seed, self.task = dataset, int(batch_size), seed, task
         self.loading = loading
+        self._loader = self._sampler = None  # the persistent loader, built on the first epoch
         if self.batch_size % loading.world:
             raise UserError(f"batch_size {self.batch_size} (the global batch) does not divide among "
                             f"{loading.world} processes; choose a multiple of {loading.world}")
@@ -110,17 +113,65 @@ class SingleTaskBatches:
         size = self.batch_size if len(self.dataset) >= self.batch_size else len(self.dataset)
         return [order[i:i + size].tolist() for i in range(0, len(self.dataset) - size + 1, size)]
 
+    def batches(self, epoch) -> List[List[int]]:
+        """This process's slice of every global batch of ``epoch``."""
+        share, rank = self.batch_size // self.loading.world, self.loading.rank
+        return [batch[rank * share:(rank + 1) * share] if self.loading.world > 1 else batch
+                for batch in self.global_batches(epoch)]
+
     def epoch(self, epoch):
+        if self.loading.persistent and self.loading.workers > 0:
+            return self._persistent_epoch(epoch)
         base = base_dataset(self.dataset)
         if isinstance(base, Clips):
             base.set_epoch(epoch)  # before the loader starts its workers, so they see this epoch's state
-        share, rank = self.batch_size // self.loading.world, self.loading.rank
-        batches = [batch[rank * share:(rank + 1) * share] if self.loading.world > 1 else batch
-                   for batch in self.global_batches(epoch)]
-        loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=self.loading.workers,
+        loader = DataLoader(self.dataset, batch_sampler=self.batches(epoch), num_workers=self.loading.workers,
                             pin_memory=self.loading.pin_memory,
                             generator=torch.Generator().manual_seed(self.seed * 7 + epoch))  # never the global RNG
         return ((x, y, self.task) for x, y in loader)
+
+    def _persistent_epoch(self, epoch):
+        """The same batches through one loader whose workers outlive the epoch: every index carries its
+        epoch, and a worker's copy of the clips moves to it (``set_epoch``) before the first clip."""
+        if self._loader is None:
+            self._sampler = _EpochBatches(self)
+            self._loader = DataLoader(_EpochIndexed(self.dataset), batch_sampler=self._sampler,
+                                      num_workers=self.loading.workers, pin_memory=self.loading.pin_memory,
+                                      persistent_workers=True, generator=torch.Generator().manual_seed(self.seed * 7))
+        self._sampler.epoch = epoch
+        return ((x, y, self.task) for x, y in self._loader)
+
+
+class _EpochBatches:
+    """A batch sampler for a persistent loader: the batches of the epoch set last, as (epoch, index) pairs."""
+
+    def __init__(self, batches: "SingleTaskBatches"):
+        self.source, self.epoch = batches, 0
+
+    def __len__(self):
+        return len(self.source)
+
+    def __iter__(self):
+        return iter([[(self.epoch, i) for i in batch] for batch in self.source.batches(self.epoch)])
+
+
+class _EpochIndexed(torch.utils.data.Dataset):
+    """A dataset indexed by (epoch, index): the clips are moved to the epoch (in this process) on its first index."""
+
+    def __init__(self, dataset):
+        self.dataset, self.epoch = dataset, None
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        epoch, index = item
+        if epoch != self.epoch:
+            base = base_dataset(self.dataset)
+            if isinstance(base, Clips):
+                base.set_epoch(epoch)
+            self.epoch = epoch
+        return self.dataset[index]
 
 
 class JointBatches:
@@ -188,7 +239,7 @@ PRECISIONS = ("32", "16-mixed", "bf16-mixed")
 
 
 def autocast(device: str, precision: str):
-    """Mixed precision for forward passes (``32``: none). On CPU only bf16 is offered by autocast."""
+    """Mixed precision for forward passes (``32``: none); ``16-mixed`` trains with a GradScaler (see :func:`train`)."""
     if precision == "32":
         return contextlib.nullcontext()
     dtype = torch.float16 if precision == "16-mixed" else torch.bfloat16
@@ -224,7 +275,8 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
         return result
     optimizers = make_optimizers(model, train_cfg)
     schedule = make_schedule(optimizers[0], train_cfg, epochs * len(batches))
-    scaler = torch.amp.GradScaler("cuda") if precision == "16-mixed" and str(device).startswith("cuda") else None
+    # float16 gradients underflow without loss scaling, on CUDA as on CPU; the scale is resumed with the weights
+    scaler = torch.amp.GradScaler(torch.device(device).type) if precision == "16-mixed" else None
     start_epoch = 0
     state = _resume_state(checkpoint, device, label, processes)
     if state is not None:
@@ -234,6 +286,8 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
                 optimizer.load_state_dict(saved)
             if schedule is not None and state.get("schedule") is not None:
                 schedule.load_state_dict(state["schedule"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
             torch.set_rng_state(state["torch_rng"].cpu())
             start_epoch, result.steps = state["epoch"], state["step"]
             result.epoch_seconds, result.losses = list(state["epoch_seconds"]), list(state["losses"])
@@ -294,6 +348,7 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
                 "config_hash": run_hash, "epoch": epoch + 1, "step": result.steps, "model": model.state_dict(),
                 "optimizers": [o.state_dict() for o in optimizers],
                 "schedule": schedule.state_dict() if schedule else None, "torch_rng": torch.get_rng_state(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
                 "epoch_seconds": result.epoch_seconds, "losses": result.losses,
             })
         processes.barrier()
