@@ -3,7 +3,7 @@ __version__ = "0.1.0"
 
 # Declarations are imported now and cost no torch; the classes that need torch load on first access
 # (PEP 562), so `stbench --help`, `list` and `plugins` never import torch or a model.
-from .errors import UserError  # noqa: E402
+from .errors import UserError, require  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .specs import DatasetSpec, MetricSpec, ModelSpec, NotAvailable, lazy, load_yaml  # noqa: E402
 from .tasks import Task, parse_task  # noqa: E402

@@ -16,3 +16,13 @@ def unknown(kind, name, choices):
     """A UserError for an unknown name, suggesting the nearest ones."""
     known = ", ".join(sorted(choices)) or "none registered"
     return UserError(f"unknown {kind} '{name}'{nearest(name, choices)}; known: {known}")
+
+
+def require(module: str, needed_for: str, install: str):
+    """The optional package ``module`` imported, or one clear line: ``<needed_for> needs ...: pip install <install>``."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"{needed_for} needs {' and '.join(install.split())}: pip install {install}") from None

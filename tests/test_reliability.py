@@ -263,3 +263,13 @@ def _valid_or_partial(out):
                 json.loads(path.read_text())
             elif path.suffix == ".pt":
                 torch.load(path, weights_only=True)
+
+
+def test_a_missing_optional_package_is_one_line_naming_the_install():
+    import json
+
+    from stbench import UserError, require
+
+    assert require("json", "anything", "json") is json
+    with pytest.raises(UserError, match=r"^the foo dataset needs foo and bar: pip install foo bar$"):
+        require("stbench_no_such_module", "the foo dataset", "foo bar")

@@ -5,17 +5,13 @@ from typing import List
 
 import numpy as np
 
-from stbench import UserError
+from stbench import UserError, require
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v")
 
 
 def _av():
-    try:
-        import av
-    except ImportError:
-        raise UserError("reading video files needs PyAV: pip install av") from None
-    return av
+    return require("av", "reading video files", "av")
 
 
 def _damaged(path, error) -> UserError:

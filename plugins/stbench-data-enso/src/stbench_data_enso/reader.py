@@ -4,18 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from stbench import Clips, UserError
+from stbench import Clips, UserError, require
 
 from . import (CMIP5_MODELS, CMIP5_YEARS, CMIP6_MODELS, CMIP6_YEARS, DIMS, FILE, FOLDER, GRID, HINT, LON_RANGE,
                SPLIT_RUNS, SST_MAX, SST_MIN, VARIABLE, YEARS_ATTRS)
 
 
 def _xarray():
-    try:
-        import xarray
-    except ImportError:
-        raise UserError("the enso dataset needs xarray and netCDF4: pip install xarray netCDF4") from None
-    return xarray
+    return require("xarray", "the enso dataset", "xarray netCDF4")
 
 
 def data_file(root):

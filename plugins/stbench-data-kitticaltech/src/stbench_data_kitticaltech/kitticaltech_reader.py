@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stbench import UserError
+from stbench import UserError, require
 from stbench_data_common import (LazyH5, LazyNpy, VideoClips, check_length, decode_image, end_aligned_starts, load_npy,
                                  non_empty, open_h5, prepare_needed, read_h5, require_dir, require_file, resolve_split,
                                  runs, stack_frames, to_unit)
@@ -80,11 +80,7 @@ def process_im(image: np.ndarray) -> np.ndarray:
     (order 1), edges mirrored, and a Gaussian anti-aliasing filter of sigma (factor - 1) / 2 per axis before
     sampling. Values stay floats in 0..255 (no rounding back to uint8), as in OpenSTL.
     """
-    try:
-        from skimage.transform import resize as skimage_resize
-    except ImportError:
-        raise UserError("reading Caltech Pedestrian needs scikit-image (OpenSTL's resize): pip install scikit-image"
-                        ) from None
+    skimage_resize = require("skimage.transform", "reading Caltech Pedestrian (OpenSTL's resize)", "scikit-image").resize
     height, width = image.shape[:2]
     resized = skimage_resize(image, (HEIGHT, int(np.round(width * HEIGHT / height))), preserve_range=True)
     left = int((resized.shape[1] - WIDTH) / 2)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stbench import UserError
+from stbench import UserError, require
 from stbench_data_common import load_data_pickle
 from stbench_data_mmnist.moving import IMAGE_SIZE
 
@@ -61,10 +61,7 @@ def video_folder():
 
 
 def load_video_frames(folder, split):
-    try:
-        import av
-    except ImportError:
-        raise UserError("mmnist-cluttered without CIFAR-10 decodes bundled videos with PyAV: pip install av") from None
+    av = require("av", "mmnist-cluttered without CIFAR-10 (it decodes bundled videos)", "av")
     frames = []
     for name in VIDEOS[split]:
         path = folder / name

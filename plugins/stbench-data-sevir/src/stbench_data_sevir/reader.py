@@ -4,17 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from stbench import Clips, UserError
+from stbench import Clips, UserError, require
 
 from . import FILES, FOLDER, FUTURE, HINT, OBSERVED, SIZE
 
 
 def _h5py():
-    try:
-        import h5py
-    except ImportError:
-        raise UserError("SEVIR needs the h5py package: pip install h5py") from None
-    return h5py
+    return require("h5py", "SEVIR", "h5py")
 
 
 def inspect(path):

@@ -5,17 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from stbench import Clips, UserError
+from stbench import Clips, UserError, require
 
 from . import CHANNELS, CROP, FOLDER, HINT, STRIDE, TEST_EVERY
 
 
 def _h5py():
-    try:
-        import h5py
-    except ImportError:
-        raise UserError("Traffic4Cast needs the h5py package: pip install h5py") from None
-    return h5py
+    return require("h5py", "Traffic4Cast", "h5py")
 
 
 def day_files(root, split):

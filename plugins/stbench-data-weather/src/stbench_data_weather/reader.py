@@ -4,7 +4,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-from stbench import Clips, UserError
+from stbench import Clips, UserError, require
 from stbench_data_common import copy_member, members, prepare_needed, staged_folder
 
 from . import FOLDERS, GRID, HINT, PERIODS, STEP, VARIABLE, VARIABLE_FOLDER, YEAR_FILE
@@ -13,11 +13,7 @@ _cache = {}
 
 
 def _xarray():
-    try:
-        import xarray
-    except ImportError:
-        raise UserError("the weather dataset needs xarray and netCDF4: pip install xarray netCDF4") from None
-    return xarray
+    return require("xarray", "the weather dataset", "xarray netCDF4")
 
 
 def variable_files(root):
