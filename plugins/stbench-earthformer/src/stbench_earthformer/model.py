@@ -339,7 +339,9 @@ class EarthformerModel(STModel):
         b = x.shape[0]
         x = self.enc_pos_embed(self.initial_encoder(x))
         if self.num_global_vectors > 0:
-            g = self.init_global_vectors.expand(b, self.num_global_vectors, self.global_dim_ratio * self.base_units)
+            # a copy per clip, not an expand: a view of a parameter passed into a module trips torch's
+            # module tracker (FlopCounterMode) under no_grad; the values and gradients are the same
+            g = self.init_global_vectors.unsqueeze(0).repeat(b, 1, 1)
             mem_l, mem_global_l = self.encoder(x, g)
         else:
             mem_l, mem_global_l = self.encoder(x)
