@@ -84,7 +84,7 @@ REFERENCE = {
     "sevir": ((13, 12, (1, 384, 384)), 8_659_677, 223_576_997_888),
     "enso": ((12, 14, (1, 24, 48)), 1_394_325, 6_702_612_480),
 }
-PUBLISHED = {"mmnist": (7.6e6, 33.7e9)}  # Earthformer paper, Table 2 (Moving MNIST): 7.6M, 33.7 GFLOPs
+PUBLISHED = {"mmnist": (7.6e6, 33.7e9)}  # Earthformer paper, the Moving MNIST comparison table: 7.6M, 33.7 GFLOPs
 
 
 @pytest.mark.parametrize("dataset", sorted(REFERENCE))

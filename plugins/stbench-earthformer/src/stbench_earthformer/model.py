@@ -1,17 +1,17 @@
 """Earthformer (Gao et al., NeurIPS 2022): the hierarchical cuboid-attention encoder-decoder
 (the authors' CuboidTransformerModel) as an stbench model, and its builder with every option checked."""
-import math
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from stbench import STModel, UserError
+from stbench.errors import nearest
 
 from .cuboid import (ACTIVATIONS, CROSS_PATTERNS, PADDINGS, SELF_PATTERNS, PatchMerging3D, PosEmbed,
                      StackCuboidCrossAttentionBlock, StackCuboidSelfAttentionBlock, Upsample3DLayer, activation,
-                     init_conv, init_linear)
+                     init_linear)
 
 Z_INITS = ("zeros", "nearest_interp", "last", "mean")
 POS_EMBEDS = ("t+h+w", "t+hw")
@@ -408,7 +408,7 @@ def _scale3(value) -> Optional[tuple]:
     return None
 
 
-def check_hparams(h: Mapping[str, Any], t_in: int, t_out: int, shape) -> Dict[str, Any]:
+def check_hparams(h: Mapping[str, Any]) -> Dict[str, Any]:
     """The hyper-parameters with every option the published configs use checked; others refused."""
     h = dict(h)
     for key in ("base_units", "num_heads"):
@@ -442,11 +442,13 @@ def check_hparams(h: Mapping[str, Any], t_in: int, t_out: int, shape) -> Dict[st
     for key in ("self_pattern", "cross_self_pattern"):
         for name in _per_block(h[key], len(depth), key):
             if name not in SELF_PATTERNS:
-                raise _fail(key, name, f"is not a cuboid self-attention pattern; known: {', '.join(sorted(SELF_PATTERNS))}")
+                raise _fail(key, name, f"is not a cuboid self-attention pattern{nearest(name, SELF_PATTERNS)}; known: "
+                            f"axial, full, divided_st, video_swin, video_swin_PxM (P 1/2/4/8/10, M 1..32), "
+                            f"spatial_lg_v1, spatial_lg_M, axial_space_dilate_K (K 2/4/8)")
     for name in _per_block(h["cross_pattern"], len(depth), "cross_pattern"):
         if name not in CROSS_PATTERNS:
-            raise _fail("cross_pattern", name, f"is not a cuboid cross-attention pattern; known: "
-                        f"{', '.join(sorted(CROSS_PATTERNS))}")
+            raise _fail("cross_pattern", name, f"is not a cuboid cross-attention pattern{nearest(name, CROSS_PATTERNS)}; "
+                        f"known: cross_KxK, cross_KxK_lg, cross_KxK_heter (K 1/2/4/8)")
     if h["global_dim_ratio"] != 1 and not h["separate_global_qkv"]:
         raise _fail("global_dim_ratio", h["global_dim_ratio"], "other than 1 needs separate_global_qkv: true")
     if h["dec_cross_last_n_frames"] is not None:
@@ -488,13 +490,11 @@ def check_hparams(h: Mapping[str, Any], t_in: int, t_out: int, shape) -> Dict[st
         if 0 in convs:
             raise _fail("initial_downsample_stack_conv_num_conv_list", convs, "needs at least one conv per stage "
                         "(the final decoder's widths assume it)")
-    if t_in + t_out < 2:
-        raise UserError("earthformer needs at least one input and one output frame")
     return h
 
 
 def build_model(task, hparams: Mapping[str, Any]) -> EarthformerModel:
     """Earthformer for ``task``: input ``(T_in, H, W, C)`` and target ``(T_out, H, W, C)``."""
     c, height, width = task.shape
-    h = check_hparams(hparams, task.t_in, task.t_out, task.shape)
+    h = check_hparams(hparams)
     return EarthformerModel((task.t_in, height, width, c), (task.t_out, height, width, c), h)
