@@ -9,7 +9,7 @@ import stbench_mcvd
 from stbench import Task, UserError
 from stbench.checkpoints import load_weights
 from stbench.models import count_params
-from stbench.profiling import count_macs
+from stbench.profiling import _count, count_macs
 from stbench_mcvd.layers import fir_downsample, fir_upsample, variance_scaling_uniform
 from stbench_mcvd.model import (MCVDModel, build_mcvd, denoising_loss, read_reference_checkpoint, sample_frames,
                                 sampling_schedule)
@@ -149,10 +149,11 @@ def test_paper_configs_have_the_authors_parameter_count(dataset, spade):
 
 def test_macs_count_every_score_evaluation():
     task = Task("mmnist", 4, 5, (1, 16, 16))
-    hp = dict(FIXTURE_HPARAMS, num_frames=2, num_frames_cond=2)
-    one_level = count_macs(build_mcvd(task, dict(hp, sampling_steps=1, denoise=False)), task)  # 3 blocks x 1
-    model = build_mcvd(task, dict(hp, sampling_steps=4))
-    assert count_macs(model, task) == (4 + 1) * one_level  # each block: 4 levels + the denoising step
+    model = build_mcvd(task, dict(FIXTURE_HPARAMS, num_frames=2, num_frames_cond=2, sampling_steps=4))
+    stacked = count_macs(model, task)  # meta device: all evaluations in one batch
+    assert stacked == _count(model.eval(), task, "cpu")  # the real loop: 3 blocks x (4 levels + denoising)
+    one = build_mcvd(task, dict(FIXTURE_HPARAMS, num_frames=2, num_frames_cond=2, sampling_steps=1, denoise=False))
+    assert stacked == 5 * count_macs(one, task)
 
 
 def test_sampling_is_repeatable_per_clip_and_seeded():
@@ -191,7 +192,7 @@ def test_loss_conditions_on_the_last_observed_frames():
     (dict(num_frames_cond=7), "num_frames_cond"),
     (dict(num_frames=9), "num_frames"),
     (dict(sampler="euler"), "sampler"),
-    (dict(ch_mult=[1, 2, 2, 2, 2]), "halve"),
+    (dict(ch_mult=[1, 2, 2, 2, 2, 2]), "halve"),
     (dict(n_head_channels=12), "n_head_channels"),
     (dict(ch_mult="1,2"), "ch_mult"),
 ])

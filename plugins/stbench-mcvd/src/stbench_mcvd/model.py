@@ -232,14 +232,26 @@ class MCVDModel(STModel):
         return denoising_loss(self.unet, self.alphas, target, cond)
 
     def _noise_source(self, x: torch.Tensor, block_shape) -> Callable[[], torch.Tensor]:
-        if x.device.type == "meta":  # shape-only runs (MAC counting) have no values to seed from
-            return lambda: torch.empty(x.shape[0], *block_shape, device=x.device)
         generators = [torch.Generator().manual_seed(clip_seed(self.sample_seed, clip)) for clip in x]
         return lambda: torch.stack([torch.randn(block_shape, generator=g) for g in generators]).to(x.device)
 
     def forward(self, x, t_out):
+        if x.device.type == "meta":
+            return self._shapes_only(x, t_out)
         block_shape = (self.num_frames * x.shape[2], *x.shape[-2:])
         return self.predict(x, t_out, self._noise_source(x, block_shape))
+
+    @torch.no_grad()
+    def _shapes_only(self, x: torch.Tensor, t_out: int) -> torch.Tensor:
+        """The meta-device pass that MAC counting makes: every score evaluation of the rollout stacked
+        into one batch (the same multiply-accumulates as the loop; thousands of meta calls take minutes)."""
+        batch, _, channels, height, width = x.shape
+        levels = len(sampling_schedule(self.alphas, self.alphas_prev, self.betas, self.sampling_steps)[0])
+        n = batch * math.ceil(t_out / self.num_frames) * (levels + int(self.denoise))
+        self.unet(x.new_empty(n, self.num_frames * channels, height, width),
+                  torch.zeros(n, dtype=torch.long, device=x.device),
+                  x.new_empty(n, self.num_frames_cond * channels, height, width))
+        return x.new_empty(batch, t_out, channels, height, width)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, t_out: int, noise: Callable[[], torch.Tensor]) -> torch.Tensor:
