@@ -186,6 +186,9 @@ def test_loss_conditions_on_the_last_observed_frames():
     model.num_frames = 4  # t_out < k: the window slides back into the observed frames
     model.loss(x, y, 0)
     assert torch.equal(seen["cond"], (2 * x[:, 1:3] - 1).reshape(2, 2, 16, 16))
+    model.prob_mask_cond = 0.999999  # MCVD's past masking drops a clip's whole condition
+    model.loss(x, y, 0)
+    assert torch.all(seen["cond"] == 0)
 
 
 @pytest.mark.parametrize("change, message", [
