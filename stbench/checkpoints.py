@@ -7,6 +7,9 @@ This is the one place that reads checkpoint files. Three formats are recognised:
 - ``openstl-pth``: pre-Lightning OpenSTL, a bare state dict (its best model) or a dict holding
   ``state_dict`` (its latest checkpoint, beside ``epoch``, ``optimizer``, ``scheduler``).
 - ``openstl-lightning``: OpenSTL's Lightning ``.ckpt``, whose ``state_dict`` keys start with ``model.``.
+- ``ncsnv2-list``: the list ``[model state_dict, optimizer state_dict, epoch, step(, EMA shadow)]`` that
+  NCSNv2-derived runners save (MCVD); the EMA shadow, when present, replaces the parameters it names,
+  as those runners' loaders do before sampling.
 
 DistributedDataParallel's ``module.`` prefix is stripped from any of them. Files are read with
 ``torch.load(weights_only=True)``: a checkpoint can hold tensors and plain values, never code.
@@ -26,7 +29,7 @@ from torch import nn
 
 from .errors import UserError
 
-FORMATS = ("stbench", "openstl-pth", "openstl-lightning")
+FORMATS = ("stbench", "openstl-pth", "openstl-lightning", "ncsnv2-list")
 STBENCH_KEYS = frozenset({"model", "config_hash", "epoch"})
 LIGHTNING_MARKERS = frozenset({"pytorch-lightning_version", "global_step", "optimizer_states", "loops"})
 SHOWN = 3  # differing keys named in an error line
@@ -90,7 +93,7 @@ def read_checkpoint(path) -> Checkpoint:
     if path.is_dir():
         raise UserError(f"checkpoint {path} is a folder; pass the checkpoint file inside it")
     obj = _load(path)
-    epoch = None
+    epoch, ema = None, None
     if isinstance(obj, Mapping) and STBENCH_KEYS <= set(obj) and _is_state_dict(obj["model"]):
         fmt, state, epoch = "stbench", dict(obj["model"]), obj.get("epoch")
     elif isinstance(obj, Mapping) and "state_dict" in obj and _is_state_dict(obj["state_dict"]):
@@ -98,6 +101,9 @@ def read_checkpoint(path) -> Checkpoint:
         fmt = "openstl-lightning" if LIGHTNING_MARKERS & set(obj) else "openstl-pth"
     elif _is_state_dict(obj):
         fmt, state = "openstl-pth", dict(obj)
+    elif isinstance(obj, (list, tuple)) and len(obj) >= 4 and _is_state_dict(obj[0]):
+        fmt, state, epoch = "ncsnv2-list", dict(obj[0]), obj[2]
+        ema = dict(obj[4]) if len(obj) > 4 and _is_state_dict(obj[4]) else None
     else:
         shown = ", ".join(sorted(map(str, obj))[:6]) if isinstance(obj, Mapping) else type(obj).__name__
         raise UserError(f"{path} holds no model weights (found {shown or 'an empty dict'}); pass a state dict, "
@@ -116,6 +122,9 @@ def read_checkpoint(path) -> Checkpoint:
                 break
         else:
             break
+    if ema is not None:  # the shadow is keyed like the unwrapped model
+        state.update({key[len("module."):] if key.startswith("module.") else key: value
+                      for key, value in ema.items()})
     return Checkpoint(state=state, format=fmt, path=str(path), sha256=file_sha256(path),
                       prefixes_stripped=stripped, epoch=int(epoch) if isinstance(epoch, int) else None)
 

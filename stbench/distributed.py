@@ -123,10 +123,11 @@ def leave() -> None:
 
 
 def wrap_for_training(loss_module: torch.nn.Module, processes: Processes, device: str) -> torch.nn.Module:
-    """The loss module in DistributedDataParallel when several processes train (gradients averaged by DDP)."""
+    """The loss module (``training.LossOf``) in DistributedDataParallel when several processes train (gradients
+    averaged by DDP; a model that declares ``unused_parameters`` has DDP find them each step)."""
     if not processes.active:
         return loss_module
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [torch.device(device).index] if device.startswith("cuda") else None
-    return DistributedDataParallel(loss_module, device_ids=ids)
+    return DistributedDataParallel(loss_module, device_ids=ids, find_unused_parameters=loss_module.model.unused_parameters)

@@ -21,7 +21,13 @@ class STModel(nn.Module):
       optimizer).
     - :meth:`on_epoch_start` (default: nothing), called before every training epoch.
     - :meth:`record_notes` (default: none), facts for the run record and the leaderboard's notes.
+
+    ``unused_parameters`` (default ``False``): set it when some trainable parameters get no gradient
+    in a training step (a reference design kept for its checkpoints); DistributedDataParallel then
+    looks for them each step instead of waiting for their gradients forever.
     """
+
+    unused_parameters: bool = False
 
     def forward(self, x: torch.Tensor, t_out: int) -> torch.Tensor:  # pragma: no cover - contract
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x, t_out)")

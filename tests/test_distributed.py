@@ -90,3 +90,37 @@ def test_a_two_process_checkpoint_resumes_on_one(single, tmp_path):
     assert record["train_losses"] == pytest.approx(reference["train_losses"], abs=1e-4)
     for key, value in reference["metrics"].items():
         assert record["metrics"][key] == pytest.approx(value, rel=1e-6), key
+
+
+def _two_ddp_steps(unused_parameters, tmp_path):
+    """Two training steps of a model with a parameter that gets no gradient, under DDP (gloo, one process)."""
+    import torch
+    import torch.distributed as dist
+
+    from stbench.distributed import Processes, wrap_for_training
+    from stbench.models import STModel
+    from stbench.training import LossOf
+
+    class Partly(STModel):
+        def __init__(self):
+            super().__init__()
+            self.used, self.spare = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+            self.unused_parameters = unused_parameters
+
+        def forward(self, x, t_out):
+            return self.used(x)
+
+    tmp_path.mkdir(exist_ok=True)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        runner = wrap_for_training(LossOf(Partly()), Processes(0, 2, 0, "gloo"), "cpu")
+        for step in range(2):
+            runner(torch.rand(3, 2), torch.rand(3, 2), step).backward()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_model_that_declares_unused_parameters_trains_under_ddp(tmp_path):
+    _two_ddp_steps(True, tmp_path)
+    with pytest.raises(RuntimeError, match="reduction"):  # what DDP says when a model does not declare them
+        _two_ddp_steps(False, tmp_path / "again")

@@ -206,3 +206,13 @@ def test_layer_norm_cells_keep_their_norm_keys():
     assert rename_key("cell_list.0.conv_x.1.bias", spec.checkpoint_rename, own) == "cells.0.conv_x.1.bias"
     assert rename_key("gradient_highway.z_concat.1.weight", spec.checkpoint_rename, own) in own
 
+
+
+def test_an_ncsnv2_list_container_reads_with_its_ema_shadow(tmp_path):
+    """MCVD's runners save [model, optimizer, epoch, step, EMA shadow]; the shadow is what gets loaded."""
+    model = {"module.w": torch.zeros(2), "module.b": torch.ones(1)}
+    path = tmp_path / "checkpoint_250000.pt"
+    torch.save([model, {"state": {}, "param_groups": []}, 7, 250000, {"module.w": torch.full((2,), 3.0)}], path)
+    checkpoint = read_checkpoint(path)
+    assert (checkpoint.format, checkpoint.prefixes_stripped, checkpoint.epoch) == ("ncsnv2-list", ["module."], 7)
+    assert torch.equal(checkpoint.state["w"], torch.full((2,), 3.0)) and torch.equal(checkpoint.state["b"], torch.ones(1))

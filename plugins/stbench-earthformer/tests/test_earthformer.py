@@ -207,3 +207,5 @@ def test_the_paper_configs_last_global_update_feeds_nothing_as_in_the_reference(
     model.loss(torch.rand(1, 4, 1, 16, 16), torch.rand(1, 4, 1, 16, 16), 0).backward()
     unused = [n for n, p in model.named_parameters() if p.grad is None]
     assert unused == ["encoder.blocks.1.0.attn_l.2.global_proj.weight", "encoder.blocks.1.0.attn_l.2.global_proj.bias"]
+    assert model.unused_parameters  # so DistributedDataParallel looks for them
+    assert not SPEC.build(task, dict(settings("smoke", "mmnist"))).unused_parameters

@@ -294,6 +294,9 @@ class EarthformerModel(STModel):
         down = h["downsample"]
         units = h["block_units"] or [base * int((down ** h["scale_alpha"]) ** i) for i in range(n_blocks)]
         use_global = self.num_global_vectors > 0
+        # global vectors in the encoder only (the paper's Moving MNIST and SEVIR models): the last encoder
+        # attention's global update feeds nothing, as in the reference (DDP must look for it)
+        self.unused_parameters = use_global and not (h["use_dec_self_global"] or h["use_dec_cross_global"])
         common = dict(num_heads=h["num_heads"], attn_drop=h["attn_drop"], proj_drop=h["proj_drop"],
                       ffn_drop=h["ffn_drop"], ffn_activation=h["ffn_activation"], gated_ffn=h["gated_ffn"],
                       padding=padding, checkpoint_level=h["checkpoint_level"],

@@ -7,7 +7,7 @@ from pathlib import Path
 from stbench import ModelSpec, hookimpl, lazy, load_yaml
 from stbench.specs import lazy_exports
 
-__all__ = ["MCVDModel", "ScoreNet", "build_mcvd", "read_reference_checkpoint", "sample_frames",
+__all__ = ["MCVDModel", "ScoreNet", "build_mcvd", "sample_frames",
            "denoising_loss", "linear_schedule"]
 
 __getattr__ = lazy_exports(__name__, {"model": tuple(__all__)})

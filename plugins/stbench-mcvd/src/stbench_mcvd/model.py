@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from stbench import UserError
-from stbench.checkpoints import Checkpoint, file_sha256
 from stbench.models import STModel
 
 from .layers import ActNorm, AttnBlockpp, ResnetBlockBigGAN, conv3x3, dense, timestep_embedding
@@ -336,32 +335,3 @@ def check_hparams(task, hparams: Dict[str, Any]) -> Dict[str, Any]:
 
 def build_mcvd(task, hparams) -> MCVDModel:
     return MCVDModel(task, **check_hparams(task, hparams))
-
-
-def read_reference_checkpoint(path) -> Checkpoint:
-    """Weights from the MCVD authors' checkpoint container, as their loader applies them.
-
-    Their runner saves ``[model state_dict, optimizer state_dict, epoch, step, EMA shadow]`` (the
-    shadow only when EMA is on; DataParallel's ``module.`` prefix on the model keys); loading takes
-    the model state and then copies the EMA shadow over its parameters (the weights they sample with).
-    """
-    from pathlib import Path
-
-    path = Path(path).expanduser().absolute()
-    try:
-        states = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"checkpoint {path} does not exist; pass the authors' checkpoint_<step>.pt") from None
-    if not (isinstance(states, (list, tuple)) and len(states) >= 4 and isinstance(states[0], dict)):
-        raise UserError(f"{path} is not an MCVD checkpoint (a list [model, optimizer, epoch, step, ema]); "
-                        f"pass the authors' checkpoint_<step>.pt")
-    stripped = []
-    state = dict(states[0])
-    if state and all(key.startswith("module.") for key in state):
-        state = {key[len("module."):]: value for key, value in state.items()}
-        stripped.append("module.")
-    if len(states) == 5 and isinstance(states[4], dict):
-        for key, value in states[4].items():
-            state[key.replace("module.", "", 1) if key.startswith("module.") else key] = value
-    return Checkpoint(state=state, format="mcvd", path=str(path), sha256=file_sha256(path),
-                      prefixes_stripped=stripped, epoch=states[2] if isinstance(states[2], int) else None)
