@@ -151,8 +151,11 @@ def test_paper_profile_follows_openstl_config_files(dataset):
 
 # OpenSTL's MIM-N cells each hold a 1x1 conv_last (2 x 128 -> 128) they never call: in the published counts
 UNUSED = 3 * 256 * 128
-TASKS = {  # task -> (published params M, published FLOPs G = MACs): USTEP (TPAMI 2025) Tables II-V
+TASKS = {  # task -> (published params M, published FLOPs G = MACs): USTEP (TPAMI 2025) Tables II-V;
+    # mfmnist and taxibj from OpenSTL's model zoo (docs/en/model_zoos, video and traffic benchmarks)
     Task("mmnist", 10, 10, (1, 64, 64)): (38.0, 179.2),
+    Task("mfmnist", 10, 10, (1, 64, 64)): (38.0, 179.2),
+    Task("taxibj", 4, 4, (2, 32, 32)): (37.86, 64.10),
     Task("kth", 10, 20, (1, 128, 128)): (39.8, 1099.0),
     Task("kth", 10, 40, (1, 128, 128)): (39.8, 1864.0),
     Task("human", 4, 4, (3, 256, 256)): (47.6, 1051.0),
