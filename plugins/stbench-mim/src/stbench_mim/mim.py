@@ -103,10 +103,11 @@ class MIM(RecurrentPredictor):
         sizes = hidden_sizes(num_hidden)
         if len(sizes) < 2:
             raise UserError(f"mim stacks an ST-LSTM layer and at least one MIM block, so it needs at least two "
-                            f"layers; got num_hidden={sizes}")
+                            f"layers; got num_hidden={sizes}: list two or more widths (--set num_hidden=[64,64])")
         if len(set(sizes)) != 1:
             raise UserError(f"mim passes one memory through every layer and feeds each MIM block the same width "
-                            f"from below, so all layers need the same width; got num_hidden={sizes}")
+                            f"from below, so all layers need the same width; got num_hidden={sizes}: give every "
+                            f"layer one width (--set num_hidden=[{sizes[0]},{sizes[0]}])")
         super().__init__(task, patch_size=patch_size, top_channels=sizes[-1], sampling=sampling)
         self.num_hidden = n = sizes[0]
         self.cells = nn.ModuleList(
