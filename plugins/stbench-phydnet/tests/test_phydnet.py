@@ -224,6 +224,18 @@ def test_inference_feeds_back_its_own_predictions():
     torch.testing.assert_close(continued, long[:, 2:])
 
 
+def test_one_observed_frame_starts_from_zero_state():
+    """The references would reuse a stale state with T_in = 1; ours starts every call from zeros."""
+    torch.manual_seed(0)
+    model = fixture_model().eval()
+    x = torch.rand(2, 1, 1, 64, 64)
+    with torch.no_grad():
+        first = model(x, 3)
+        model(torch.rand(2, 5, 1, 64, 64), 2)
+        assert torch.equal(model(x, 3), first)
+    assert torch.isfinite(model.loss(x, torch.rand(2, 3, 1, 64, 64), 0))
+
+
 # -- published figures -----------------------------------------------------------------------------
 
 # OpenSTL model zoo (docs/en/model_zoos at c74deb5): Params (M) / FLOPs (G, MACs). video_benchmarks.md
