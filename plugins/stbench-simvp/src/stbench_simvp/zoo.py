@@ -17,7 +17,6 @@ and the timm blocks it subclasses (0.6-era ``SwinTransformerBlock`` and ViT ``Bl
 OpenSTL departs from the original architecture (Swin without the shifted-window mask) we follow
 OpenSTL, whose published figures and weights these models reproduce (README).
 """
-import math
 from typing import Optional, Tuple
 
 import torch
@@ -43,7 +42,8 @@ def _trunc_normal_init(*modules: nn.Module) -> None:
 def _need_multiple(kind: str, dim: int, factor: int, why: str) -> None:
     if dim % factor:
         raise UserError(f"the {kind} translator needs block widths divisible by {factor} ({why}); a block has "
-                        f"{dim} channels: choose hid_s (x input frames) and hid_t as multiples of {factor} (--set)")
+                        f"{dim} channels: make hid_s x input frames and hid_t multiples of {factor} (--set hid_s=..., "
+                        f"--set hid_t=...)")
 
 
 # --------------------------------------------------------------------------- HorNet
