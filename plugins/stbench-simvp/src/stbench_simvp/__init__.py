@@ -1,8 +1,9 @@
 """stbench model plugin: the SimVP encoder / translator / decoder framework and its translators.
 
 Models: ``simvp`` (SimVP v1, IncepU translator), ``simvpv2`` (gSTA), ``uniformer``,
-``mlpmixer`` and ``convnext`` -- one framework, different translators. Other plugins
-(TAU, USTEP) build on the public names exported here.
+``mlpmixer``, ``convnext`` and the rest of OpenSTL's MetaVP zoo (``hornet``, ``moganet``,
+``poolformer``, ``swin``, ``van``, ``vit``, ``convmixer``) -- one framework, different
+translators. Other plugins (TAU, USTEP) build on the public names exported here.
 """
 import re
 from functools import partial
@@ -12,7 +13,7 @@ from stbench import ModelSpec, hookimpl, lazy, load_yaml
 from stbench.specs import lazy_exports
 
 __all__ = ["Decoder", "Dense", "Encoder", "Pointwise", "SimVPModel", "TRANSLATORS", "build_translator", "frame_geometry",
-           "latent_size", "sampling_pattern", "to_layout", "build_model", "MODELS", "openstl_keys"]
+           "latent_size", "sampling_pattern", "to_layout", "build_model", "MODELS", "openstl_keys", "openstl_ignore"]
 
 # the model code loads when first used, so registering (and `stbench list`) imports no torch
 __getattr__ = lazy_exports(__name__, {
@@ -30,6 +31,13 @@ MODELS = {
     "uniformer": ("uniformer", "the SimVP framework with Uniformer blocks (conv at the ends, self-attention inside)"),
     "mlpmixer": ("mlpmixer", "the SimVP framework with MLP-Mixer blocks"),
     "convnext": ("convnext", "the SimVP framework with ConvNeXt blocks"),
+    "hornet": ("hornet", "the SimVP framework with HorNet blocks (recursive gated convolution)"),
+    "moganet": ("moganet", "the SimVP framework with MogaNet blocks (multi-order gated aggregation)"),
+    "poolformer": ("poolformer", "the SimVP framework with PoolFormer blocks (average pooling as token mixer)"),
+    "swin": ("swin", "the SimVP framework with Swin Transformer blocks (window attention, shifted windows)"),
+    "van": ("van", "the SimVP framework with VAN blocks (large-kernel attention)"),
+    "vit": ("vit", "the SimVP framework with ViT blocks (global self-attention)"),
+    "convmixer": ("convmixer", "the SimVP framework with ConvMixer blocks"),
 }
 
 
@@ -49,8 +57,25 @@ _OPENSTL_BLOCK_KEYS = {
     "mlpmixer": (("mlp_tokens.fc1.", "token_mlp.0."), ("mlp_tokens.fc2.", "token_mlp.3."),
                  ("mlp_channels.fc1.", "channel_mlp.0."), ("mlp_channels.fc2.", "channel_mlp.3.")),
     "convnext": (("gamma", "scale"), ("conv_dw.", "dwconv."), ("mlp.fc1.", "mlp.0."), ("mlp.fc2.", "mlp.3.")),
+    "hornet": (("gamma1", "scale1"), ("gamma2", "scale2"), ("gnconv.", "mixer."), ("pwconv1.", "mlp.0."),
+               ("pwconv2.", "mlp.2.")),
+    "moganet": (("layer_scale_1", "scale1"), ("layer_scale_2", "scale2"), ("attn.proj_1.", "mixer.proj_in."),
+                ("attn.proj_2.", "mixer.proj_out."), ("attn.value.DW_conv", "mixer.value.dw"),
+                ("attn.value.PW_conv.", "mixer.value.pointwise."), ("attn.", "mixer.")),
+    "poolformer": (("layer_scale_1", "scale1"), ("layer_scale_2", "scale2"), ("mlp.fc1.", "mlp.0."),
+                   ("mlp.fc2.", "mlp.3.")),
+    "swin": (("mlp.fc1.", "mlp.0."), ("mlp.fc2.", "mlp.3.")),
+    "vit": (("mlp.fc1.", "mlp.0."), ("mlp.fc2.", "mlp.3.")),
+    "convmixer": (("conv_dw.", "dwconv."), ("norm_1.", "norm1."), ("conv_pw.", "pwconv."), ("norm_2.", "norm2.")),
 }
-_OPENSTL_BLOCK_KEYS["tau"] = _OPENSTL_BLOCK_KEYS["gsta"]
+_OPENSTL_BLOCK_KEYS["tau"] = _OPENSTL_BLOCK_KEYS["van"] = _OPENSTL_BLOCK_KEYS["gsta"]
+
+# Buffers OpenSTL's checkpoints carry that this framework derives instead: the 0.6-era timm Swin block
+# OpenSTL subclasses saves its relative-position index and its shifted-window mask (which OpenSTL's
+# forward never applies); newer timm no longer saves either.
+_OPENSTL_IGNORE = {
+    "swin": ("hid.enc.*.block.attn.relative_position_index", "hid.enc.*.block.attn_mask"),
+}
 
 
 def openstl_keys(translator):
@@ -72,6 +97,11 @@ def openstl_keys(translator):
     return tuple(rules)
 
 
+def openstl_ignore(translator):
+    """``checkpoint_ignore`` patterns: what OpenSTL's checkpoints of ``translator`` hold and this framework does not."""
+    return _OPENSTL_IGNORE.get(translator, ())
+
+
 @hookimpl
 def stbench_register_models(register):
     configs = load_yaml(Path(__file__).with_name("configs.yaml"))
@@ -79,4 +109,5 @@ def stbench_register_models(register):
     for name, (translator, description) in MODELS.items():
         register(ModelSpec(name=name, family="recurrent-free", build=partial(build_model, translator=translator),
                            hparams=configs[name], description=description,
-                           checkpoint_rename=openstl_keys(translator)))
+                           checkpoint_rename=openstl_keys(translator),
+                           checkpoint_ignore=openstl_ignore(translator)))

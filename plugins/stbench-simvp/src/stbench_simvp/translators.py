@@ -10,7 +10,9 @@ Two layouts share this module:
 
 The block kinds: ``gsta`` (SimVPv2 gated spatio-temporal attention), ``tau`` (temporal
 attention unit), ``uniformer`` (conv blocks at the ends, self-attention in the middle),
-``mlpmixer`` (token + channel MLPs; needs ``input_resolution``) and ``convnext``.
+``mlpmixer`` (token + channel MLPs; needs ``input_resolution``) and ``convnext``; the rest of
+OpenSTL's MetaVP zoo (``hornet``, ``moganet``, ``poolformer``, ``swin``, ``van``, ``vit``,
+``convmixer``) lives in :mod:`stbench_simvp.zoo`.
 """
 import functools
 import math
@@ -24,7 +26,8 @@ from torch import nn
 
 from stbench import UserError
 
-TRANSLATORS = ("incepu", "gsta", "tau", "uniformer", "mlpmixer", "convnext")
+TRANSLATORS = ("incepu", "gsta", "tau", "uniformer", "mlpmixer", "convnext",
+               "hornet", "moganet", "poolformer", "swin", "van", "vit", "convmixer")  # the last seven: zoo.py
 
 
 class DropPath(nn.Module):
@@ -470,6 +473,13 @@ BLOCKS: Dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def block_factory(kind: str) -> Callable[..., nn.Module]:
+    """The function that builds one block of ``kind`` (a MetaFormer kind of :data:`TRANSLATORS`)."""
+    from .zoo import ZOO_BLOCKS  # the zoo's blocks build on the layers of this module
+
+    return {**BLOCKS, **ZOO_BLOCKS}[kind]
+
+
 class StackLayer(nn.Module):
     """One block on ``c_in`` channels, then a 1x1 conv to ``c_out`` where the widths differ."""
 
@@ -491,7 +501,7 @@ class MetaTranslator(nn.Module):
         super().__init__()
         if depth < 2:
             raise ValueError(f"the {kind} translator needs depth >= 2, got {depth}")
-        make = BLOCKS[kind]
+        make = block_factory(kind)
         # plain floats, not torch.linspace: models are also built on the meta device for counting
         rates = [1e-2 + (drop_path - 1e-2) * i / (depth - 1) for i in range(depth)]
         layers = []
@@ -514,12 +524,14 @@ def build_translator(kind: str, channels: int, hidden: int, depth: int, *, mlp_r
 
     ``kind`` is one of :data:`TRANSLATORS`; ``channels`` is ``T * hid_S`` (frames folded into
     channels), ``hidden`` is ``hid_T`` and ``depth`` is ``N_T``. ``incepu`` ignores
-    ``mlp_ratio``, ``drop`` and ``drop_path``; ``mlpmixer`` needs ``input_resolution=(H', W')``.
+    ``mlp_ratio``, ``drop`` and ``drop_path``; ``mlpmixer`` and ``swin`` need
+    ``input_resolution=(H', W')``; ``convmixer`` ignores ``mlp_ratio``, ``drop`` and ``drop_path``,
+    ``hornet`` ignores ``drop``.
     """
     kind = str(kind).lower()
     if kind == "incepu":
         return IncepUTranslator(channels, hidden, depth)
-    if kind not in BLOCKS:
+    if kind not in TRANSLATORS:
         raise ValueError(f"unknown translator '{kind}'; choose one of {', '.join(TRANSLATORS)}")
     return MetaTranslator(kind, channels, hidden, depth, mlp_ratio=mlp_ratio, drop=drop, drop_path=drop_path,
                           input_resolution=input_resolution)
