@@ -242,3 +242,12 @@ def test_declared_profiles_resolve():
     assert (hparams["hid_s"], hparams["n_s"], hparams["n_t"]) == (64, 4, 8)
     assert (train["lr"], train["batch_size"], train["epochs"], train["schedule"]) == (1e-3, 16, 600, "cosine")
     assert isinstance(IAM4VPModel(MMNIST, hid_s=4, n_s=2, n_t=1), IAM4VPModel)
+
+
+def test_a_one_frame_task_declares_the_re_encoder_unused_for_ddp():
+    from stbench_iam4vp.model import IAM4VPModel
+
+    one = IAM4VPModel(Task("toy", 3, 1, (1, 16, 16)), hid_s=2, n_s=2, n_t=1, time_dim=8, head_dim=4)
+    one.loss(torch.rand(2, 3, 1, 16, 16), torch.rand(2, 1, 1, 16, 16), 0).backward()
+    assert one.unused_parameters and all(p.grad is None for p in one.frame_encoder.parameters())
+    assert not IAM4VPModel(Task("toy", 3, 2, (1, 16, 16)), hid_s=2, n_s=2, n_t=1, time_dim=8, head_dim=4).unused_parameters

@@ -51,6 +51,8 @@ class IAM4VPModel(STModel):
         self.encoder = SpatialEncoder(c, hid_s, n_s)
         # encodes predicted frames into their slots (with one observed frame there is no slot to fill)
         self.frame_encoder = SpatialEncoder(c, hid_s, n_s) if t > 1 else None
+        # one predicted frame (kitticaltech-10-1) trains without feeding any back: the re-encoder gets no gradient
+        self.unused_parameters = task.t_out == 1 and self.frame_encoder is not None
         self.mask_tokens = nn.Parameter(torch.zeros(t, hid_s, h // factor, w // factor))
         self.predictor = Predictor(t * hid_s, n_t, time_dim)
         self.decoder = SpatialDecoder(hid_s, n_s)
