@@ -17,6 +17,16 @@ from stbench_mcvd.model import (MCVDModel, build_mcvd, denoising_loss, sample_fr
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The reference outputs were computed on one thread; the same summation order reproduces them exactly
+    (two threads reorder float32 sums, and a rollout carries that rounding from step to step)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def registered_spec():
     specs = []
     stbench_mcvd.stbench_register_models(register=specs.append)
