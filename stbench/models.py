@@ -25,9 +25,17 @@ class STModel(nn.Module):
     ``unused_parameters`` (default ``False``): set it when some trainable parameters get no gradient
     in a training step (a reference design kept for its checkpoints); DistributedDataParallel then
     looks for them each step instead of waiting for their gradients forever.
+
+    ``stochastic`` (default ``False``): set it when ``forward`` in eval mode samples (latent variables,
+    diffusion noise) from torch's global generator. Evaluation then draws ``--samples K`` predictions
+    per test clip (the spec's ``samples`` by default), each under a recorded seed, and reports best-of-K,
+    the mean over samples and their spread.
     """
 
     unused_parameters: bool = False
+    # A stochastic model draws latent variables or noise in ``forward`` from torch's global random
+    # generator (the evaluator seeds it per sample); evaluation then draws K predictions per clip.
+    stochastic: bool = False
 
     def forward(self, x: torch.Tensor, t_out: int) -> torch.Tensor:  # pragma: no cover - contract
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x, t_out)")

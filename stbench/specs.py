@@ -143,6 +143,9 @@ class ModelSpec:
     implementation's state-dict keys (after ``checkpoint_ignore``) to this model's: a key is rewritten
     by the first rule whose pattern matches its start and whose result names one of the model's
     entries (see :mod:`stbench.checkpoints`). stbench's own checkpoints are never renamed.
+
+    ``samples`` (default 1) is how many predictions per test clip a stochastic model draws by default
+    (``--samples K`` overrides it); the model itself says it samples with ``STModel.stochastic``.
     """
 
     name: str
@@ -154,9 +157,12 @@ class ModelSpec:
     build_joint: Optional[Callable[..., "MultiTaskModel"]] = None
     checkpoint_ignore: Sequence[str] = ()
     checkpoint_rename: Sequence[Tuple[str, str]] = ()
+    samples: int = 1
     plugin: Optional[str] = None  # filled in by the registry
 
     def __post_init__(self):
+        if not isinstance(self.samples, int) or self.samples < 1:
+            raise ValueError(f"model '{self.name}': samples must be an integer >= 1, got {self.samples!r}")
         if self.family not in FAMILIES:
             raise ValueError(f"model '{self.name}': family must be one of {FAMILIES}, got '{self.family}'")
         model, train = {}, {p: {d: dict(v or {}) for d, v in (t or {}).items()} for p, t in self.train.items()}
@@ -223,6 +229,19 @@ class DatasetSpec:
     prepare TASK --from SOURCE`` calls it. ``splits`` names the splits ``open`` accepts.
     ``image_origin`` says where row 0 of a frame belongs when drawn: ``"upper"`` (images) or
     ``"lower"`` (grids stored south to north, e.g. WeatherBench's ascending latitudes).
+
+    ``validation`` declares where validation clips come from (model selection and early stopping
+    never see the test split):
+
+    - ``"val"``: ``open(root, "val", t_in, t_out)`` returns them: the dataset's official validation
+      split (WeatherBench 2016, SEVIR, Traffic4Cast, ...), or, for data generated on the fly, clips
+      drawn from a seed stream of their own, disjoint from the training and test streams. ``"val"``
+      must then be in ``splits``.
+    - a fraction in (0, 1): core holds out that share of the training clips, the last ones in the
+      order ``open(root, "train", ...)`` returns them (plugins order clips by sequence, so the held-out
+      clips share no frame with the rest but at the one boundary), and trains on the others.
+    - ``None``: not declared. The contract test fails for such a plugin; a run of it has no
+      validation, selects the last epoch and says so in its record.
     """
 
     name: str
@@ -243,7 +262,16 @@ class DatasetSpec:
     splits: Sequence[str] = ("train", "test")
     image_origin: str = "upper"
     description: str = ""
+    validation: Union[str, float, None] = None
     plugin: Optional[str] = None  # filled in by the registry
+
+    def __post_init__(self):
+        v = self.validation
+        if v is not None and not (v == "val" or (isinstance(v, float) and 0.0 < v < 1.0)):
+            raise ValueError(f"dataset '{self.name}': validation must be \"val\", a fraction in (0, 1) or None, "
+                             f"got {v!r}")
+        if v == "val" and "val" not in tuple(self.splits):
+            raise ValueError(f"dataset '{self.name}': validation \"val\" needs \"val\" in splits {tuple(self.splits)}")
 
     def _stat(self, value, like: "torch.Tensor") -> "torch.Tensor":
         import torch  # here, not at the top: declaring a dataset must not import torch
