@@ -52,6 +52,11 @@ def _overrides(args, models):
     overrides = parse_overrides(args.set)
     if args.epochs is not None:
         overrides["epochs"] = args.epochs  # the same check as --set epochs=N
+    select_on = getattr(args, "select_on", None)
+    if select_on is not None:
+        overrides["select_on"] = select_on  # the same check as --set select_on=...
+        if select_on != "last":  # selecting needs validation passes: every epoch unless --set says otherwise
+            overrides.setdefault("val_every", 1)
     return check_override_keys(overrides, models)
 
 
@@ -105,11 +110,11 @@ def cmd_run(args):
         raise UserError("--jobs, --launcher-option and --detach go with --launcher local or --launcher slurm")
     if args.launcher is not None:
         plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
-                  _metric_options(args.metric_option))  # every mistake is found here, before anything starts
+                  _metric_options(args.metric_option), samples=args.samples)  # every mistake is found here
         return _run_grid(args, models, tasks, _seeds(args))
     plans = plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
                       _metric_options(args.metric_option), joint=args.joint, precision=_precision(args),
-                      budget=parse_budget(args.budget))
+                      budget=parse_budget(args.budget), samples=args.samples)
     machine = _machine(args)
     if args.dry_run:
         from .running import dry_run
@@ -135,7 +140,7 @@ def cmd_eval(args):
     overrides = check_override_keys(parse_overrides(args.set), models)
     metrics = parse_list(args.metrics) if args.metrics else None
     plans = plans_for([m.name for m in models], tasks, profile, [0], overrides, metrics,
-                      _metric_options(args.metric_option), precision=_precision(args))
+                      _metric_options(args.metric_option), precision=_precision(args), samples=args.samples)
     machine = _machine(args)
     _, failed = execute_all(plans, args.data_root, args.out, machine, debug=_debug(args), checkpoint=args.checkpoint,
                             save_predictions=args.save_predictions)
@@ -385,7 +390,7 @@ def cmd_leaderboard(args):
 
 
 def cmd_data_check(args):
-    from .data import describe, open_split
+    from .data import describe, open_all_splits, open_split, validation_source
 
     task = plugins.resolve_task(args.task)
     spec = plugins.get_dataset(task.dataset)
@@ -393,6 +398,7 @@ def cmd_data_check(args):
     try:
         if spec.check is not None:
             print(spec.check(str(root)))
+        train_set, val_set, _ = open_all_splits(spec, root, task, None, None, validate=True)
         for split in ("train", "test"):
             dataset = open_split(spec, root, split, task)
             if len(dataset) == 0:
@@ -401,6 +407,12 @@ def cmd_data_check(args):
             x, y = dataset[0]
             print(f"{split}: {describe(dataset)['clips']} clips for {task.name}; x {tuple(x.shape)}, "
                   f"y {tuple(y.shape)}")
+        if val_set is None:
+            print(f"validation: none declared by the {spec.name} plugin (runs evaluate their last epoch)")
+        else:
+            print(f"validation: {len(val_set)} clips for {task.name}, {validation_source(spec)}"
+                  + (f" ({len(train_set)} training clips left when a run validates)"
+                     if isinstance(spec.validation, float) else ""))
     except UserError:
         # the error stays one line on stderr; the layout it refers to goes to stdout
         print(f"Expected layout of {spec.name} under {root.resolve()}:\n{spec.layout}")
@@ -553,6 +565,14 @@ def build_parser():
     _out_option(run)
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a hyper-parameter or training setting (repeatable)")
+    run.add_argument("--samples", type=int, default=None, metavar="K",
+                     help="predictions per test clip for a stochastic model (default: the model's declaration; "
+                          "deterministic models are K = 1): best-of-K, mean and spread are reported, and a "
+                          "finished run re-evaluates with another K without training")
+    run.add_argument("--select-on", choices=["last", "val", "test"], default=None,
+                     help="which weights to evaluate: the last epoch's, the best on validation data (the paper "
+                          "profile's default), or the best on TEST data, as OpenSTL does (marked on the board); "
+                          "val / test validate every epoch unless --set val_every=N")
     run.add_argument("--budget", metavar="KIND=VALUE",
                      help="the same training budget for every model: epochs=N, seconds=S (wall clock, converted "
                           "to epochs by timing a few steps) or macs=M (training MACs); the board says which")
@@ -589,6 +609,10 @@ def build_parser():
     ev.add_argument("--profile", default="paper", help="whose architecture settings to build (default paper)")
     ev.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyper-parameter")
     ev.add_argument("--metrics", help="comma-separated metrics (default: the dataset's)")
+    ev.add_argument("--samples", type=int, default=None, metavar="K",
+                    help="predictions per test clip for a stochastic model (default: the model's declaration; "
+                         "deterministic models are K = 1): best-of-K, mean and spread are reported, and a "
+                         "finished run re-evaluates with another K without training")
     _metric_option(ev)
     _data_root_option(ev)
     _out_option(ev)

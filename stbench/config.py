@@ -13,6 +13,7 @@ from .errors import UserError, nearest
 PROFILES = ("smoke", "quick", "paper")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
+SELECTIONS = ("last", "val", "test")
 SEED_MAX = 2 ** 63 - 1
 
 
@@ -24,6 +25,7 @@ class Setting:
     kind: str
     minimum: Optional[float] = None
     above: Optional[float] = None  # strictly greater than
+    below: Optional[float] = None  # strictly less than
     choices: Sequence[str] = ()
     optional: bool = False
 
@@ -43,6 +45,8 @@ class Setting:
             raise UserError(f"{where}: {key} must be {self.describe()}, got {value!r}")
         if self.above is not None and converted <= self.above:
             raise UserError(f"{where}: {key} must be {self.describe()}, got {value!r}")
+        if self.below is not None and converted >= self.below:
+            raise UserError(f"{where}: {key} must be {self.describe()}, got {value!r}")
         return converted
 
     def describe(self) -> str:
@@ -52,6 +56,8 @@ class Setting:
             words += f" >= {self.minimum:g}"
         if self.above is not None:
             words += f" > {self.above:g}"
+        if self.below is not None:
+            words += f" < {self.below:g}"
         return words + (" or null" if self.optional else "")
 
 
@@ -95,17 +101,36 @@ TRAIN_SCHEMA: Dict[str, Setting] = {
     "grad_clip": Setting("number", above=0, optional=True),
     "train_samples": Setting("int", minimum=1, optional=True),
     "test_samples": Setting("int", minimum=1, optional=True),
+    # model selection (never on the test split unless select_on is 'test', OpenSTL's procedure)
+    "val_every": Setting("int", minimum=0),  # a validation pass every N epochs; 0: none
+    "val_samples": Setting("int", minimum=1, optional=True),
+    "select_on": Setting("str", choices=SELECTIONS),
+    "select_metric": Setting("str"),
+    "patience": Setting("int", minimum=1, optional=True),  # validation passes without improvement, then stop
+    # training features of the reference configs
+    "warmup_epochs": Setting("number", minimum=0),  # linear warm-up before the schedule
+    "ema_decay": Setting("number", above=0, below=1, optional=True),  # evaluate an EMA of the weights
+    "accumulate": Setting("int", minimum=1),  # micro-batches per optimizer step (the batch stays global)
 }
 TRAIN_KEYS = frozenset(TRAIN_SCHEMA)
 # What only evaluation reads: changing it never changes the trained weights.
 EVALUATION_KEYS = frozenset({"eval_batch_size", "test_samples"})
+# The settings that change nothing at these values; a run's identity leaves them out, so runs made before
+# a setting existed keep their names.
+NEUTRAL: Dict[str, Any] = dict(val_every=0, select_on="last", select_metric="mse", patience=None,
+                               warmup_epochs=0, ema_decay=None, accumulate=1)
+VALIDATION_KEYS = frozenset({"val_samples", "select_on", "select_metric", "patience"})
 TRAIN_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "smoke": dict(epochs=1, batch_size=4, eval_batch_size=4, lr=1e-3, optimizer="adam", weight_decay=0.0,
-                  schedule="onecycle", grad_clip=None, train_samples=16, test_samples=8),
+                  schedule="onecycle", grad_clip=None, train_samples=16, test_samples=8,
+                  **NEUTRAL, val_samples=8),
     "quick": dict(epochs=2, batch_size=16, eval_batch_size=32, lr=1e-3, optimizer="adam", weight_decay=0.0,
-                  schedule="onecycle", grad_clip=None, train_samples=2000, test_samples=1000),
+                  schedule="onecycle", grad_clip=None, train_samples=2000, test_samples=1000,
+                  **NEUTRAL, val_samples=200),
+    # paper: validate every epoch and evaluate the best weights on validation (references select on test)
     "paper": dict(epochs=100, batch_size=16, eval_batch_size=16, lr=1e-3, optimizer="adam", weight_decay=0.0,
-                  schedule="onecycle", grad_clip=None, train_samples=None, test_samples=None),
+                  schedule="onecycle", grad_clip=None, train_samples=None, test_samples=None,
+                  **{**NEUTRAL, "val_every": 1, "select_on": "val"}, val_samples=None),
 }
 SEED = Setting("int", minimum=0)
 BUDGET_KEYS = frozenset({"epochs", "train_samples", "batch_size"})
@@ -263,7 +288,27 @@ def resolve(model_spec, dataset_spec, profile: str, overrides: Dict[str, Any]) -
         elif key in schema:
             hparams[key] = applied[key] = schema[key].check(key, value, f"--set for model '{model_spec.name}'")
     train = check_train(train, f"{model_spec.name} on {dataset_spec.name} ({profile})")
+    check_selection(train, f"{model_spec.name} on {dataset_spec.name} ({profile})")
     return train, hparams, applied
+
+
+def check_selection(train: Mapping[str, Any], where: str) -> None:
+    """Selection and early stopping need validation passes; a micro-batch must be a whole number of clips."""
+    if train["val_every"] == 0 and (train["select_on"] != "last" or train["patience"] is not None):
+        what = "patience" if train["select_on"] == "last" else f"select_on={train['select_on']}"
+        raise UserError(f"{where}: {what} needs validation passes; set val_every >= 1 (e.g. --set val_every=1)")
+    if train["batch_size"] % train["accumulate"]:
+        raise UserError(f"{where}: accumulate={train['accumulate']} must divide batch_size={train['batch_size']} "
+                        "(the batch stays the global one; each micro-batch is batch_size / accumulate clips)")
+
+
+def training_identity(train: Mapping[str, Any]) -> Dict[str, Any]:
+    """The training settings that decide what a run is: evaluation-only keys out, settings at their neutral
+    value out, and the validation settings out when the run never validates."""
+    validates = train.get("val_every", 0) > 0
+    return {k: v for k, v in train.items()
+            if k not in EVALUATION_KEYS and not (k in NEUTRAL and v == NEUTRAL[k])
+            and not (k in VALIDATION_KEYS and not validates)}
 
 
 def ignored_budget(model_spec, dataset_spec, profile: str) -> Dict[str, Any]:

@@ -55,14 +55,68 @@ def limit(dataset, count: Optional[int]):
 
 def open_splits(spec: DatasetSpec, root, task, train_samples: Optional[int], test_samples: Optional[int]):
     """(train, test) of a task, limited to the given clip counts; a test split without clips is an error."""
+    train_set, _, test_set = open_all_splits(spec, root, task, train_samples, test_samples, validate=False)
+    return train_set, test_set
+
+
+def validation_source(spec: DatasetSpec) -> str:
+    """Where a dataset's validation clips come from, in words (run records, ``data check``)."""
+    if spec.validation == "val":
+        return "the dataset's validation split"
+    if isinstance(spec.validation, float):
+        return (f"{spec.validation:.0%} of the training clips (the tail of each of {VALIDATION_BLOCKS} runs in "
+                "the reader's order), held out from training")
+    return "none declared by the dataset plugin"
+
+
+VALIDATION_BLOCKS = 10
+
+
+def held_out(dataset, fraction: float, blocks: int = VALIDATION_BLOCKS):
+    """(training part, validation part): the clips in the order the plugin opened them (by sequence, and by
+    class or person where it sorts so) cut into ``blocks`` equal runs, and the last ``fraction`` of each run
+    held out. The validation clips are spread over the whole set (every action of KTH, not only the last one)
+    yet contiguous, so they share frames with training clips at ``blocks`` boundaries at most."""
+    count = len(dataset)
+    total = min(count - 1, max(1, int(round(count * fraction)))) if count > 1 else 0
+    blocks = max(1, min(int(blocks), total or 1))
+    edges = [round(count * b / blocks) for b in range(blocks + 1)]
+    shares = [round(total * b / blocks) for b in range(blocks + 1)]
+    train_indices, val_indices = [], []
+    for (start, end), held in zip(zip(edges, edges[1:]), (b - a for a, b in zip(shares, shares[1:]))):
+        train_indices += range(start, end - held)
+        val_indices += range(end - held, end)
+    return Subset(dataset, train_indices), Subset(dataset, val_indices)
+
+
+def open_all_splits(spec: DatasetSpec, root, task, train_samples: Optional[int], test_samples: Optional[int],
+                    validate: bool = False, val_samples: Optional[int] = None, val_on_test: bool = False):
+    """(train, validation, test) of a task, each limited to its clip count.
+
+    With ``validate`` the validation clips come from where the dataset declares (:func:`validation_source`),
+    never from the test split, unless ``val_on_test`` (OpenSTL's procedure, selecting on test data). A
+    fraction held out of the training clips is taken before ``train_samples`` limits the rest. Without a
+    declaration, or without ``validate``, validation is ``None``.
+    """
     from .errors import UserError
 
-    train_set = limit(open_split(spec, root, "train", task), train_samples)
+    train_set, val_set = open_split(spec, root, "train", task), None
     test_set = limit(open_split(spec, root, "test", task), test_samples)
+    if validate and val_on_test:
+        val_set = test_set
+    elif validate and spec.validation == "val":
+        val_set = limit(open_split(spec, root, "val", task), val_samples)
+    elif validate and isinstance(spec.validation, float):
+        train_set, val_set = held_out(train_set, spec.validation)
+        val_set = limit(val_set, val_samples)
+    train_set = limit(train_set, train_samples)
     if len(test_set) == 0:
         raise UserError(f"{spec.name} under {Path(root).resolve()} holds no test clip of {task.length} frames; "
                         f"check the data (stbench data check {task.name})")
-    return train_set, test_set
+    if val_set is not None and len(val_set) == 0:
+        raise UserError(f"{spec.name} under {Path(root).resolve()} holds no validation clip of {task.length} frames "
+                        f"({validation_source(spec)}); check the data (stbench data check {task.name})")
+    return train_set, val_set, test_set
 
 
 class Clips(Dataset):

@@ -38,7 +38,8 @@ class Processes:
     def describe(self, global_batch: int) -> dict:
         return {"world_size": self.world, "backend": self.backend or "none", "global_batch": int(global_batch),
                 "per_process_batch": int(global_batch) // self.world,
-                "launcher": "torchrun" if self.active else "single process"}
+                "launcher": "torchrun" if self.active else "single process",
+                **({"batchnorm": "global batch (moments all-reduced across processes)"} if self.active else {})}
 
     def barrier(self) -> None:
         if self.active:
@@ -122,12 +123,69 @@ def leave() -> None:
     _state["processes"] = SINGLE
 
 
+class GlobalMoments:
+    """A BatchNorm layer that, in training under several processes, normalises with the moments of the global
+    batch: two all-reduces (sum, then the squared deviations from the global mean), differentiable, so the
+    gradients are those of one process seeing the whole batch. PyTorch's SyncBatchNorm does this on CUDA but
+    refuses CPU tensors; this serves gloo. Mixed into the layer's own class, so weights, buffers and state-dict
+    names stay the layer's; in eval mode, or on one process, it is the layer itself."""
+
+    def forward(self, x):
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = [0] + list(range(2, x.dim()))
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        wide = x.double()  # the sums in float64: one process's float32 kernel is then what differs, not these
+        count = torch.tensor([float(x.numel() // x.shape[1])], dtype=torch.float64, device=x.device)
+        dist.all_reduce(count)
+        total = float(count.item())
+        mean = all_reduce(wide.sum(dims)) / total
+        centred = wide - mean.view(shape)
+        var = all_reduce((centred * centred).sum(dims)) / total
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                unbiased = var.detach() * total / max(total - 1.0, 1.0)
+                self.running_mean.mul_(1 - factor).add_(mean.detach().to(self.running_mean.dtype), alpha=factor)
+                self.running_var.mul_(1 - factor).add_(unbiased.to(self.running_var.dtype), alpha=factor)
+        out = (centred / torch.sqrt(var + self.eps).view(shape)).to(x.dtype)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out
+
+
+_GLOBAL_CLASSES = {}
+
+
+def synchronise_batchnorm(model: torch.nn.Module, device: str) -> int:
+    """Make every BatchNorm layer of ``model`` normalise over the global batch under DDP (in place: the same
+    modules and parameters); returns how many layers. CUDA: PyTorch's SyncBatchNorm; CPU: :class:`GlobalMoments`."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+              and not isinstance(m, (torch.nn.SyncBatchNorm, GlobalMoments))]
+    cuda = str(device).startswith("cuda")
+    for layer in layers:
+        if cuda:
+            layer.__class__ = torch.nn.SyncBatchNorm  # the same parameters and buffers
+            layer.process_group = None  # the default group: every process of the run
+        else:
+            cls = layer.__class__
+            if cls not in _GLOBAL_CLASSES:
+                _GLOBAL_CLASSES[cls] = type(f"Global{cls.__name__}", (GlobalMoments, cls), {})
+            layer.__class__ = _GLOBAL_CLASSES[cls]
+    return len(layers)
+
+
 def wrap_for_training(loss_module: torch.nn.Module, processes: Processes, device: str) -> torch.nn.Module:
     """The loss module (``training.LossOf``) in DistributedDataParallel when several processes train (gradients
-    averaged by DDP; a model that declares ``unused_parameters`` has DDP find them each step)."""
+    averaged by DDP; a model that declares ``unused_parameters`` has DDP find them each step). Its BatchNorm
+    layers normalise over the global batch, so a run learns the same at any world size."""
     if not processes.active:
         return loss_module
     from torch.nn.parallel import DistributedDataParallel
 
+    synchronise_batchnorm(loss_module.model, device)
     ids = [torch.device(device).index] if device.startswith("cuda") else None
     return DistributedDataParallel(loss_module, device_ids=ids, find_unused_parameters=loss_module.model.unused_parameters)

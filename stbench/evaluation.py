@@ -34,6 +34,7 @@ class EvalResult:
     sequences: int
     sample: Optional[Dict[str, np.ndarray]] = None
     notes: Dict[str, str] = field(default_factory=dict)
+    sampling: Optional[Dict] = None  # K > 1 samples per clip: the protocol, seeds and per-sample values
 
 
 def build_metrics(names, dataset_spec, task, options=None, strict=True):
@@ -85,9 +86,17 @@ def _batches(dataset, batch_size, processes, loading):
         yield next(iterator, None)
 
 
+SEED_FORMULA = "seed + 1000003 * sample + 7919 * (batch * world + rank)"
+
+
+def sample_seed(seed: int, sample: int, batch: int, processes) -> int:
+    """The seed torch's generator gets before sample ``sample`` of test batch ``batch`` (see SEED_FORMULA)."""
+    return (int(seed) + 1000003 * int(sample) + 7919 * (int(batch) * processes.world + processes.rank)) % (2 ** 63)
+
+
 @torch.no_grad()
 def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cpu", keep=None,
-             processes=SINGLE, loading=None, precision="32") -> EvalResult:
+             processes=SINGLE, loading=None, precision="32", samples=1, seed=0, more_metrics=None) -> EvalResult:
     """Stream the test set through the model and the metrics; time data, forward and metrics apart.
 
     ``metrics`` are ``(MetricSpec, Metric)`` pairs from :func:`build_metrics`. A prediction of the
@@ -97,14 +106,22 @@ def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cp
     With several processes each runs the model on its share of the clips (clip i on rank i mod world);
     the predictions come together on rank 0 in test order, where the metrics run, so every metric (FVD's
     set statistics too) equals a single-process evaluation: no clip counted twice or dropped.
+
+    A stochastic model (``model.stochastic``) with ``samples`` K > 1 predicts every clip K times, torch's
+    generator seeded by :func:`sample_seed` before each; sample k is scored by its own metrics (``metrics``
+    for the first, ``more_metrics()`` builds the others) and ensemble metrics see all K together. The result's
+    metrics are best-of-K per clip (see :func:`combine_samples`); ``keep`` and the sample strip get sample 0.
     """
     from .training import Loading, autocast
 
     loading = loading or Loading()
+    samples = int(samples) if model.stochastic else 1
+    sets = [metrics] + [more_metrics() for _ in range(samples - 1)]
     dataset_spec = statistics_of(dataset_spec, dataset)  # data-derived normalisation, if any
     model.eval()
-    for _, metric in metrics:
-        metric.reset()
+    for metric_set in sets:
+        for _, metric in metric_set:
+            metric.reset()
     data_s = infer_s = metric_s = 0.0
     sequences, sample = 0, None
     per_process = -(-len(dataset) // processes.world)
@@ -112,58 +129,98 @@ def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cp
                          desc="evaluating", unit="batch", leave=False, disable=None if processes.main else True))
     reference = (int(batch_size), task.t_out, *task.shape)
     first = True
+    step = -1
     while True:
         start = time.perf_counter()
         try:
             batch = next(iterator)
         except StopIteration:
             break
+        step += 1
         count = 0 if batch is None else len(batch[0])
         if batch is not None:
             x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         data_s += time.perf_counter() - start
-        if count:
-            with Stopwatch(device) as watch, autocast(device, precision):
-                pred = model(x, task.t_out)
-            infer_s += watch.seconds
-            if pred.shape != y.shape:
-                raise RunFailed(f"model returned {tuple(pred.shape)} for targets {tuple(y.shape)}; "
-                                f"forward(x, t_out) must return [B, t_out, C, H, W]")
-            pred = pred.float()
-        else:
+        preds = []
+        for k in range(samples):
+            if count:
+                if samples > 1 or model.stochastic:
+                    torch.manual_seed(sample_seed(seed, k, step, processes))
+                with Stopwatch(device) as watch, autocast(device, precision):
+                    pred = model(x, task.t_out)
+                infer_s += watch.seconds
+                if pred.shape != y.shape:
+                    raise RunFailed(f"model returned {tuple(pred.shape)} for targets {tuple(y.shape)}; "
+                                    f"forward(x, t_out) must return [B, t_out, C, H, W]")
+                preds.append(pred.float())
+            else:
+                preds.append(torch.zeros((0, *reference[1:]), device=device))
+        if not count:
             x = torch.zeros((0, task.t_in, *task.shape), device=device)
-            pred = y = torch.zeros((0, *reference[1:]), device=device)
+            y = torch.zeros((0, *reference[1:]), device=device)
         if processes.active:
-            preds = processes.gather(pred, count, reference[0])
+            gathered = [processes.gather(pred, count, reference[0]) for pred in preds]
             trues = processes.gather(y.float(), count, reference[0])
             inputs = processes.gather(x.float(), count, reference[0]) if first else None  # every rank alike
             first = False
             if not processes.main:
                 continue
-            pred, y = _interleave(preds), _interleave(trues)
+            preds, y = [_interleave(parts) for parts in gathered], _interleave(trues)
             if inputs is not None:
                 x = _interleave(inputs)
-            if not len(pred):
+            if not len(y):
                 continue
-        if not torch.isfinite(pred).all():
-            raise RunFailed(f"model predicted NaN or inf values for test clips {sequences}..{sequences + len(pred) - 1}; "
-                            "the run is not ranked (train longer or lower the learning rate)")
+        for pred in preds:
+            if not torch.isfinite(pred).all():
+                raise RunFailed(f"model predicted NaN or inf values for test clips {sequences}..{sequences + len(pred) - 1}; "
+                                "the run is not ranked (train longer or lower the learning rate)")
         start = time.perf_counter()
-        pred_n, true_n = dataset_spec.denormalize(pred), dataset_spec.denormalize(y.float())
-        for _, metric in metrics:
-            metric.update(pred_n, true_n)
+        true_n = dataset_spec.denormalize(y.float())
+        natives = [dataset_spec.denormalize(pred) for pred in preds]
+        for metric_set, pred_n in zip(sets, natives):
+            for _, metric in metric_set:
+                if not metric.ensemble:
+                    metric.update(pred_n, true_n)
+        for _, metric in sets[0]:
+            if metric.ensemble:
+                metric.update_ensemble(torch.stack(natives), true_n)
         metric_s += time.perf_counter() - start
         if keep is not None:
-            keep(pred_n, true_n)
+            keep(natives[0], true_n)
         if sample is None:
             sample = {"inputs": dataset_spec.denormalize(x[0].float()).cpu().numpy(),
-                      "truth": true_n[0].cpu().numpy(), "pred": pred_n[0].cpu().numpy()}
-        sequences += pred.shape[0]
+                      "truth": true_n[0].cpu().numpy(), "pred": natives[0][0].cpu().numpy()}
+        sequences += y.shape[0]
     infer_s = processes.maximum(infer_s)
     if not processes.main:
         return EvalResult({}, {}, {}, {}, {}, {}, infer_s, data_s, metric_s, 0)
+    computed = [_computed(sets[0], sequences)] + [_computed(metric_set, sequences, ensembles=False)
+                                                  for metric_set in sets[1:]]
+    values, per_frame, per_clip, unavailable, info, provenance = computed[0]
+    sampling = None
+    if samples > 1:
+        values, per_frame, per_clip, sampling = combine_samples(computed, samples)
+        sampling.update(seed=int(seed), seed_formula=SEED_FORMULA, eval_batch_size=int(batch_size),
+                        world_size=processes.world)
+        for key in list(values):
+            for suffix, label in (("mean", "mean of K"), ("spread", "spread")):
+                name = f"{key}_{suffix}"
+                if name in values:
+                    info[name] = dict(info.get(key, {}), label=f"{info.get(key, {}).get('label', key.upper())} "
+                                                                f"({label})")
+                    if suffix == "spread":
+                        info[name].update(higher_is_better=False, target=None, rank=False)
+    return EvalResult(values, per_frame, per_clip, unavailable, info, provenance, infer_s, data_s, metric_s,
+                      sequences, sample, sampling=sampling)
+
+
+def _computed(metrics, sequences, ensembles=True):
+    """(values, per_frame, per_clip, unavailable, info, provenance) of one set of metrics after a pass (the
+    ensemble metrics only where ``ensembles``: they see all samples in the first set)."""
     values, per_frame, per_clip, unavailable, info, provenance = {}, {}, {}, {}, {}, {}
     for spec, metric in metrics:
+        if metric.ensemble and not ensembles:
+            continue
         computed = metric.compute() if sequences else {}
         for key, value in computed.items():
             info[key] = _info_of(spec, key)
@@ -177,8 +234,55 @@ def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cp
             per_clip.update(metric.per_clip() or {})
         if metric.provenance():
             provenance[metric.name] = dict(metric.provenance())
-    return EvalResult(values, per_frame, per_clip, unavailable, info, provenance, infer_s, data_s, metric_s,
-                      sequences, sample)
+    return values, per_frame, per_clip, unavailable, info, provenance
+
+
+def _best(values: np.ndarray, info: Dict) -> np.ndarray:
+    """The best of each row's samples (``values`` [clips, K]) in the metric's direction (or nearest its target)."""
+    if info.get("target") is not None:
+        return values[np.arange(len(values)), np.abs(values - float(info["target"])).argmin(1)]
+    return values.max(1) if info.get("higher_is_better") else values.min(1)
+
+
+def combine_samples(computed, samples: int):
+    """Best-of-K, the mean over samples and the spread, from each sample's ``_computed`` tuple.
+
+    For a key with per-clip values: the reported value is the mean over clips of each clip's best sample (the
+    convention of the SV2P / SAVP / SVG tables) and its per-clip values are those bests; ``<key>_mean`` is the
+    mean over samples of the whole-set value and ``<key>_spread`` the mean over clips of the sample standard
+    deviation across the K samples. A set-level key (FVD, CSI) has no per-clip values: it reports the mean over
+    samples, ``<key>_spread`` the standard deviation of the K set values. Per-frame curves are the mean over
+    samples. Ensemble metrics (CRPS, spread/skill) come from the first set, which saw all samples together.
+    """
+    first_values, first_frames, _, _, info, _ = computed[0]
+    values, per_frame, per_clip, every_clip = {}, {}, {}, {}
+    best_of_k, set_level = [], []
+    for key, value in first_values.items():
+        per_sample = [c[0].get(key) for c in computed]
+        if value is None or any(v is None for v in per_sample[1:]) or key not in computed[-1][0]:
+            values[key] = value  # ensemble metrics and unavailable ones: as the first set has them
+            continue
+        clips = [c[2].get(key) for c in computed]
+        if all(c is not None for c in clips):
+            table = np.asarray(clips, dtype=np.float64).T  # [clips, K]
+            best = _best(table, info.get(key, {}))
+            values[key], per_clip[key] = float(best.mean()), [float(v) for v in best]
+            values[f"{key}_spread"] = float(table.std(1, ddof=1).mean())
+            every_clip[key] = [[float(v) for v in row] for row in table]
+            best_of_k.append(key)
+        else:
+            values[key] = float(np.mean(per_sample))
+            values[f"{key}_spread"] = float(np.std(per_sample, ddof=1))
+            set_level.append(key)
+        values[f"{key}_mean"] = float(np.mean(per_sample))
+    for key in first_frames:
+        curves = [c[1].get(key) for c in computed if c[1].get(key) is not None]
+        per_frame[key] = [float(v) for v in np.mean(np.asarray(curves, dtype=np.float64), axis=0)]
+    sampling = {"k": int(samples), "best_of_k": best_of_k, "mean_over_samples": set_level,
+                "per_sample": {key: [c[0].get(key) for c in computed] for key in first_values
+                               if key in best_of_k or key in set_level},
+                "per_clip_samples": every_clip}
+    return values, per_frame, per_clip, sampling
 
 
 class PredictionWriter:

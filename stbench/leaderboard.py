@@ -106,6 +106,22 @@ def _evaluation_key(record):
     return None if checkpoint is None else (checkpoint["sha256"], checkpoint["path"])
 
 
+def selected_on(record) -> str:
+    """Which weights a record evaluated: ``last`` (the last epoch; records before selection existed),
+    ``val`` (best on validation data) or ``test`` (best on test data, OpenSTL's procedure)."""
+    return str((record.get("selection") or {}).get("on") or "last")
+
+
+def selection_text(record) -> str:
+    selection = record.get("selection") or {}
+    on = selected_on(record)
+    if on == "last":
+        return "the last epoch's weights" + (" (their moving average)" if selection.get("ema_decay") else "")
+    where = "validation data" if on == "val" else "TEST data (OpenSTL's procedure)"
+    return (f"the best weights on {where} by {str(selection.get('metric') or 'mse').upper()}, validated every "
+            f"{selection.get('every', '?')} epoch(s)")
+
+
 def group_rows(records) -> List[Dict]:
     """Successful records grouped into rows (same label, budget and evaluation source; seeds differ);
     per seed the newest record counts. Rows whose labels collide get their budget appended."""
@@ -113,13 +129,14 @@ def group_rows(records) -> List[Dict]:
     for record in sorted(records, key=lambda r: str(r.get("created", ""))):
         if record.get("status") != "ok":
             continue
-        key = (row_label(record), budget_of(record), _evaluation_key(record))
+        key = (row_label(record), budget_of(record), _evaluation_key(record), selected_on(record))
         groups.setdefault(key, {})[record.get("seed")] = record  # newer replaces older
     rows = []
-    for (label, budget, _), by_seed in groups.items():
+    for (label, budget, _, on), by_seed in groups.items():
         seeds = sorted(by_seed, key=lambda s: (s is None, s if isinstance(s, (int, float)) else str(s)))
         rows.append({"label": label, "budget": budget, "records": [by_seed[s] for s in seeds], "seeds": seeds,
-                     "family": by_seed[seeds[0]].get("family", ""), "model": by_seed[seeds[0]]["model"]})
+                     "family": by_seed[seeds[0]].get("family", ""), "model": by_seed[seeds[0]]["model"],
+                     "selected_on": on})
     counts = Counter(row["label"] for row in rows)
     for row in rows:
         if counts[row["label"]] > 1:
@@ -252,6 +269,8 @@ class Column:
         self._rank(rows)
 
     def _rank(self, rows):
+        if self.info.get("rank") is False:  # a spread over samples: shown, never marked best
+            return
         higher, target = bool(self.info.get("higher_is_better")), self.info.get("target")
         present = [i for i, mean in enumerate(self.means)
                    if mean is not None and (self.ranked is None or i in self.ranked)]
@@ -318,7 +337,8 @@ FIXED_HEADERS = ["Model", "Family", "n", "Params (M)", "FLOPs (G)", "Epochs", "T
 def table(task, rows, majority) -> Tuple[str, List[Column], List[str]]:
     """The markdown table, its metric columns and the published sources cited in it (in order)."""
     all_records = [r for row in rows for r in row["records"]]
-    ranked = {i for i, row in enumerate(rows) if row["budget"] is None or majority is None or row["budget"] == majority}
+    ranked = {i for i, row in enumerate(rows) if (row["budget"] is None or majority is None or row["budget"] == majority)
+              and row.get("selected_on") != "test"}
     columns = [Column(key, rows, all_records, ranked) for key in _metric_keys(rows, task)]
     params = [[_scaled(r.get("params"), 1e6) for r in row["records"]] for row in rows]
     macs = [[_scaled(r.get("macs"), 1e9) for r in row["records"]] for row in rows]
@@ -332,6 +352,8 @@ def table(task, rows, majority) -> Tuple[str, List[Column], List[str]]:
         label = row["label"]
         if row["budget"] is not None and majority is not None and row["budget"] != majority:
             label += " †"
+        if row.get("selected_on") == "test":
+            label += " ‡"
         body.append([label, row["family"], str(len(row["records"])), mean(params[i], decimals[0]),
                      mean(macs[i], decimals[1]), _epochs(row["records"]),
                      mean(per_epoch[i], decimals[2]) if _numbers(per_epoch[i]) else DASH,
@@ -424,6 +446,10 @@ def _notes(rows, majority) -> List[str]:
         if row["budget"] is not None and majority is not None and row["budget"] != majority:
             notes[f"† {row['label']}: trained under another budget: {budget_text(row['budget'])}."] = None
     for row in rows:
+        if row.get("selected_on") == "test":
+            notes[f"‡ {row['label']}: its weights were selected on the TEST data (the epoch with the best test "
+                  f"score, OpenSTL's procedure), so its scores are optimistic; it gets no best / second mark."] = None
+    for row in rows:
         for r in row["records"]:
             seed = f" (seed {r.get('seed')})" if len(row["records"]) > 1 else ""
             for metric, reason in (r.get("metrics_unavailable") or {}).items():
@@ -471,9 +497,20 @@ def section(task, profile, rows, figures: Dict[str, str]) -> str:
         f"- Budget: {budget_text(majority) if majority else 'no row was trained here'}"
         + ("; † marks rows trained under another budget (see the notes); they get no best / second mark." if any(
             row["budget"] not in (None, majority) for row in rows) else "; every trained row had it."),
+        f"- Weights evaluated: {_distinct(selection_text(r) for r in records)}"
+        + ("; ‡ marks rows selected on test data (see the notes)." if any(
+            row.get("selected_on") == "test" for row in rows) else "."),
         f"- Seeds: {seeds}; cells show the mean ± std (sample std) over the n seeds of a row, the newest record "
         "per seed; per-seed records stay under runs/.",
     ]
+    sampled = sorted({int((r.get("sampling") or {}).get("k", 1)) for r in records} - {1})
+    if sampled:
+        lines.append(f"- Sampling: stochastic rows draw K = {_distinct(sampled)} predictions per test clip (torch's "
+                     "generator seeded from the run seed per sample and batch, recorded); their main columns are "
+                     "best-of-K per clip (the convention of the SV2P / SAVP / SVG tables), *(mean of K)* columns the "
+                     "mean over samples and *(spread)* columns the standard deviation over samples per clip, averaged "
+                     "over clips; set-level metrics (FVD, CSI) report the mean over samples; deterministic rows are "
+                     "K = 1.")
     marks = _marks_line(columns, rows)
     if marks:
         lines.append(marks)

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import plugins
-from .config import BUDGET_KINDS, EVALUATION_KEYS, check_seed, config_hash, ignored_budget, resolve
+from .config import BUDGET_KINDS, check_seed, config_hash, ignored_budget, resolve, training_identity
 from .errors import UserError
 from .tasks import Task
 
@@ -37,6 +37,7 @@ class RunPlan:
     budget: Optional[Tuple[str, float]] = None  # (epochs | seconds | macs, value) from --budget
     budget_estimate: Dict[str, Any] = field(default_factory=dict)  # how a seconds / MACs budget became epochs
     checkpoint_sha256: Optional[str] = None  # evaluating given weights (stbench eval) instead of training
+    samples: int = 1  # predictions per test clip for a stochastic model (evaluation identity, not training)
 
     @property
     def joint(self) -> bool:
@@ -50,8 +51,7 @@ class RunPlan:
     @property
     def hash(self) -> str:
         """Training identity: what changes the trained weights (never the metrics or the test clips)."""
-        def weights_only(train):
-            return {k: v for k, v in train.items() if k not in EVALUATION_KEYS}
+        weights_only = training_identity
 
         if self.checkpoint_sha256:  # the weights are the file's: the architecture and the file identify them
             part = self.parts[0]
@@ -68,8 +68,9 @@ class RunPlan:
 
     def evaluation_hash(self, part: TaskPart, checkpoint: Optional[str] = None) -> str:
         """Evaluation identity of one task on top of the training: metrics, their options, test clips."""
+        sampled = {"samples": self.samples} if self.samples != 1 else {}  # K = 1 hashes as before
         return config_hash({"metrics": part.metric_names, "options": self.metric_options,
-                            "test_samples": part.train["test_samples"], "checkpoint": checkpoint})
+                            "test_samples": part.train["test_samples"], "checkpoint": checkpoint, **sampled})
 
     @property
     def run_name(self) -> str:
@@ -99,11 +100,17 @@ class RunPlan:
         return self.run_dir(out_dir, self.parts[0]) / "checkpoint.pt"
 
 
-def plan_part(model_spec, task, profile, overrides, metrics) -> TaskPart:
+ENSEMBLE_METRICS = ("crps", "spread_skill")
+
+
+def plan_part(model_spec, task, profile, overrides, metrics, samples=1) -> TaskPart:
     task = plugins.resolve_task(task)
     dataset_spec = plugins.get_dataset(task.dataset)
     train, hparams, applied = resolve(model_spec, dataset_spec, profile, dict(overrides or {}))
     names = list(metrics) if metrics else list(dataset_spec.default_metrics)
+    gridded = dataset_spec.value_range is None or bool(dataset_spec.metric_options.get("spatial_norm"))
+    if not metrics and samples > 1 and gridded:  # a sampled forecast of gridded data: its ensemble scores too
+        names += [name for name in ENSEMBLE_METRICS if name not in names]
     for name in names if metrics else ():
         plugins.get_metric(name)
     ignored = {k: v for k, v in ignored_budget(model_spec, dataset_spec, profile).items()
@@ -129,7 +136,7 @@ def parse_budget(text: Optional[str]) -> Optional[Tuple[str, float]]:
 
 
 def plan_run(model_name, tasks, profile, seed=0, overrides=None, metrics=None, metric_options=None,
-             precision="32", budget=None) -> RunPlan:
+             precision="32", budget=None, samples=None) -> RunPlan:
     """The plan of one run of ``model_name`` on one task (a task name or Task) or several (a joint run)."""
     model_spec = plugins.get_model(model_name)
     tasks = [tasks] if isinstance(tasks, (str, Task)) else list(tasks)
@@ -138,11 +145,15 @@ def plan_run(model_name, tasks, profile, seed=0, overrides=None, metrics=None, m
                         "declares no build_joint); run it without --joint")
     if len({plugins.resolve_task(t).name for t in tasks}) != len(tasks):
         raise UserError(f"--joint: a task is named twice in {', '.join(map(str, tasks))}")
-    parts = [plan_part(model_spec, task, profile, overrides, metrics) for task in tasks]
+    samples = model_spec.samples if samples is None else int(samples)
+    if samples < 1:
+        raise UserError(f"--samples must be at least 1, got {samples}")
+    parts = [plan_part(model_spec, task, profile, overrides, metrics, samples) for task in tasks]
     if budget and budget[0] == "epochs":  # the same epochs for every model; seconds / MACs resolve at run time
         for part in parts:
             part.train["epochs"] = budget[1]
-    return RunPlan(model_spec, parts, profile, check_seed(seed), dict(metric_options or {}), precision, budget)
+    return RunPlan(model_spec, parts, profile, check_seed(seed), dict(metric_options or {}), precision, budget,
+                   samples=samples)
 
 
 def build_model(plan: RunPlan):
@@ -165,10 +176,11 @@ def task_models(plan: RunPlan, model) -> List[Any]:
 
 
 def plans_for(models: Sequence[str], tasks: Sequence, profile: str, seeds: Sequence[int], overrides=None,
-              metrics=None, metric_options=None, joint=False, precision="32", budget=None) -> List[RunPlan]:
+              metrics=None, metric_options=None, joint=False, precision="32", budget=None,
+              samples=None) -> List[RunPlan]:
     """Every run of a command: each model on each task and seed, or each model jointly on all tasks."""
     if joint and len(tasks) < 2:
         raise UserError("--joint trains one model on several tasks; name at least two with --tasks")
     groups = [list(tasks)] if joint else [[task] for task in tasks]
-    return [plan_run(model, group, profile, seed, overrides, metrics, metric_options, precision, budget)
+    return [plan_run(model, group, profile, seed, overrides, metrics, metric_options, precision, budget, samples)
             for group in groups for model in models for seed in seeds]

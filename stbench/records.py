@@ -81,6 +81,10 @@ class RunRecord(TypedDict, total=False):
     per_clip: Dict[str, List[float]]
     checkpoint: Optional[str]
     sample: Optional[str]
+    selection: Optional[Dict[str, Any]]  # which weights were evaluated: on last | val | test, epoch, score, history
+    stochastic: bool  # the model samples (STModel.stochastic)
+    samples: int  # predictions per test clip (K); 1 for deterministic models
+    sampling: Dict[str, Any]  # K > 1: best-of-K / mean keys, seeds and their formula, per-sample and per-clip values
     duration_seconds: float
 
 
@@ -272,6 +276,7 @@ def start_record(plan, part, model, data, device, evaluation: Dict[str, Any], ma
         "image_origin": part.dataset_spec.image_origin, "params": count_params(model), "macs": macs,
         "flops_convention": "MACs at batch 1, full inference rollout", "notes": dict(model.record_notes()),
         "joint": None, "versions": versions(), "hardware": hardware(device), "created": now(),
+        "stochastic": bool(model.stochastic), "samples": plan.samples if model.stochastic else 1,
     }
     if plan.joint:
         record["joint"] = {"tasks": [p.task.name for p in plan.parts], "task_count": len(plan.parts),
@@ -295,6 +300,8 @@ def finish_record(record: RunRecord, trained, evaluated, checkpoint: Optional[Pa
         metric_provenance=evaluated.provenance,
         checkpoint=str(checkpoint) if checkpoint is not None and checkpoint.exists() else None,
         sample=str(sample) if sample is not None else None, duration_seconds=time.time() - started,
+        selection=trained.selection,
+        sampling=evaluated.sampling or {"k": 1, "stochastic": bool(record.get("stochastic"))},
     )
     return record
 

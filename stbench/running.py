@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .checkpoints import load_weights, read_checkpoint
-from .data import describe, open_splits
+from .data import describe, open_all_splits, open_splits, validation_source
 from .errors import UserError
 from .distributed import SINGLE, Processes
 from .estimates import estimate_seconds, resolve_budget
@@ -22,10 +22,11 @@ from .planning import RunPlan, build_model, task_models
 from .profiling import count_macs
 from .records import (RECORD_NAME, RunRecord, early_failure_record, fail_record, finish_record, read_record,
                       start_record, write_record)
-from .training import (Loading, JointBatches, RunFailed, SingleTaskBatches, TrainResult, default_workers, log,
-                       seed_everything, train)
+from .training import (Loading, JointBatches, RunFailed, SingleTaskBatches, TrainResult, Validation, default_workers,
+                       log, seed_everything, train)
 
 SAMPLE_NAME = "sample.npz"
+BEST_NAME = "best.pt"
 LOCK_NAME = ".lock"
 
 
@@ -231,8 +232,11 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
                 checkpoint.unlink()
         processes.barrier()
         seed_everything(plan.seed)
-        data = [open_splits(p.dataset_spec, data_root, p.task, 0 if weights else p.train["train_samples"],
-                            p.train["test_samples"]) for p in plan.parts]
+        validates = not weights and plan.train["val_every"] > 0
+        splits = [open_all_splits(p.dataset_spec, data_root, p.task, 0 if weights else p.train["train_samples"],
+                                  p.train["test_samples"], validate=validates, val_samples=p.train["val_samples"],
+                                  val_on_test=plan.train["select_on"] == "test") for p in plan.parts]
+        data = [(train_set, test_set) for train_set, _, test_set in splits]
         metrics = [build_metrics(p.metric_names, p.dataset_spec, p.task, plan.metric_options,
                                  strict=p.strict_metrics) for p in plan.parts]
         model, loaded = weights if weights else (build_model(plan), None)
@@ -242,6 +246,11 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
             if loaded:
                 evaluation.update(source="checkpoint", checkpoint=loaded)
             described = {"root": str(data_root), "train": describe(train_set), "test": describe(test_set)}
+            if validates:
+                val_set = splits[len(records)][1]
+                described["validation"] = {**(describe(val_set) if val_set is not None else {"clips": 0}),
+                                           "from": "the test split (selected on test data, as OpenSTL does)"
+                                           if plan.train["select_on"] == "test" else validation_source(part.dataset_spec)}
             record = start_record(plan, part, view, described, device, evaluation, count_macs(view, part.task))
             record.update(machine.describe(plan.train["batch_size"], loading),
                           budget=plan.budget_record(part, len(train_set)))
@@ -254,14 +263,20 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
                        for part, (train_set, _) in zip(plan.parts, data)]
             batches = JointBatches(streams, plan.seed) if plan.joint else streams[0]
             logged = checkpoint.parent
+            validation = _validation(plan, views, splits, device, processes, loading, checkpoint.parent / BEST_NAME)
             trained = train(model, batches, plan.train, device, checkpoint, plan.hash, plan.label, processes,
                             plan.precision, open_log=lambda resumed: RunLog(logged, machine.loggers, plan.run_name,
-                                                                             resumed, {"run": plan.run_name}))
+                                                                             resumed, {"run": plan.run_name}),
+                            validation=validation)
         writers = [PredictionWriter(run_dir, part.dataset_spec, len(test_set), part.task)
                    if save_predictions and main else None
                    for part, run_dir, (_, test_set) in zip(plan.parts, run_dirs, data)]
         evaluated = [evaluate(view, test_set, part.train["eval_batch_size"], built, part.dataset_spec, part.task,
-                              device, keep=writer, processes=processes, loading=loading, precision=plan.precision)
+                              device, keep=writer, processes=processes, loading=loading, precision=plan.precision,
+                              samples=plan.samples, seed=plan.seed,
+                              more_metrics=lambda part=part: build_metrics(part.metric_names, part.dataset_spec,
+                                                                           part.task, plan.metric_options,
+                                                                           strict=part.strict_metrics))
                      for part, view, (_, test_set), built, writer in zip(plan.parts, views, data, metrics, writers)]
         for writer in writers:
             if writer is not None:
@@ -289,6 +304,47 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
         write_record(run_dir, record)
         finished.append(record)
     return finished
+
+
+def _validation(plan: RunPlan, views, splits, device, processes, loading, best_path) -> Optional[Validation]:
+    """How the run scores its weights for selection and early stopping, or None when it does not validate (or
+    no dataset of it declares validation clips: then the last epoch is evaluated, and the record says so)."""
+    train_cfg = plan.train
+    if train_cfg["val_every"] <= 0:
+        return None
+    pairs = [(part, view, val_set) for part, view, (_, val_set, _) in zip(plan.parts, views, splits)]
+    if any(val_set is None for _, _, val_set in pairs):
+        missing = [part.dataset_spec.name for part, _, val_set in pairs if val_set is None]
+        log(f"stbench: warning: {plan.label}: {', '.join(missing)} declares no validation clips; "
+            "evaluating the last epoch's weights")
+        return None
+    name = train_cfg["select_metric"]
+    metric_spec = plugins_metric(name)
+
+    def score() -> float:
+        values = []
+        for part, view, val_set in pairs:
+            built = build_metrics([name], part.dataset_spec, part.task, plan.metric_options)
+            result = evaluate(view, val_set, part.train["eval_batch_size"], built, part.dataset_spec, part.task,
+                              device, processes=processes, loading=loading, precision=plan.precision)
+            values.append(result.metrics.get(name) if processes.main else 0.0)
+        if processes.main and any(v is None for v in values):
+            raise RunFailed(f"select_metric {name} gave no value on the validation clips; choose another "
+                            "(--set select_metric=mse)")
+        return float(sum(values) / len(values))
+
+    on = train_cfg["select_on"]
+    source = ("the test split (selected on test data, as OpenSTL does)" if on == "test"
+              else "; ".join(validation_source(p.dataset_spec) for p in plan.parts))
+    return Validation(score=score, metric=name, higher_is_better=bool(metric_spec.higher_is_better),
+                      every=int(train_cfg["val_every"]), on=on, best_path=best_path,
+                      patience=train_cfg["patience"], clips=sum(len(v) for _, _, v in pairs), source=source)
+
+
+def plugins_metric(name: str):
+    from . import plugins
+
+    return plugins.get_metric(name)
 
 
 def _record_failure(plan, records, run_dirs, reason: str, started: float) -> None:

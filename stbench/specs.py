@@ -237,9 +237,10 @@ class DatasetSpec:
       split (WeatherBench 2016, SEVIR, Traffic4Cast, ...), or, for data generated on the fly, clips
       drawn from a seed stream of their own, disjoint from the training and test streams. ``"val"``
       must then be in ``splits``.
-    - a fraction in (0, 1): core holds out that share of the training clips, the last ones in the
-      order ``open(root, "train", ...)`` returns them (plugins order clips by sequence, so the held-out
-      clips share no frame with the rest but at the one boundary), and trains on the others.
+    - a fraction in (0, 1): core holds out that share of the training clips and trains on the others:
+      the clips in the order ``open(root, "train", ...)`` returns them, cut into ten equal runs, the
+      tail of each run held out (plugins order clips by sequence, so the held-out clips are spread over
+      the set and share frames with training clips at ten boundaries at most).
     - ``None``: not declared. The contract test fails for such a plugin; a run of it has no
       validation, selects the last epoch and says so in its record.
     """

@@ -7,10 +7,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -62,13 +63,81 @@ def make_optimizers(model, train_cfg):
     return optimizers
 
 
-def make_schedule(optimizer, train_cfg, total_steps):
-    if train_cfg["schedule"] == "onecycle" and total_steps > 0:
+def make_schedule(optimizer, train_cfg, total_steps, warmup_steps=0):
+    """The learning-rate schedule over ``total_steps``; with ``warmup_steps`` a linear warm-up (from
+    lr / (warmup + 1) to lr) comes first and the schedule runs over the steps after it."""
+    main_steps = total_steps - warmup_steps
+    main = None
+    if train_cfg["schedule"] == "onecycle" and main_steps > 0:
         max_lr = [group["lr"] for group in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps)
-    if train_cfg["schedule"] == "cosine" and total_steps > 0:
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    return None
+        main = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=main_steps)
+    elif train_cfg["schedule"] == "cosine" and main_steps > 0:
+        main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=main_steps)
+    if warmup_steps <= 0:
+        return main
+    return Warmup(optimizer, main, warmup_steps)
+
+
+class Warmup:
+    """A linear warm-up over ``steps`` optimizer steps, from 1 / (steps + 1) of the schedule's first learning
+    rate up to it (the constant one where there is no schedule), then the schedule (``main``) from its start."""
+
+    def __init__(self, optimizer, main, steps: int):
+        self.optimizer, self.main, self.steps, self.done = optimizer, main, int(steps), 0
+        self.target = [group["lr"] for group in optimizer.param_groups]
+        self._scale(0)
+
+    def _scale(self, done: int) -> None:
+        for group, target in zip(self.optimizer.param_groups, self.target):
+            group["lr"] = target * (done + 1) / (self.steps + 1)
+
+    def step(self) -> None:
+        self.done += 1
+        if self.done <= self.steps:
+            self._scale(self.done)
+        elif self.main is not None:
+            self.main.step()
+
+    def state_dict(self):  # the learning rates themselves are restored with the optimizer's state
+        return {"done": self.done, "target": self.target,
+                "main": self.main.state_dict() if self.main is not None else None}
+
+    def load_state_dict(self, state) -> None:
+        self.done, self.target = int(state["done"]), list(state["target"])
+        if self.main is not None and state.get("main") is not None:
+            self.main.load_state_dict(state["main"])
+
+
+class WeightAverage:
+    """An exponential moving average of a model's parameters and buffers (``decay`` per optimizer step), kept
+    in float32 beside the model; :meth:`swapped_in` puts it in the model's place (validation, evaluation)."""
+
+    def __init__(self, model, decay: float):
+        self.decay = float(decay)
+        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model) -> None:
+        for key, value in model.state_dict().items():
+            if value.dtype.is_floating_point:
+                self.shadow[key].mul_(self.decay).add_(value.detach().float(), alpha=1.0 - self.decay)
+            else:  # counters (BatchNorm's batches tracked) follow the model
+                self.shadow[key].copy_(value)
+
+    @contextlib.contextmanager
+    def swapped_in(self, model):
+        kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict({k: v.to(kept[k].dtype) for k, v in self.shadow.items()})
+        try:
+            yield model
+        finally:
+            model.load_state_dict(kept)
+
+    def state_dict(self):
+        return dict(self.shadow)
+
+    def load_state_dict(self, state) -> None:
+        self.shadow = {k: v.detach().clone().float() for k, v in state.items()}
 
 
 @dataclass(frozen=True)
@@ -199,6 +268,29 @@ class TrainResult:
     losses: List[float] = field(default_factory=list)
     resumed_from_epoch: Optional[int] = None
     log: Optional[object] = None  # the open RunLog, if any
+    selection: Optional[dict] = None  # which weights were kept for evaluation, and why
+
+
+@dataclass
+class Validation:
+    """Model selection: ``score()`` scores the model in place on the validation clips (the same number on every
+    process); a pass after every ``every`` epochs and after the last; ``patience`` passes without improvement
+    stop the training; the best weights are kept in ``best_path``."""
+
+    score: Callable[[], float]
+    metric: str
+    higher_is_better: bool
+    every: int
+    on: str  # "val" or "test" (OpenSTL's procedure)
+    best_path: Path
+    patience: Optional[int] = None
+    clips: int = 0
+    source: str = ""
+
+    def better(self, score: float, best: Optional[float]) -> bool:
+        if best is None:
+            return True
+        return score > best if self.higher_is_better else score < best
 
 
 def save_checkpoint(path, state) -> None:
@@ -257,8 +349,12 @@ def _resume_state(checkpoint, device, label, processes):
     return state
 
 
+def _has_batchnorm(model) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", processes=SINGLE,
-          precision="32", open_log=None) -> TrainResult:
+          precision="32", open_log=None, validation: Optional[Validation] = None) -> TrainResult:
     """Train for ``train_cfg['epochs']`` epochs, checkpointing after each; resume from ``checkpoint``.
 
     ``batches.epoch(e)`` yields ``(x, y, task)``: ``task`` is None for a single-task run and the task's
@@ -268,15 +364,33 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
     and only rank 0 writes the checkpoint (any world size resumes from it). ``open_log(resumed_step)``
     (optional) returns the run's :class:`stbench.logs.RunLog`, which gets the loss of every step and
     each epoch's summary; it is returned open in ``result.log`` for the evaluation's numbers.
+
+    Training settings it follows besides the schedule: ``warmup_epochs`` (a linear warm-up first),
+    ``accumulate`` (each batch in that many micro-batches, one optimizer step; the mean loss is the same),
+    ``grad_clip`` (by global norm), ``ema_decay`` (an exponential moving average of the weights, which
+    validation and evaluation use in the model's place). With ``validation`` the model is scored after
+    every ``validation.every`` epochs and after the last; the best weights go to ``validation.best_path``
+    and are the ones left in the model at the end when selecting on validation (or test) data;
+    ``validation.patience`` passes without improvement end the training early. The model holds the weights
+    to evaluate when this returns; ``result.selection`` says which.
     """
     result = TrainResult()
     epochs = int(train_cfg["epochs"])
+    result.selection = {"on": "last", "epoch": epochs, "source": "no validation"}
     if epochs == 0 or not any(p.requires_grad for p in model.parameters()):
+        result.selection["epoch"] = 0
         return result
+    accumulate = int(train_cfg.get("accumulate", 1) or 1)
+    if accumulate > 1 and (int(train_cfg["batch_size"]) // processes.world) % accumulate:
+        raise UserError(f"accumulate={accumulate}: each process's batch of {int(train_cfg['batch_size']) // processes.world} "
+                        "clips does not split into that many micro-batches; choose a divisor")
     optimizers = make_optimizers(model, train_cfg)
-    schedule = make_schedule(optimizers[0], train_cfg, epochs * len(batches))
+    warmup = int(round(float(train_cfg.get("warmup_epochs", 0) or 0) * len(batches)))
+    schedule = make_schedule(optimizers[0], train_cfg, epochs * len(batches), min(warmup, epochs * len(batches)))
     # float16 gradients underflow without loss scaling, on CUDA as on CPU; the scale is resumed with the weights
     scaler = torch.amp.GradScaler(torch.device(device).type) if precision == "16-mixed" else None
+    ema = WeightAverage(model, train_cfg["ema_decay"]) if train_cfg.get("ema_decay") else None
+    chosen = {"history": [], "best_epoch": None, "best_score": None, "bad_passes": 0, "stopped_at": None}
     start_epoch = 0
     state = _resume_state(checkpoint, device, label, processes)
     if state is not None:
@@ -288,17 +402,22 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
                 schedule.load_state_dict(state["schedule"])
             if scaler is not None and state.get("scaler"):
                 scaler.load_state_dict(state["scaler"])
+            if ema is not None and state.get("ema") is not None:
+                ema.load_state_dict(state["ema"])
+            if state.get("selection"):
+                chosen.update(state["selection"])
             torch.set_rng_state(state["torch_rng"].cpu())
             start_epoch, result.steps = state["epoch"], state["step"]
             result.epoch_seconds, result.losses = list(state["epoch_seconds"]), list(state["losses"])
             result.resumed_from_epoch = start_epoch
-            if start_epoch < epochs and processes.main:
+            if start_epoch < epochs and chosen["stopped_at"] is None and processes.main:
                 log(f"stbench: {label}: resuming after epoch {start_epoch} from {checkpoint}")
     runner = wrap_for_training(LossOf(model), processes, str(device))
     run_log = open_log(result.steps if result.resumed_from_epoch else None) if open_log and processes.main else None
     result.log = run_log
     grad_clip = train_cfg.get("grad_clip")
-    for epoch in range(start_epoch, epochs):
+    last_epoch = start_epoch if chosen["stopped_at"] is None else epochs
+    for epoch in range(last_epoch, epochs):
         model.on_epoch_start(epoch)
         model.train()
         total, count = 0.0, 0
@@ -307,21 +426,26 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
         with Stopwatch(device) as watch:
             for x, y, task in bar:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with autocast(device, precision):
-                    loss = runner(x, y, result.steps, task)
-                if loss.ndim != 0:
-                    raise RunFailed(f"loss() returned a tensor of shape {tuple(loss.shape)}; it must return a scalar")
-                if not torch.isfinite(loss):
-                    raise RunFailed(f"loss became {loss.item()} at epoch {epoch + 1}, step {result.steps}; "
-                                    "lower the learning rate (--set lr=...)")
                 for optimizer in optimizers:
                     optimizer.zero_grad(set_to_none=True)
+                loss_value = 0.0
+                for part, (xs, ys) in enumerate(zip(x.chunk(accumulate), y.chunk(accumulate))):
+                    # DDP averages gradients once per optimizer step, on the last micro-batch
+                    syncing = part == accumulate - 1 or not isinstance(runner, DistributedDataParallel)
+                    with (contextlib.nullcontext() if syncing else runner.no_sync()):
+                        with autocast(device, precision):
+                            loss = runner(xs, ys, result.steps, task)
+                        if loss.ndim != 0:
+                            raise RunFailed(f"loss() returned a tensor of shape {tuple(loss.shape)}; it must return a scalar")
+                        if not torch.isfinite(loss):
+                            raise RunFailed(f"loss became {loss.item()} at epoch {epoch + 1}, step {result.steps}; "
+                                            "lower the learning rate (--set lr=...)")
+                        share = loss / accumulate if accumulate > 1 else loss
+                        (scaler.scale(share) if scaler is not None else share).backward()
+                    loss_value += share.item()
                 if scaler is not None:
-                    scaler.scale(loss).backward()
                     for optimizer in optimizers:
                         scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
                 if grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
                 for optimizer in optimizers:
@@ -330,12 +454,14 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
                     scaler.update()
                 if schedule is not None:
                     schedule.step()
+                if ema is not None:
+                    ema.update(model)
                 result.steps += 1
-                total += loss.item()
+                total += loss_value
                 count += 1
-                bar.set_postfix(loss=f"{loss.item():.4g}")
+                bar.set_postfix(loss=f"{loss_value:.4g}")
                 if run_log is not None:
-                    run_log.scalar("train/loss", loss.item(), result.steps, epoch + 1)
+                    run_log.scalar("train/loss", loss_value, result.steps, epoch + 1)
                     run_log.scalar("train/lr", optimizers[0].param_groups[0]["lr"], result.steps, epoch + 1)
         result.epoch_seconds.append(watch.seconds)
         result.losses.append(processes.mean(total / max(count, 1)))
@@ -344,13 +470,74 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
             run_log.scalar("train/epoch_seconds", watch.seconds, result.steps, epoch + 1)
         if processes.main:
             log(f"stbench: {label}: epoch {epoch + 1}/{epochs} loss {result.losses[-1]:.5g} ({watch.seconds:.1f} s)")
+        if validation is not None and ((epoch + 1) % validation.every == 0 or epoch + 1 == epochs):
+            _validate(model, ema, validation, chosen, epoch + 1, run_hash, processes, run_log, result.steps, label)
+        if processes.main:
             save_checkpoint(checkpoint, {
                 "config_hash": run_hash, "epoch": epoch + 1, "step": result.steps, "model": model.state_dict(),
                 "optimizers": [o.state_dict() for o in optimizers],
                 "schedule": schedule.state_dict() if schedule else None, "torch_rng": torch.get_rng_state(),
                 "scaler": scaler.state_dict() if scaler is not None else None,
+                "ema": ema.state_dict() if ema is not None else None, "selection": chosen,
                 "epoch_seconds": result.epoch_seconds, "losses": result.losses,
             })
         processes.barrier()
+        if chosen["stopped_at"] is not None:
+            break
     result.epochs = epochs
+    result.selection = _select(model, ema, validation, chosen, epochs, device, train_cfg)
+    if accumulate > 1 and _has_batchnorm(model):
+        result.selection["batchnorm_micro_batches"] = (f"BatchNorm normalised over micro-batches of "
+                                                       f"{int(train_cfg['batch_size']) // processes.world // accumulate} clips")
     return result
+
+
+def _validate(model, ema, validation, chosen, epoch, run_hash, processes, run_log, steps, label) -> None:
+    """One validation pass (with the weight average in place, if any); keep the best weights; count patience."""
+    with (ema.swapped_in(model) if ema is not None else contextlib.nullcontext()):
+        score = float(processes.broadcast(validation.score()))
+        improved = validation.better(score, chosen["best_score"])
+        if improved and processes.main:
+            save_checkpoint(validation.best_path, {"config_hash": run_hash, "epoch": epoch, "score": score,
+                                                   "model": model.state_dict()})
+    model.train()
+    chosen["history"].append([epoch, score])
+    if improved:
+        chosen.update(best_epoch=epoch, best_score=score, bad_passes=0)
+    else:
+        chosen["bad_passes"] += 1
+    if run_log is not None:
+        run_log.scalar(f"val/{validation.metric}", score, steps, epoch)
+    if processes.main:
+        log(f"stbench: {label}: validation {validation.metric} {score:.5g} after epoch {epoch}"
+            f"{' (best)' if improved else ''}")
+    if validation.patience is not None and chosen["bad_passes"] >= validation.patience:
+        chosen["stopped_at"] = epoch
+        if processes.main:
+            log(f"stbench: {label}: no improvement in {validation.patience} validation passes; stopping after "
+                f"epoch {epoch} (best: epoch {chosen['best_epoch']})")
+
+
+def _select(model, ema, validation, chosen, epochs, device, train_cfg) -> dict:
+    """Leave in the model the weights to evaluate, and say which: the best on validation (or test) data, or the
+    last (their weight average with ``ema_decay``)."""
+    trained_to = chosen["stopped_at"] or epochs
+    selection = {"on": "last", "epoch": trained_to, "metric": None, "score": None,
+                 "ema_decay": train_cfg.get("ema_decay"), "stopped_early_at": chosen["stopped_at"],
+                 "history": [list(h) for h in chosen["history"]]}
+    if validation is not None:
+        selection.update(metric=validation.metric, higher_is_better=validation.higher_is_better,
+                         val_clips=validation.clips, source=validation.source, every=validation.every,
+                         patience=validation.patience)
+        if chosen["history"]:
+            last_epoch, last_score = chosen["history"][-1]
+            if last_epoch == trained_to:
+                selection["score"] = last_score
+    if validation is not None and validation.on in ("val", "test") and chosen["best_epoch"] is not None:
+        best = torch.load(validation.best_path, map_location=device, weights_only=True)
+        model.load_state_dict(best["model"])
+        selection.update(on=validation.on, epoch=int(best["epoch"]), score=float(best["score"]))
+        return selection
+    if ema is not None:
+        model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in ema.shadow.items()})
+    return selection

@@ -36,6 +36,9 @@ class Metric:
     """
 
     name = "metric"
+    # An ensemble metric (CRPS, spread/skill) scores K samples of each clip together: ``update_ensemble``
+    # gets ``[K, B, T, C, H, W]`` instead of ``update``; with one sample it reports NotAvailable.
+    ensemble: bool = False
 
     def reset(self) -> None:
         raise NotImplementedError
@@ -45,6 +48,10 @@ class Metric:
 
     def compute(self) -> Dict[str, Union[float, NotAvailable]]:
         raise NotImplementedError
+
+    def update_ensemble(self, preds: torch.Tensor, true: torch.Tensor) -> None:
+        """An ensemble metric's update: ``preds`` ``[K, B, T, C, H, W]`` (K samples), ``true`` ``[B, T, C, H, W]``."""
+        raise NotImplementedError(f"{type(self).__name__} is not an ensemble metric")
 
     def per_frame(self) -> Optional[Dict[str, List[float]]]:
         """``{key: [value per predicted frame]}``, or ``None`` (default) when not defined per frame."""

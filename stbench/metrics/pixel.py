@@ -30,9 +30,21 @@ PIXEL_METRICS = [
 ]
 
 
+_ensemble = lazy("stbench.metrics.ensemble:build")
+# scores of K samples per clip together (stochastic models, --samples K >= 2); n/a otherwise
+ENSEMBLE_METRICS = [
+    MetricSpec(name="crps", build=partial(_ensemble, "crps"), higher_is_better=False, label="CRPS", decimals=4,
+               description="continuous ranked probability score of the K samples, ensemble (fair) form "
+                           "E|X-Y| - 0.5 E|X-X'| per pixel (WeatherBench 2), averaged over pixels"),
+    MetricSpec(name="spread_skill", build=partial(_ensemble, "spread_skill"), higher_is_better=False, target=1.0,
+               label="SPREAD/SKILL", decimals=3,
+               description="sqrt(mean ensemble variance) / RMSE of the ensemble mean (WeatherBench 2); 1 is ideal"),
+]
+
+
 @hookimpl
 def stbench_register_metrics(register):
-    for spec in PIXEL_METRICS:
+    for spec in PIXEL_METRICS + ENSEMBLE_METRICS:
         register(spec)
 
 

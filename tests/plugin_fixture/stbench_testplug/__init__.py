@@ -12,9 +12,11 @@ from stbench import ArrayClips, DatasetSpec, ModelSpec, MultiTaskModel, STModel,
 class TinyConv(STModel):
     """Predicts every future frame from the last one with two convolutions."""
 
-    def __init__(self, channels, width=8, nan_loss=False, fault="none"):
+    def __init__(self, channels, width=8, nan_loss=False, fault="none", batchnorm=False):
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
+        norm = [nn.BatchNorm2d(width)] if batchnorm else []
+        # no bias before a BatchNorm: it gets no gradient but float noise, which Adam would turn into steps
+        self.net = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1, bias=not batchnorm), *norm, nn.ReLU(),
                                  nn.Conv2d(width, channels, 3, padding=1))
         self.nan_loss, self.fault = nan_loss, fault
 
@@ -33,6 +35,24 @@ class TinyConv(STModel):
             raise KeyboardInterrupt
         loss = super().loss(x, y, step)
         return loss * float("nan") if self.nan_loss else loss
+
+
+class NoisyTiny(TinyConv):
+    """TinyConv whose eval-mode predictions add Gaussian noise (a stochastic model)."""
+
+    stochastic = True
+
+    def __init__(self, channels, noise=0.1, **kwargs):
+        super().__init__(channels, **kwargs)
+        self.noise = noise
+
+    def forward(self, x, t_out):
+        out = super().forward(x, t_out)
+        return out if self.training else out + self.noise * torch.randn_like(out)
+
+
+def build_noisy(task, hparams):
+    return NoisyTiny(task.shape[0], **hparams)
 
 
 class TinyJoint(MultiTaskModel):
@@ -79,7 +99,7 @@ def open_toy(root, split, t_in, t_out):
 
 SPEC = DatasetSpec(name="toy", shape=(1, 16, 16), open=open_toy, max_length=12,
                    layout="toy/{train,test}.npy: uint8 arrays [N, 12, 1, 16, 16]",
-                   canonical_tasks=("toy-6-6", "toy-4-8", "toy-8-2"))
+                   canonical_tasks=("toy-6-6", "toy-4-8", "toy-8-2"), validation=0.25)
 
 
 @hookimpl
@@ -87,7 +107,11 @@ def stbench_register_models(register):
     register(ModelSpec(name="tiny", family="recurrent-free", build=build_tiny,
                        hparams={"smoke": {"default": {"width": 8, "lr": 0.01, "epochs": 2, "batch_size": 4,
                                                       "train_samples": None, "test_samples": None,
-                                                      "nan_loss": False, "fault": "none"}}}))
+                                                      "nan_loss": False, "fault": "none", "batchnorm": False}}}))
+    register(ModelSpec(name="tinynoisy", family="recurrent-free", build=build_noisy, samples=4,
+                       hparams={"smoke": {"default": {"width": 8, "noise": 0.1, "lr": 0.01, "epochs": 2,
+                                                      "batch_size": 4, "train_samples": None,
+                                                      "test_samples": None}}}))
     register(ModelSpec(name="tinyjoint", family="recurrent-free", build=build_tiny_joint_single, build_joint=build_joint,
                        hparams={"smoke": {"default": {"lr": 0.01, "epochs": 2, "batch_size": 4,
                                                       "train_samples": None, "test_samples": None}}}))

@@ -85,6 +85,8 @@ def build_spec(config: CustomConfig, root) -> DatasetSpec:
         hparams_like=config.hparams_like,
         check=partial(lazy("stbench_data_custom.dataset:check_custom"), config, shape),
         splits=tuple(config.splits),
+        # a declared val split is the validation set; otherwise 10% of the training clips are held out
+        validation="val" if "val" in config.splits else 0.1,
         image_origin=config.image_origin,
         description=config.description or f"custom dataset declared by {config.file}",
     )

@@ -55,6 +55,7 @@ SPEC = DatasetSpec(
                     "latitudes": LATITUDES, "longitudes": LONGITUDES},
     check=lazy("stbench_data_enso.reader:check_enso"),
     splits=tuple(SPLIT_RUNS),
+    validation="val",  # CMIP5 run 16, the official validation run
     image_origin="lower",  # latitudes ascend (-55 .. 60): row 0 is the southernmost
     description="ICAR-ENSO: monthly CMIP SST anomalies, Pacific 24x48 (5 deg)",
 )

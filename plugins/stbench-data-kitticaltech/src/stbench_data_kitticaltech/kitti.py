@@ -37,5 +37,6 @@ SPEC = video_spec(
     canonical_tasks=("kitti-10-10",),
     hparams_like="kitticaltech",
     description="KITTI raw driving videos, RGB 128x160 at 10 fps (PredBench protocol)",
+    validation=0.1,  # no official validation split: 10% of the training clips, held out by core
 )
 

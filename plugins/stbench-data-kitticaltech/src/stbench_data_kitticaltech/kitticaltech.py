@@ -37,5 +37,6 @@ SPEC = video_spec(
     canonical_tasks=("kitticaltech-10-1",),
     prepare=lazy("stbench_data_kitticaltech.prepare:prepare_kitticaltech"),
     description="KITTI driving videos for training, Caltech Pedestrian for testing; RGB 128x160 at 10 fps",
+    validation=0.1,  # no official validation split: 10% of the training clips, held out by core
 )
 

@@ -7,7 +7,8 @@ import torch
 
 from stbench import Clips, UserError
 
-from . import FOLDER, IMAGE_SIZE, LAYOUT, TEST_CLIPS, TEST_FILE, TEST_LENGTH, TEST_SEED, TRAIN_CLIPS_PER_EPOCH
+from . import (FOLDER, IMAGE_SIZE, LAYOUT, TEST_CLIPS, TEST_FILE, TEST_LENGTH, TEST_SEED, TRAIN_CLIPS_PER_EPOCH,
+               VAL_CLIPS, VAL_SEED)
 from .moving import clip_plans, draw, packaged_mnist, read_idx_images, render_clip
 
 
@@ -117,13 +118,23 @@ def fixed_test_clips(root, t_in, t_out, folder=FOLDER, test_file=TEST_FILE, digi
                               description=f"generated fixed-seed test set (seed {seed}, {test_file} absent)")
 
 
+def validation_clips(digits, source, t_in, t_out, seed=VAL_SEED, clips=VAL_CLIPS):
+    """The validation set: ``clips`` clips of the training digits from a fixed seed stream of their own, rendered
+    on demand (the training stream is (run seed, epoch, index); the test set uses the test digits)."""
+    plans = clip_plans(np.random.default_rng(seed), clips, t_in + t_out, len(digits))
+    return GeneratedTestClips(digits, plans, t_in, t_out,
+                              description=f"fixed-seed validation set (seed {seed}, {clips} clips) from {source}")
+
+
 def open_mmnist(root, split, t_in, t_out):
-    if split == "train":
+    if split in ("train", "val"):
         digits, source = load_digits(root, "train")
+        if split == "val":
+            return validation_clips(digits, source, t_in, t_out)
         return MovingDigitsTrain(digits, t_in, t_out, description=f"generated on the fly from {source}")
-    if split in ("test", "val"):
+    if split == "test":
         return fixed_test_clips(root, t_in, t_out)
-    raise UserError(f"mmnist has splits train and test, not '{split}'")
+    raise UserError(f"mmnist has splits train, val and test, not '{split}'")
 
 
 def check_mmnist(root):

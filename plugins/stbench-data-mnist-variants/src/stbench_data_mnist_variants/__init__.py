@@ -27,7 +27,9 @@ BACKGROUND_LAYOUT = f"""Backgrounds, first found:
 
 TEST_SEED, TEST_CLIPS, TRAIN_CLIPS = 0, 10000, 10000
 MNIST_LIKE = dict(value_range=(0.0, 1.0), default_metrics=("mse", "mae", "ssim", "psnr"), hparams_like="mmnist",
-                  train_defaults={"paper": {"epochs": 200, "batch_size": 16}})
+                  train_defaults={"paper": {"epochs": 200, "batch_size": 16}},
+                  # validation: fixed-seed clips of the training digits (stbench_data_mmnist.VAL_SEED)
+                  splits=("train", "val", "test"), validation="val")
 
 # ---------------------------------------------------------------- mfmnist
 

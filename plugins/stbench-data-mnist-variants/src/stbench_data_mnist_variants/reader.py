@@ -7,7 +7,8 @@ import torch
 
 from stbench import Clips, UserError
 from stbench_data_mmnist import IMAGE_SIZE, TEST_LENGTH
-from stbench_data_mmnist import MovingDigitsTrain, fixed_test_clips, load_digits, published_test
+from stbench_data_mmnist import MovingDigitsTrain, fixed_test_clips, load_digits, published_test, validation_clips
+from stbench_data_mmnist import VAL_CLIPS, VAL_SEED
 from stbench_data_mmnist.moving import DIGIT_SIZE, STEP, read_idx_images
 
 from . import (CLUTTERED_TEST, DYNAMIC_SIGMA, FMNIST_FOLDER, FMNIST_LAYOUT, FMNIST_SYSTEM, FMNIST_TEST, TEST_CLIPS,
@@ -35,10 +36,12 @@ def open_mfmnist(root, split, t_in, t_out):
     if split == "train":
         digits, source = load_fashion(root, "train")
         return MovingDigitsTrain(digits, t_in, t_out, description=f"generated on the fly from {source}")
-    if split in ("test", "val"):
+    if split == "val":
+        return validation_clips(*load_fashion(root, "train"), t_in, t_out)
+    if split == "test":
         return fixed_test_clips(root, t_in, t_out, folder=FMNIST_FOLDER, test_file=FMNIST_TEST,
                                 digits_loader=lambda: load_fashion(root, "test"))
-    raise UserError(f"mfmnist has splits train and test, not '{split}'")
+    raise UserError(f"mfmnist has splits train, val and test, not '{split}'")
 
 
 def check_mfmnist(root):
@@ -128,14 +131,23 @@ class GeneratedClips(Clips):
 
 
 def _split_name(dataset, split):
+    """The digits (and backgrounds) a split draws from: validation clips use the training ones."""
     if split not in ("train", "test", "val"):
-        raise UserError(f"{dataset} has splits train and test, not '{split}'")
-    return "train" if split == "train" else "test"
+        raise UserError(f"{dataset} has splits train, val and test, not '{split}'")
+    return "test" if split == "test" else "train"
+
+
+def _fixed(render, split, t_in, t_out, described):
+    """The fixed-seed validation or test clips (validation: a seed stream of its own, training digits)."""
+    if split == "val":
+        return GeneratedClips(render, VAL_CLIPS, t_in, t_out, seed=VAL_SEED,
+                              description=f"fixed-seed validation set (seed {VAL_SEED}): {described}")
+    return GeneratedClips(render, TEST_CLIPS, t_in, t_out, seed=TEST_SEED,
+                          description=f"fixed-seed test set (seed {TEST_SEED}): {described}")
 
 
 def open_dynamic(root, split, t_in, t_out):
-    split = _split_name("mmnist-dynamic", split)
-    digits, source = load_digits(root, split)
+    digits, source = load_digits(root, _split_name("mmnist-dynamic", split))
 
     def render(rng, length, observed):
         frames = np.zeros((length, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
@@ -146,8 +158,7 @@ def open_dynamic(root, split, t_in, t_out):
 
     if split == "train":
         return GeneratedClips(render, TRAIN_CLIPS, t_in, t_out, description=f"generated on the fly from {source}")
-    return GeneratedClips(render, TEST_CLIPS, t_in, t_out, seed=TEST_SEED,
-                          description=f"fixed-seed test set (seed {TEST_SEED}) from {source}")
+    return _fixed(render, split, t_in, t_out, f"from {source}")
 
 
 def check_dynamic(root):
@@ -184,13 +195,13 @@ def published_cluttered_test(root):
 
 
 def open_cluttered(root, split, t_in, t_out):
-    split = _split_name("mmnist-cluttered", split)
+    drawn_from = _split_name("mmnist-cluttered", split)
     if split == "test":
         array = published_cluttered_test(root)
         if array is not None:
             return FrameMajorColorClips(array, t_in, t_out, description=f"{CLUTTERED_TEST} ({array.shape[1]} clips)")
-    digits, source = load_digits(root, split)
-    backgrounds, background_source = load_backgrounds(root, split)
+    digits, source = load_digits(root, drawn_from)
+    backgrounds, background_source = load_backgrounds(root, drawn_from)
     binary = np.where(digits > 1, 255, 0).astype(np.uint8)  # OpenSTL: digit pixels > 1 become 255
 
     def render(rng, length, observed):
@@ -204,8 +215,7 @@ def open_cluttered(root, split, t_in, t_out):
     described = f"{source} on {background_source}"
     if split == "train":
         return GeneratedClips(render, TRAIN_CLIPS, t_in, t_out, description=f"generated on the fly: {described}")
-    return GeneratedClips(render, TEST_CLIPS, t_in, t_out, seed=TEST_SEED,
-                          description=f"fixed-seed test set (seed {TEST_SEED}): {described}")
+    return _fixed(render, split, t_in, t_out, described)
 
 
 def check_cluttered(root):

@@ -46,6 +46,7 @@ SPEC = DatasetSpec(
     check=lazy("stbench_data_weather.reader:check_weather"),
     prepare=lazy("stbench_data_weather.reader:prepare_weather"),
     splits=tuple(PERIODS),
+    validation="val",  # 2016, the anchors' validation year
     image_origin="lower",  # latitudes ascend: row 0 is the southernmost
     description="WeatherBench 2 m temperature, 5.625 deg (32x64), daily frames",
 )
