@@ -4,6 +4,7 @@ import functools
 import json
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 from . import __version__, allocator, plugins
@@ -234,25 +235,22 @@ def _load_array(text, what, value_range):
     """A float32 [N, T, C, H, W] array in the dataset's native range from ``.npy`` or ``.npz[:KEY]``."""
     import numpy as np
 
+    from .safeload import checked_npy, checked_npz_member, npz_keys
+
     path, _, key = str(text).partition(".npz:")
     path = path + ".npz" if key else path
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise UserError(f"--{what} {Path(path).resolve()}: no such file") from None
-    except (OSError, ValueError) as error:
-        raise UserError(f"--{what} {path}: not a readable .npy / .npz array ({error})") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = list(loaded.files)
-            if not key and len(keys) == 1:
-                key = keys[0]
-            if key not in keys:
-                raise UserError(f"--{what} {path} holds the arrays {', '.join(keys) or '(none)'}; "
-                                f"name one as {path}:KEY")
-            array = loaded[key]
+    if not Path(path).exists():
+        raise UserError(f"--{what} {Path(path).resolve()}: no such file")
+    if path.endswith(".npz") or zipfile.is_zipfile(path):
+        keys = npz_keys(path, f"--{what} {path}")
+        if not key and len(keys) == 1:
+            key = keys[0]
+        if key not in keys:
+            raise UserError(f"--{what} {path} holds the arrays {', '.join(keys) or '(none)'}; "
+                            f"name one as {path}:KEY")
+        array = checked_npz_member(path, key, f"--{what} {path}:{key}")
     else:
-        array = loaded
+        array = checked_npy(path, where=f"--{what} {path}")
     where = f"--{what} {text}"
     if array.dtype.kind not in "iuf":
         raise UserError(f"{where}: values of type {array.dtype} are not numbers; save float or integer frames")
@@ -506,17 +504,15 @@ def with_config(argv, parser):
     ``set`` / ``metric_option`` / ``launcher_option`` take a mapping or a list of KEY=VALUE."""
     if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
         return argv
-    import yaml
-
     at = next(i for i, a in enumerate(argv) if a == "--config" or a.startswith("--config="))
     path = argv[at].split("=", 1)[1] if "=" in argv[at] else (argv[at + 1] if at + 1 < len(argv) else "")
     rest = argv[:at] + argv[at + (1 if "=" in argv[at] else 2):]
+    from .safeload import yaml_file
+
     try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        values = yaml_file(path, f"--config {path}") or {}
     except OSError as error:
         raise UserError(f"--config {path}: cannot read it ({error.strerror or error})") from None
-    except yaml.YAMLError as error:
-        raise UserError(f"--config {path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(values, dict):
         raise UserError(f"--config {path}: expected a mapping of option names to values")
     command = next((a for a in rest if not a.startswith("-")), None)

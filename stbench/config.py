@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
-import yaml
 
 from .errors import UserError, nearest
+from .safeload import yaml_text
 
 PROFILES = ("smoke", "quick", "paper")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -240,8 +240,10 @@ def parse_overrides(items: Iterable[str], option: str = "--set") -> Dict[str, An
         if not sep or not key.strip():
             raise UserError(f"{option} expects KEY=VALUE, got '{item}' (e.g. {option} delta_t=2)")
         try:
-            overrides[key.strip()] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
+            overrides[key.strip()] = yaml_text(value, f"{option} {key.strip()}", budget=1000) if value.strip() else None
+        except UserError as error:
+            if "expand to more" in str(error):
+                raise
             overrides[key.strip()] = value
     return overrides
 

@@ -78,6 +78,25 @@ def locked(path, waiting: Optional[Callable[[], None]] = None) -> Iterator[None]
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def try_locked(path) -> Iterator[bool]:
+    """Hold ``path``'s exclusive lock for the block if it is free now (yields True), else yield False at once."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def remove_stale_temporaries(folder) -> None:
     """Remove temporary files a killed process left in ``folder`` (call it holding the folder's lock)."""
     for leftover in Path(folder).glob(".*.tmp[0-9]*"):

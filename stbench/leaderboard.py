@@ -5,6 +5,7 @@ mean +- std over seeds, best / second marks are tested for significance (``stben
 every table states its training budget and conventions, and published figures (``published.yaml``)
 sit beside the rows they correspond to.
 """
+import json
 import functools
 import math
 from collections import Counter, OrderedDict
@@ -194,8 +195,9 @@ def header(info) -> str:
 @functools.lru_cache(maxsize=1)
 def published() -> Dict:
     """``published.yaml`` beside this module: sources and figures per task."""
-    with open(Path(__file__).with_name("published.yaml"), encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
+    from .safeload import yaml_file
+
+    return yaml_file(Path(__file__).with_name("published.yaml")) or {}
 
 
 def _same_overrides(wanted, have) -> bool:
@@ -641,17 +643,74 @@ def write_leaderboards(out_dir, tasks=None, board_dir=None) -> List[Path]:
     return written
 
 
-def refresh_leaderboards(out_dir, tasks=None) -> List[Path]:
-    """:func:`write_leaderboards` under the boards' lock: processes sharing ``out_dir`` take turns, so no
-    board is ever rendered from half of another process's records; a disk that refuses is one line."""
-    from .errors import UserError
-    from .files import locked, remove_stale_temporaries
+# the request book lives in a folder of its own: the boards' stale-temporary sweep must never see its writes
+REQUESTS = Path(".requests") / "book.json"
 
-    boards = Path(out_dir) / "leaderboards"
+
+def _requests(boards: Path, change):
+    """Read and change the boards' request book (``{counter, served, tasks}``) under a lock held only for that."""
+    from .files import locked
+
+    path = boards / REQUESTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path.with_name(".lock")):
+        try:
+            book = json.loads(path.read_text()) if path.exists() else {}
+            book = {"counter": int(book["counter"]), "served": int(book["served"]), "tasks": list(book["tasks"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            book = None  # absent or damaged: start a new book
+        fresh = book is None
+        book = book or {"counter": 0, "served": 0, "tasks": []}
+        result = change(book)
+        if result is not None or fresh:
+            write_text_atomic(path, json.dumps(book))
+        return book if result is None else result
+
+
+def refresh_leaderboards(out_dir, tasks=None, poll: float = 0.02) -> List[Path]:
+    """Regenerate boards of ``out_dir`` so that the last board written holds every finished record, and a caller
+    waits at most for the board write in progress and one more.
+
+    Each call files a numbered request (its tasks, or all) in ``leaderboards/.requests/book.json``. Whoever holds the
+    boards' lock takes every request filed so far, renders them from the records as they are then, and marks
+    them served. A caller returns as soon as its request is served, by itself or by any later render (it
+    polls, so an unfair lock cannot starve it). A record written before its request is therefore on the next
+    board rendered, and many refreshers beside a run never hold the run up longer than two board writes. A
+    disk that refuses is one line. Returns the boards of the requested tasks."""
+    import time
+
+    from .errors import UserError
+    from .files import remove_stale_temporaries, try_locked
+
+    out_dir = Path(out_dir)
+    boards = out_dir / "leaderboards"
+    requested = [None] if tasks is None else list(tasks)
+
+    def file_request(book):
+        book["counter"] += 1
+        book["tasks"] += requested
+        return book["counter"]
+
+    def take(book):
+        taken = (book["counter"], list(book["tasks"]))
+        book["tasks"] = []
+        return taken
+
     try:
-        with locked(boards / ".lock"):
-            remove_stale_temporaries(boards)
-            return write_leaderboards(out_dir, tasks)
+        boards.mkdir(parents=True, exist_ok=True)
+        number = _requests(boards, file_request)
+        while _requests(boards, lambda book: None)["served"] < number:
+            with try_locked(boards / ".lock") as held:
+                if held:
+                    remove_stale_temporaries(boards)
+                    upto, pending = _requests(boards, take)
+                    if pending:
+                        write_leaderboards(out_dir, None if None in pending else sorted(set(pending)))
+                    _requests(boards, lambda book: book.update(served=max(book["served"], upto)) or upto)
+                    break
+            time.sleep(poll)
     except OSError as error:
-        raise UserError(f"cannot write the leaderboards under {Path(out_dir).resolve()}: "
+        raise UserError(f"cannot write the leaderboards under {out_dir.resolve()}: "
                         f"{error.strerror or error}; free space or choose another --out") from None
+    names = sorted({r["task"] for r in read_records(out_dir)}) if tasks is None else list(tasks)
+    return [boards / f"{task}.md" for task in names if (boards / f"{task}.md").exists()]

@@ -88,11 +88,11 @@ def lazy_exports(package: str, modules: Mapping[str, Sequence[str]]) -> Callable
 
 
 def load_yaml(path) -> Dict[str, Any]:
-    """Read a YAML file of declarations (used by plugins for configs beside the model)."""
-    import yaml
+    """Read a YAML file of declarations (used by plugins for configs beside the model), with the bounded reader
+    every YAML file stbench reads goes through (:mod:`stbench.safeload`)."""
+    from .safeload import yaml_file
 
-    with open(Path(path), encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
+    return yaml_file(Path(path)) or {}
 
 
 def default_data_root() -> str:

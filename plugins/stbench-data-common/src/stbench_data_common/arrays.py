@@ -68,23 +68,22 @@ class LazyNpy:
 def load_npy(path, mmap_mode="r"):
     """``np.load`` with a UserError for a missing, truncated or non-.npy file."""
 
+    from stbench.safeload import checked_npy
+
     path = Path(path)
-    try:
-        return np.load(path, mmap_mode=mmap_mode)
-    except FileNotFoundError:
-        raise UserError(f"missing file {path}") from None
-    except (OSError, ValueError, EOFError) as error:
-        raise UserError(f"cannot read {path} as a .npy array ({error}); the file is truncated or corrupt, "
-                        "download it again") from None
+    if not path.exists():
+        raise UserError(f"missing file {path}")
+    return checked_npy(path, mmap_mode=mmap_mode)  # the header checked against the file's size first
 
 
 def npz_member(path, name):
     """One array of an .npz: memory-mapped when stored uncompressed, else read whole (KeyError when absent)."""
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(name + ".npy")
-        if info.compress_type != zipfile.ZIP_STORED:
-            with archive.open(info) as handle:
-                return np.lib.format.read_array(handle)
+        if info.compress_type != zipfile.ZIP_STORED:  # read whole, its header checked against its size first
+            from stbench.safeload import checked_npz_member
+
+            return checked_npz_member(path, name)
     with open(path, "rb") as handle:
         handle.seek(info.header_offset)
         local = handle.read(30)
@@ -98,6 +97,7 @@ def npz_member(path, name):
         shape, fortran, dtype = read_header(handle)
         offset = handle.tell()
     needed = offset + int(np.prod(shape)) * dtype.itemsize
-    if Path(path).stat().st_size < needed:
-        raise ValueError(f"{name} is truncated")
+    if Path(path).stat().st_size < needed or int(np.prod(shape)) * dtype.itemsize > info.file_size:
+        raise ValueError(f"{name}: its header declares {tuple(shape)} {dtype}, more than the archive stores; "
+                         "the file is truncated or its header is wrong")
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")

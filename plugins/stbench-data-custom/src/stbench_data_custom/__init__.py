@@ -14,6 +14,7 @@ from .config import ConfigError, CustomConfig, parse
 
 FOLDER = "custom"
 SUFFIXES = (".yaml", ".yml")
+MAX_YAML_BYTES = 4 * 1024 * 1024  # stbench.safeload's cap (imported lazily there; this module stays light)
 
 
 def declaration_files(root) -> list:
@@ -33,7 +34,8 @@ def load_declarations(root):
     for path in declaration_files(root):
         path = path.absolute()
         try:
-            config = parse(path, path.read_text(encoding="utf-8"))
+            with open(path, encoding="utf-8") as handle:  # a bounded read: the YAML reader caps the size
+                config = parse(path, handle.read(MAX_YAML_BYTES + 1))
         except (OSError, UnicodeDecodeError) as error:
             warn(f"custom dataset {path}: cannot read it ({error})")
             continue

@@ -5,9 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-import yaml
-
 from stbench import UserError, parse_task
+from stbench.safeload import yaml_text
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*(?:-[a-z][a-z0-9_]*)*$")  # a task's dataset part: mydata-10-10 parses back
 SPLITS = ("train", "val", "test")
@@ -56,8 +55,16 @@ class CustomConfig:
     splits: List[str] = field(default_factory=list)
 
 
+# a declaration is a few dozen values; the loader refuses anchors and aliases that expand past this
+MAX_VALUES = 10_000
+MAX_MESSAGE = 300
+
+
 def _fail(file, message):
-    raise ConfigError(f"custom dataset {file}: {message}")
+    text = str(message).replace("\n", " ")
+    if len(text) > MAX_MESSAGE:  # a value quoted from the file: its start, never all of it
+        text = text[:MAX_MESSAGE] + " ..."
+    raise ConfigError(f"custom dataset {file}: {text}")
 
 
 def _check_keys(file, where, mapping, known):
@@ -165,11 +172,9 @@ def _normalise(file, value, value_range, given):
 def parse(file: Path, text: str) -> CustomConfig:
     """Validate one YAML text; a ConfigError (one line naming the file and the key) for any mistake."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        _fail(file, f"not valid YAML{where} ({getattr(error, 'problem', None) or error})")
+        data = yaml_text(text, f"custom dataset {file}", budget=MAX_VALUES)
+    except UserError as error:
+        raise ConfigError(str(error)) from None
     if not isinstance(data, dict):
         _fail(file, "expected a mapping of keys (name, files, splits, ...)")
     _check_keys(file, "the file", data, TOP_KEYS)

@@ -98,9 +98,11 @@ def published_test(root, folder=FOLDER, test_file=TEST_FILE):
     path = Path(os.path.abspath(root)) / folder / test_file
     if not path.exists():
         return None
+    from stbench.safeload import checked_npy
+
     try:
-        array = np.load(path, mmap_mode="r")
-    except (OSError, ValueError, EOFError) as error:
+        array = checked_npy(path)  # the header checked against the file's size before mapping it
+    except UserError as error:
         raise UserError(f"cannot read {path}: {error}; re-download it or remove it") from None
     if array.ndim != 4 or array.shape[2:] != (IMAGE_SIZE, IMAGE_SIZE) or array.shape[0] < TEST_LENGTH:
         raise UserError(f"{path} has shape {array.shape}; expected ({TEST_LENGTH}, N, 64, 64) uint8")

@@ -185,9 +185,11 @@ def published_cluttered_test(root):
     path = Path(os.path.abspath(root)) / "moving_mnist" / CLUTTERED_TEST
     if not path.exists():
         return None
+    from stbench.safeload import checked_npy
+
     try:
-        array = np.load(path, mmap_mode="r")
-    except (OSError, ValueError, EOFError) as error:
+        array = checked_npy(path)  # the header checked against the file's size before mapping it
+    except UserError as error:
         raise UserError(f"cannot read {path}: {error}; replace it or remove it to use the generated test set") from None
     if array.ndim != 5 or array.shape[2:] != (IMAGE_SIZE, IMAGE_SIZE, 3) or array.shape[0] < TEST_LENGTH:
         raise UserError(f"{path} has shape {array.shape}; expected ({TEST_LENGTH}, N, 64, 64, 3) uint8")
