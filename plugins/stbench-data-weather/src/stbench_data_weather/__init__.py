@@ -322,6 +322,9 @@ def layout(dataset: Dataset) -> str:
                             f"{grid.degrees}deg.nc" for folder in field.folders)
         what = (f"'{field.variable}' (time, lat, lon)" if not field.levels else
                 f"'{field.variable}' (time, level, lat, lon) at {', '.join(map(str, field.levels))} hPa")
+        if len(field.folders) > 1:
+            what = (f"'{field.variable}' at {field.levels[0]} hPa, (time, lat, lon) in the subset, else "
+                    "(time, level, lat, lon)")
         lines.append(f"  {base}/{where}: {what}, {field.unit}")
     lines.append(f"  one file per year, hourly, latitudes ascending (row 0 = South, drawn at the bottom); zips: "
                  + ", ".join(f"{folder}_{grid.degrees}deg.zip" for folder in dataset.folders))

@@ -34,8 +34,8 @@ METRICS = [
     MetricSpec("bias", build("bias"), False, "frequency bias (hits+false alarms)/(hits+misses), mean over "
                                              "thresholds; best at 1, not at an extreme", target=1.0),
     MetricSpec("far", build("far"), False, "false alarm ratio false alarms/(hits+false alarms), mean over thresholds"),
-    MetricSpec("hss", build("hss"), True, "Heidke skill score 2(ad-bc)/((a+c)(c+d)+(a+b)(b+d)), mean over "
-                                          "thresholds"),
+    MetricSpec("hss", build("hss"), True, "Heidke skill score 2(ad-bc)/((a+c)(c+d)+(a+b)(b+d)) (a hits, b false "
+                                          "alarms, c misses, d correct rejections), mean over thresholds"),
     MetricSpec("ets", build("ets"), True, "equitable threat score (hits-r)/(hits+misses+false alarms-r), r the hits "
                                           "expected by chance, mean over thresholds"),
     MetricSpec("wrmse", build_wrmse, False, "latitude-weighted RMSE per frame and channel (WeatherBench)"),
