@@ -31,11 +31,11 @@ def write_year(folder, year, start, hours, lat=LAT, variable="t2m"):
 
 def write_fixture(root, **kwargs):
     """Train: the last 10 days of 2014 and the first 20 of 2015 (30 days -> 30 daily frames -> 6 clips of 24);
-    test: 28 days of 2017 (28 frames -> 4 clips); 2009 lies outside every split."""
+    val: 26 days of 2016 (2 clips); test: 28 days of 2017 (28 frames -> 4 clips); 2009 lies outside every split."""
     folder = Path(root) / "weather_5.625deg" / "2m_temperature"
     parts = {year: write_year(folder, year, start, days * 24, **kwargs)
              for year, start, days in ((2009, "12-30", 2), (2014, "12-22", 10), (2015, "01-01", 20),
-                                       (2017, "01-01", 28))}
+                                       (2016, "01-01", 26), (2017, "01-01", 28))}
     return folder, parts
 
 
@@ -43,7 +43,9 @@ def test_open_daily_clips_zscored_with_train_statistics(tmp_path):
     _, parts = write_fixture(tmp_path)
     spec = get_dataset("weather")
     train, test = spec.open(str(tmp_path), "train", 12, 12), spec.open(str(tmp_path), "test", 12, 12)
-    assert (len(train), len(test)) == (6, 4)
+    val = spec.open(str(tmp_path), "val", 12, 12)  # WeatherBench's 2016, the declared validation split
+    assert (len(train), len(val), len(test)) == (6, 2, 4) and spec.validation == "val"
+    assert val.mean == train.mean
     hourly = np.concatenate([parts[2014][2], parts[2015][2]])
     daily = hourly[0:len(hourly) - 1:24]
     assert (spec.mean, spec.std) == (0.0, 1.0), "the registered spec is never changed"
@@ -57,7 +59,9 @@ def test_open_daily_clips_zscored_with_train_statistics(tmp_path):
     x, _ = test[3]
     assert np.allclose(spec.denormalize(x).numpy()[:, 0], parts[2017][2][3 * 24:15 * 24:24], atol=1e-3)
     report = spec.check(str(tmp_path))
-    assert "train 2010-2015: 30 daily frames" in report and "test 2017-2018: 28 daily frames" in report
+    assert "train 2010-2015: 30 daily frames of 32x64, 6 clips of 12+12" in report
+    assert "val 2016: 26 daily frames" in report and "test 2017-2018: 28 daily frames" in report
+    assert "normalisation (train years): mean" in report and " K, std " in report
 
 
 def test_missing_folder(tmp_path):
@@ -98,7 +102,7 @@ def test_prepare_from_the_weatherbench_zip(tmp_path, capsys):
     root = tmp_path / "data"
     assert main(["data", "prepare", "weather-12-12", "--from", str(archive), "--data-root", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "4 yearly files (2009-2017)" in out and "absent: 2010, 2011" in out
+    assert "5 yearly files (2009-2017)" in out and "absent: 2010, 2011" in out
     assert sorted(p.name for p in (root / "weather_5.625deg" / "2m_temperature").iterdir()) == sorted(
         p.name for p in folder.iterdir())
     assert len(get_dataset("weather").open(str(root), "test", 12, 12)) == 4

@@ -30,7 +30,10 @@ def scores(name, pred, true, options=None, chunks=1):
 def test_every_metric_registers():
     registered = []
     stbench_register_metrics(register=registered.append)
-    assert [spec.name for spec in registered] == ["csi", "pod", "sucr", "bias", "wrmse", "wmae", "acc", "nino34"]
+    assert [spec.name for spec in registered] == ["csi", "pod", "sucr", "bias", "far", "hss", "ets", "wrmse", "wmae",
+                                                  "acc", "nino34"]
+    directions = {spec.name: spec.higher_is_better for spec in registered}
+    assert directions["far"] is False and directions["hss"] is True and directions["ets"] is True
     assert registered == METRICS
 
 
@@ -188,3 +191,149 @@ def test_lead_weights_follow_the_competition_formula():
     assert weights[3] == pytest.approx(1.5 * math.log(4)) and weights[4] == pytest.approx(2 * math.log(5))
     assert weights[23] == pytest.approx(4 * math.log(24))
     assert len(lead_weights(12)) == 12
+
+
+# ---------------------------------------------------------------- FAR, HSS, ETS (PredBench's formulas)
+
+def table(pred, true, threshold):
+    """Hits a, false alarms b, misses c, correct rejections d over every pixel, counted directly."""
+    observed, forecast = true >= threshold, pred >= threshold
+    return ((observed & forecast).sum(), (~observed & forecast).sum(), (observed & ~forecast).sum(),
+            (~observed & ~forecast).sum())
+
+
+def reference(name, a, b, c, d, eps=1e-4):
+    """The scores as the verification literature writes them (PredBench's eps in the denominators)."""
+    a, b, c, d = (float(v) for v in (a, b, c, d))
+    if name == "far":
+        return b / (a + b + eps)
+    if name == "hss":
+        return 2 * (a * d - b * c) / ((a + c) * (c + d) + (a + b) * (b + d) + eps)
+    chance = (a + b) * (a + c) / (a + b + c + d)
+    return (a - chance) / (a + b + c - chance + eps)
+
+
+def test_far_hss_ets_by_hand():
+    # 2x3 frame, threshold 0.5: a = 2 (positions 0, 1), b = 1 (2), c = 1 (3), d = 2 (4, 5)
+    true = frames([[1, 1, 0], [1, 0, 0]])
+    pred = frames([[1, 1, 1], [0, 0, 0]])
+    options = {"csi_thresholds": [0.5]}
+    eps = 1e-4
+    assert scores("far", pred, true, options)[0]["far"] == pytest.approx(1 / (3 + eps))
+    # HSS = 2 (2*2 - 1*1) / ((2+1)(1+2) + (2+1)(1+2)) = 6 / 18
+    assert scores("hss", pred, true, options)[0]["hss"] == pytest.approx(6 / (18 + eps))
+    # ETS: r = 3 * 3 / 6 = 1.5, (2 - 1.5) / (2 + 1 + 1 - 1.5) = 0.5 / 2.5
+    assert scores("ets", pred, true, options)[0]["ets"] == pytest.approx(0.5 / (2.5 + eps))
+    # a perfect forecast: HSS and ETS 1 (to eps), FAR 0; its negation: HSS -1
+    assert scores("hss", true, true, options)[0]["hss"] == pytest.approx(1.0, abs=1e-4)
+    assert scores("ets", true, true, options)[0]["ets"] == pytest.approx(1.0, abs=1e-4)
+    assert scores("far", true, true, options)[0]["far"] == 0.0
+    assert scores("hss", 1 - true, true, options)[0]["hss"] == pytest.approx(-1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["far", "hss", "ets"])
+def test_far_hss_ets_match_the_direct_formulas_per_threshold_and_frame(name):
+    rng = np.random.default_rng(1)
+    true = torch.from_numpy(rng.uniform(0, 255, size=(5, 3, 1, 12, 12)))
+    pred = (true + torch.from_numpy(rng.normal(0, 50, size=true.shape))).clamp(0, 255)
+    result, per_frame = scores(name, pred, true, chunks=5)
+    thresholds = (16, 74, 133, 160, 181, 219)
+    assert list(result) == [f"{name}_{t}" for t in thresholds] + [name]
+    expected = [reference(name, *table(pred.numpy(), true.numpy(), t)) for t in thresholds]
+    assert [result[f"{name}_{t}"] for t in thresholds] == pytest.approx(expected, rel=1e-12)
+    assert result[name] == pytest.approx(np.mean(expected), rel=1e-12)
+    for frame in range(3):  # per frame: the table of that lead time alone, averaged over thresholds
+        direct = np.mean([reference(name, *table(pred[:, frame].numpy(), true[:, frame].numpy(), t))
+                          for t in thresholds])
+        assert per_frame[name][frame] == pytest.approx(direct, rel=1e-12)
+
+
+def test_far_hss_ets_edge_cases_never_nan():
+    # no event in either field: a = b = c = 0, all correct rejections -> 0 (PredBench's eps), not NaN
+    zeros = torch.zeros(1, 2, 1, 3, 3, dtype=torch.float64)
+    for name in ("far", "hss", "ets"):
+        assert scores(name, zeros, zeros, {"csi_thresholds": [1.0]})[0][name] == 0.0
+    # NaN pixels are in no cell of the table, not correct rejections
+    true = frames([[1, 0], [0, float("nan")]])
+    pred = frames([[1, 1], [0, 0]])
+    a, b, c, d = 1, 1, 0, 1
+    for name in ("far", "hss", "ets"):
+        assert scores(name, pred, true, {"csi_thresholds": [0.5]})[0][name] == pytest.approx(
+            reference(name, a, b, c, d))
+
+
+# ---------------------------------------------------------------- latitude-weighted scores per channel
+
+def test_weighted_scores_per_channel_and_variable():
+    # three channels, errors 1, 2 and 4 everywhere (equal latitudes: weights 1): one key per channel, and the
+    # variable 'z' (two levels) as the mean of its channels
+    names = ["t2m", "z_500", "z_850"]
+    context = MetricContext(options={"latitudes": [10.0, 10.0], "channel_names": names})
+    true = torch.zeros(2, 3, 3, 2, 2, dtype=torch.float64)
+    pred = true.clone()
+    for channel, error in enumerate((1.0, 2.0, 4.0)):
+        pred[:, :, channel] = error
+    pred[:, 2, 0] = 3.0  # the last frame's t2m error is 3
+    rmse, mae = WRMSE("wrmse", context), WMAE("wmae", context)
+    for metric in (rmse, mae):
+        metric.update(pred, true)
+    result = rmse.compute()
+    assert result["wrmse_t2m"] == pytest.approx((1 + 1 + 3) / 3)
+    assert result["wrmse_z_500"] == pytest.approx(2.0) and result["wrmse_z_850"] == pytest.approx(4.0)
+    assert result["wrmse_z"] == pytest.approx(3.0)
+    assert result["wrmse"] == pytest.approx(np.mean([(1 + 2 + 4) / 3] * 2 + [(3 + 2 + 4) / 3]))
+    assert set(result) == {"wrmse", "wrmse_t2m", "wrmse_z_500", "wrmse_z_850", "wrmse_z"}
+    assert rmse.per_frame()["wrmse_t2m"] == pytest.approx([1.0, 1.0, 3.0])
+    assert mae.compute()["wmae_z_850"] == pytest.approx(4.0)
+    assert len(rmse.per_clip()["wrmse"]) == 2
+
+
+def test_weighted_scores_per_channel_follow_predbench_per_channel_formula():
+    # PredBench's cal_WeightedRMSE: per channel, mean over samples of sqrt(mean_{lat,lon} w (p - t)^2)
+    rng = np.random.default_rng(3)
+    lat = np.linspace(-80, 80, 6)
+    pred, true = rng.normal(size=(4, 2, 2, 6, 5)), rng.normal(size=(4, 2, 2, 6, 5))
+    w = np.cos(np.deg2rad(lat))
+    w = (w / w.mean())[:, None]
+    metric = WRMSE("wrmse", MetricContext(options={"latitudes": lat, "channel_names": "u10,v10"}))
+    metric.update(torch.from_numpy(pred), torch.from_numpy(true))
+    result = metric.compute()
+    for channel, name in enumerate(("u10", "v10")):
+        direct = np.sqrt((w * (pred[:, :, channel] - true[:, :, channel]) ** 2).mean(axis=(-1, -2))).mean()
+        assert result[f"wrmse_{name}"] == pytest.approx(direct)
+    assert "wrmse_u" not in result  # u10 / v10 are not levels of a variable
+
+
+def test_metric_channels_select_what_is_scored():
+    names = ["t2m", "u10", "z_500", "t_850"]
+    options = {"latitudes": [0.0, 30.0], "channel_names": names, "metric_channels": ["t2m", "z_500", "t_850"]}
+    true = torch.zeros(1, 1, 4, 2, 2, dtype=torch.float64)
+    pred = true.clone()
+    pred[:, :, 1] = 100.0  # u10 is not scored
+    pred[:, :, 2] = 2.0
+    metric = WRMSE("wrmse", MetricContext(options=options))
+    metric.update(pred, true)
+    result = metric.compute()
+    assert set(result) == {"wrmse", "wrmse_t2m", "wrmse_z_500", "wrmse_t_850"}
+    assert result["wrmse"] == pytest.approx(2.0 / 3)
+    one = WRMSE("wrmse", MetricContext(options={**options, "metric_channels": "z_500"}))
+    one.update(pred, true)
+    assert one.compute() == pytest.approx({"wrmse": 2.0})  # one channel scored: no breakdown
+    with pytest.raises(UserError, match="'metric_channels': q_700 not among"):
+        WRMSE("wrmse", MetricContext(options={**options, "metric_channels": "q_700"})).update(pred, true)
+    with pytest.raises(UserError, match="names 4 channels but the frames have 2"):
+        WRMSE("wrmse", MetricContext(options={"channel_names": names})).update(pred[:, :, :2], true[:, :, :2])
+
+
+def test_unnamed_channels_and_acc_per_channel():
+    rng = np.random.default_rng(4)
+    true = torch.from_numpy(rng.normal(size=(2, 2, 2, 4, 4)))
+    climatology = torch.zeros(2, 4, 4, dtype=torch.float64)
+    metric = ACC("acc", MetricContext(options={"metric_channels": "ch1"}), climatology)
+    pred = true.clone()
+    pred[:, :, 0] = -pred[:, :, 0]  # channel 0 anti-correlated, but not scored
+    metric.update(pred, true)
+    assert metric.compute() == pytest.approx({"acc": 1.0})
+    metric = ACC("acc", MetricContext(), climatology)
+    metric.update(pred, true)
+    assert metric.compute() == pytest.approx({"acc": 0.0, "acc_ch0": -1.0, "acc_ch1": 1.0})

@@ -1,9 +1,11 @@
 """stbench metric plugin: weather and climate scores.
 
-- ``csi``, ``pod``, ``sucr``, ``bias``: contingency scores per threshold (SEVIR VIL defaults 16, 74,
-  133, 160, 181, 219; option ``csi_thresholds``), from hit / miss / false-alarm counts over the set.
+- ``csi``, ``pod``, ``sucr``, ``bias``, ``far``, ``hss``, ``ets``: contingency scores per threshold (SEVIR
+  VIL defaults 16, 74, 133, 160, 181, 219; option ``csi_thresholds``), from hit / miss / false-alarm /
+  correct-rejection counts over the set.
 - ``wrmse``, ``wmae``, ``acc``: latitude-weighted scores (option ``latitudes``, default an equiangular
-  global grid); ``acc`` needs the option ``climatology`` and is "n/a" without it.
+  global grid), per channel and variable when a frame has several (options ``channel_names``,
+  ``metric_channels``); ``acc`` needs the option ``climatology`` and is "n/a" without it.
 - ``nino34``: Nino3.4 index correlation for ENSO (options ``latitudes`` / ``longitudes``, default
   the ICAR-ENSO 24x48 grid).
 """
@@ -31,9 +33,15 @@ METRICS = [
     MetricSpec("sucr", build("sucr"), True, "success ratio hits/(hits+false alarms), mean over thresholds"),
     MetricSpec("bias", build("bias"), False, "frequency bias (hits+false alarms)/(hits+misses), mean over "
                                              "thresholds; best at 1, not at an extreme", target=1.0),
-    MetricSpec("wrmse", build_wrmse, False, "latitude-weighted RMSE per frame (WeatherBench)"),
-    MetricSpec("wmae", build_wmae, False, "latitude-weighted MAE"),
-    MetricSpec("acc", build_acc, True, "latitude-weighted anomaly correlation against options['climatology']"),
+    MetricSpec("far", build("far"), False, "false alarm ratio false alarms/(hits+false alarms), mean over thresholds"),
+    MetricSpec("hss", build("hss"), True, "Heidke skill score 2(ad-bc)/((a+c)(c+d)+(a+b)(b+d)) (a hits, b false "
+                                          "alarms, c misses, d correct rejections), mean over thresholds"),
+    MetricSpec("ets", build("ets"), True, "equitable threat score (hits-r)/(hits+misses+false alarms-r), r the hits "
+                                          "expected by chance, mean over thresholds"),
+    MetricSpec("wrmse", build_wrmse, False, "latitude-weighted RMSE per frame and channel (WeatherBench)"),
+    MetricSpec("wmae", build_wmae, False, "latitude-weighted MAE per channel"),
+    MetricSpec("acc", build_acc, True, "latitude-weighted anomaly correlation per channel against "
+                                       "options['climatology']"),
     MetricSpec("nino34", build_nino34, True, "Nino3.4 index correlation over the set, mean over leads "
                                              "(3-month running mean; C-Nino3.4-M)"),
 ]

@@ -38,3 +38,17 @@ def latitudes(options, rows: int) -> torch.Tensor:
     if given.numel() != rows:
         raise UserError(f"metric option 'latitudes' has {given.numel()} values but the frames have {rows} rows")
     return given.flatten()
+
+
+def name_option(options, key):
+    """``options[key]`` as a list of names, or None when unset: a sequence of strings or a comma-separated
+    string (as ``--metric-option key=a,b`` gives it)."""
+    value = options.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    try:
+        return [str(item) for item in value]
+    except TypeError:
+        raise UserError(f"metric option '{key}' must be names separated by commas, got {value!r}") from None
