@@ -67,6 +67,40 @@ def resize(frames: torch.Tensor, size: Tuple[int, int], mode: str = "bilinear",
     return out.clamp_(0.0, 255.0)
 
 
+def _opencv_taps(source: int, target: int, clamp: bool):
+    """Source indices and 11-bit weights of OpenCV's INTER_LINEAR along one axis (float32 positions, as cv::resize)."""
+    scale = 1.0 / (target / source)  # OpenCV keeps 1 / inv_scale in double
+    position = ((torch.arange(target, dtype=torch.float64) + 0.5) * scale - 0.5).to(torch.float32)
+    first = torch.floor(position).to(torch.int64)
+    fraction = position - first.to(torch.float32)
+    if clamp:  # columns: a tap left of 0 or right of the last pixel takes that pixel whole; rows are not clamped
+        fraction = torch.where((first < 0) | (first >= source - 1), torch.zeros_like(fraction), fraction)
+        first = first.clamp(0, source - 1)
+    upper = torch.round(fraction * 2048).to(torch.int32)  # saturate_cast<short>: round half to even
+    lower = torch.round((1 - fraction) * 2048).to(torch.int32)
+    return first.clamp(0, source - 1), (first + 1).clamp(0, source - 1), lower, upper
+
+
+def resize_like_opencv(frames: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """``cv2.resize(frame, (W, H), interpolation=cv2.INTER_LINEAR)`` of uint8 frames, bit for bit.
+
+    ``frames``: ``[..., H, W]`` with integer values 0..255 (any dtype); returns float32 ``[..., *size]`` holding
+    the uint8 values OpenCV gives (mmcv's ``imresize`` and OpenSTL's video transforms call it): 11-bit fixed-point
+    weights, a horizontal pass in int32, then the vectorised vertical pass ``((S0 >> 4) * b0 >> 16) + ((S1 >> 4) *
+    b1 >> 16)``, rounded by ``(+ 2) >> 2``. Checked equal to OpenCV 4.10 and 5.1 on x86 (tests/fixtures).
+    """
+    size = (int(size[0]), int(size[1]))
+    if tuple(frames.shape[-2:]) == size:
+        return frames.to(torch.float32)
+    pixels = frames.to(torch.int32)
+    left, right, weight_left, weight_right = _opencv_taps(pixels.shape[-1], size[1], clamp=True)
+    rows = pixels[..., left] * weight_left + pixels[..., right] * weight_right  # [..., H_in, W_out], scale 2048
+    top, bottom, weight_top, weight_bottom = _opencv_taps(pixels.shape[-2], size[0], clamp=False)
+    upper = ((rows[..., top, :] >> 4) * weight_top[:, None]) >> 16
+    lower = ((rows[..., bottom, :] >> 4) * weight_bottom[:, None]) >> 16
+    return ((upper + lower + 2) >> 2).clamp_(0, 255).to(torch.float32)
+
+
 def center_crop(frames: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     """Crop ``[..., H, W]`` to ``size`` around the centre (top/left offsets rounded down)."""
     height, width = frames.shape[-2:]
