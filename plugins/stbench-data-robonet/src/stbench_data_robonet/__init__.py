@@ -8,7 +8,7 @@ ANNOTATIONS = "annotations/robonet"  # PredBench's data/annotations/robonet/
 INDEX = ".stbench-metadata.json"  # frame counts and cameras read from the files, kept beside them
 SPLITS = ("train", "val", "test")
 HEIGHT, WIDTH = 120, 160
-MAX_LENGTH = 31  # RoboNet records 30 actions per trajectory, so at most 31 images
+MAX_LENGTH = 31  # the longest clip a task may ask for; shorter trajectories are dropped per task
 TEST_CAMERA_SEED = 42  # PredBench's randomness seed; val and test clips use one randomly chosen camera each
 
 SOURCE = ("https://github.com/SudeepDasari/RoboNet/wiki/Getting-Started (the robonet_v3 download: one .hdf5 file per "
