@@ -148,3 +148,35 @@ def test_read_json(tmp_path):
         read_json(path, "the split", "get it")
     with pytest.raises(UserError, match=r"missing file .*nope.json \(the split\); get it"):
         read_json(tmp_path / "nope.json", "the split", "get it")
+
+
+def test_describe_split_reports_native_values():
+    """value_range is the native range: a dataset normalised with mean / std is de-normalised before the check."""
+    from stbench import Clips, parse_task
+    from stbench_data_common import describe_split
+
+    class Normalised(Clips):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, index):
+            native = torch.full((4, 1, 2, 2), 0.25 * index)
+            normalised = (native - 0.5) / 0.25  # -2 .. 0: outside [0, 1] until de-normalised
+            return normalised[:2], normalised[2:]
+
+    spec = video_spec(name="toy", shape=(1, 2, 2), open=lambda root, split, t_in, t_out: Normalised(), max_length=4,
+                      layout="", canonical_tasks=("toy-2-2",), mean=0.5, std=0.25)
+    assert "values 0.000..0.500" in describe_split(spec, "unused", "test", parse_task("toy-2-2"))
+
+
+def test_resize_like_opencv_window():
+    """A window of the resized frame (a crop that follows) equals the same part of the whole resize."""
+    from pathlib import Path
+
+    from stbench_data_common import resize_like_opencv
+
+    stored = np.load(Path(__file__).parent / "fixtures" / "opencv_inter_linear.npz")
+    image = torch.from_numpy(stored["image"]).permute(2, 0, 1)
+    expected = torch.from_numpy(stored["resized_90x122"]).permute(2, 0, 1).float()
+    assert torch.equal(resize_like_opencv(image, (90, 122), window=(5, 17, 64, 80)), expected[:, 5:69, 17:97])
+    assert torch.equal(resize_like_opencv(image, (45, 61), window=(1, 2, 3, 4)), image[:, 1:4, 2:6].float())
