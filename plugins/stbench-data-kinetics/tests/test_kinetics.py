@@ -202,3 +202,26 @@ def test_cli_smoke_run(root, tmp_path):
 def test_cli_data_check_missing_is_one_line(tmp_path):
     line = assert_user_error("data", "check", "kinetics-4-4", "--data-root", tmp_path)
     assert "kinetics400" in line and "'stbench data check kinetics-4-4'" in line
+
+
+def test_matches_openstl_clips(tmp_path, monkeypatch):
+    """The clips OpenSTL's KineticsDataset made from one video (tests/fixtures/README.md): the same frames, resize,
+    crop and normalisation, value for value."""
+    from pathlib import Path
+
+    stored = np.load(Path(__file__).parent / "fixtures" / "openstl_kinetics.npz")
+    base = tmp_path / "kinetics400"
+    for split in ("train", "test"):
+        (base / split).mkdir(parents=True)
+        (base / split / "fixtureVid1_000003_000013.mp4").write_bytes(stored["video"].tobytes())
+        (base / "annotations").mkdir(exist_ok=True)
+        (base / "annotations" / f"{split}.csv").write_text(HEADER + f"abseiling,fixtureVid1,3,13,{split}\n")
+    clips = {"test_clip": torch.cat(SPEC.open(tmp_path, "test", 4, 4)[0])}
+    train = SPEC.open(tmp_path, "train", 4, 4)
+    monkeypatch.setattr(torch, "randint", lambda low, high, size=(), generator=None: torch.tensor(21))  # OpenSTL's draw
+    assert train.indices(0) == [5, 7, 9, 11, 14, 16, 18, 20]
+    clips["train_clip_end21"] = torch.cat(train[0])
+    for key, clip in clips.items():
+        native = (SPEC.denormalize(clip) * 255).round().to(torch.uint8)[:, :, ::3, ::3]
+        assert torch.equal(native, torch.from_numpy(stored[key])), key
+        assert torch.equal(clip[:, :, ::37, ::37], torch.from_numpy(stored[key + "_normalised"])), key
