@@ -69,7 +69,8 @@ def test_counts_strides_and_shapes(root):
 def test_training_frames_are_cropped_and_test_frames_squeezed(root):
     """PredBench resizes training frames to 128x228 and keeps the centre 160 columns; its val and test pipelines
     resize to 128x160 directly. Blue rises linearly with x, so the first and last columns show which."""
-    train_clip, test_clip = torch.cat(SPEC.open(root, "train", 10, 10)[0]), torch.cat(SPEC.open(root, "test", 10, 10)[0])
+    train_clip = torch.cat(SPEC.open(root, "train", 10, 10)[0])
+    test_clip = torch.cat(SPEC.open(root, "test", 10, 10)[0])
 
     def blue_at(x):  # the written value at source column x (continuous)
         return (20 + 200 * x / WIDTH) / 255

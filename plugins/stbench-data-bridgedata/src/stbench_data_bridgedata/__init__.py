@@ -13,8 +13,8 @@ SOURCE = ("https://rail-berkeley.github.io/bridgedata (the raw release of 640x48
           "rail.eecs.berkeley.edu/datasets/bridge_release/data/demos_8_17.zip holds it as raw/bridge_data_v1/)")
 SPLIT_SOURCE = ("github.com/OpenEarthLab/PredBench (data/annotations/bridgedata/bridgedata_{train,val,test}.json, "
                 "copied to <data-root>/annotations/bridgedata/)")
-LAYOUT = f"""BridgeData v1 raw frames ({FOLDER}/ under the data root) and PredBench's split lists (annotations/bridgedata/),
-laid out as PredBench's data/ folder:
+LAYOUT = f"""BridgeData v1 raw frames ({FOLDER}/ under the data root) and PredBench's split lists
+(annotations/bridgedata/), laid out as PredBench's data/ folder:
   {FOLDER}/<institution>/<scene>/<task>/<date>/raw/traj_group0/traj<N>/images<K>/im_<i>.jpg
       one folder per trajectory and camera, frames im_0.jpg .. im_<n-1>.jpg (640x480 RGB JPEG)
   annotations/bridgedata/bridgedata_train.json, bridgedata_val.json, bridgedata_test.json

@@ -15,8 +15,8 @@ SOURCE = ("https://github.com/SudeepDasari/RoboNet/wiki/Getting-Started (the rob
           "trajectory in its hdf5/ folder)")
 SPLIT_SOURCE = ("github.com/OpenEarthLab/PredBench (data/annotations/robonet/robonet_{train,val,test}.json, copied to "
                 "<data-root>/annotations/robonet/)")
-LAYOUT = f"""RoboNet trajectories ({FOLDER}/ under the data root, the download's hdf5/ folder as shipped) and PredBench's
-split lists (annotations/robonet/), laid out as PredBench's data/ folder:
+LAYOUT = f"""RoboNet trajectories ({FOLDER}/ under the data root, the download's hdf5/ folder as shipped) and
+PredBench's split lists (annotations/robonet/), laid out as PredBench's data/ folder:
   {FOLDER}/<robot>_traj<N>.hdf5    one trajectory: env/cam<k>_video/frames (an MP4 stream, attrs T, image_format) or
       env/cam<k>_video/frame<t> (JPEG), env attrs n_cams and cam_encoding; frames of every camera of the robot
   annotations/robonet/robonet_train.json, robonet_val.json, robonet_test.json    JSON lists of file names

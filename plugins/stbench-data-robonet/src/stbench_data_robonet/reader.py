@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Dict, List, NamedTuple
 
 import numpy as np
-import torch
 
 from stbench import UserError, require
 from stbench_data_common import (VideoClips, check_length, decode_image, describe_split, non_empty, read_json,
@@ -200,8 +199,8 @@ def check_files(root) -> str:
         found = metadata(folder, listed_files(root, split)).values()
         frames, cameras = [t.frames for t in found], [t.cameras for t in found]
         encodings = sorted({t.encoding for t in found})
-        lines.append(f"{split}: {len(frames)} files, {min(frames)}..{max(frames)} frames, {min(cameras)}..{max(cameras)} "
-                     f"cameras, {'/'.join(encodings)} streams")
+        lines.append(f"{split}: {len(frames)} files, {min(frames)}..{max(frames)} frames, "
+                     f"{min(cameras)}..{max(cameras)} cameras, {'/'.join(encodings)} streams")
     return "; ".join(lines)
 
 
