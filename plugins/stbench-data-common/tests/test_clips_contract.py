@@ -8,9 +8,10 @@ from torch.utils.data import Dataset
 
 from stbench import Clips
 
-PACKAGES = ["stbench_data_bair", "stbench_data_cityscapes", "stbench_data_common", "stbench_data_custom",
-            "stbench_data_enso", "stbench_data_human", "stbench_data_kitticaltech", "stbench_data_kth",
-            "stbench_data_mmnist", "stbench_data_mnist_variants", "stbench_data_sevir", "stbench_data_taxibj",
+PACKAGES = ["stbench_data_bair", "stbench_data_bridgedata", "stbench_data_cityscapes", "stbench_data_common",
+            "stbench_data_custom", "stbench_data_enso", "stbench_data_human", "stbench_data_kinetics",
+            "stbench_data_kitticaltech", "stbench_data_kth", "stbench_data_mmnist", "stbench_data_mnist_variants",
+            "stbench_data_nuscenes", "stbench_data_robonet", "stbench_data_sevir", "stbench_data_taxibj",
             "stbench_data_traffic4cast", "stbench_data_ucfsports", "stbench_data_weather"]
 
 

@@ -103,3 +103,80 @@ def test_video_clips_after_seeking_equal_counting_from_the_start(tmp_path, name,
 
     with av.open(str(path)) as container:  # the seek is really taken (not the count-from-the-start fallback)
         assert len(_seeked(container, container.streams.video[0], 37, 10, "RGB")) == 10
+
+
+def test_resize_like_opencv_is_bit_exact():
+    from pathlib import Path
+
+    from stbench_data_common import resize_like_opencv
+
+    stored = np.load(Path(__file__).parent / "fixtures" / "opencv_inter_linear.npz")
+    image = torch.from_numpy(stored["image"]).permute(2, 0, 1)
+    sizes = [tuple(int(n) for n in key.split("_")[1].split("x")) for key in stored.files if key != "image"]
+    assert len(sizes) == 5
+    for size in sizes:
+        ours = resize_like_opencv(image, size)
+        expected = torch.from_numpy(stored[f"resized_{size[0]}x{size[1]}"]).permute(2, 0, 1).float()
+        assert ours.dtype == torch.float32 and torch.equal(ours, expected), size
+    # a batch of frames resizes frame by frame; the float resize differs from OpenCV's fixed point
+    batch = torch.stack([image, 255 - image])
+    assert torch.equal(resize_like_opencv(batch, (12, 16))[1], resize_like_opencv(255 - image, (12, 16)))
+    assert not torch.equal(resize(image[None].float(), (30, 40))[0], resize_like_opencv(image, (30, 40)))
+
+
+def test_sample_frames_start():
+    from stbench_data_common import sample_frames_start
+
+    assert [sample_frames_start(n, 12, False) for n in (12, 13, 30, 31)] == [0, 1, 9, 10]
+    torch.manual_seed(0)
+    drawn = {sample_frames_start(30, 12, True) for _ in range(200)}
+    assert drawn == set(range(19))
+    with pytest.raises(ValueError):
+        sample_frames_start(11, 12, False)
+
+
+def test_read_json(tmp_path):
+    from stbench_data_common import read_json
+
+    path = tmp_path / "a.json"
+    path.write_text('{"x": 3}')
+    assert read_json(path, "the split", "get it") == {"x": 3}
+    with pytest.raises(UserError, match=r"holds a JSON dict; expected a list \(the split\)"):
+        read_json(path, "the split", "get it", kind=list)
+    path.write_text("{broken")
+    with pytest.raises(UserError, match="a.json is not valid JSON"):
+        read_json(path, "the split", "get it")
+    with pytest.raises(UserError, match=r"missing file .*nope.json \(the split\); get it"):
+        read_json(tmp_path / "nope.json", "the split", "get it")
+
+
+def test_describe_split_reports_native_values():
+    """value_range is the native range: a dataset normalised with mean / std is de-normalised before the check."""
+    from stbench import Clips, parse_task
+    from stbench_data_common import describe_split
+
+    class Normalised(Clips):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, index):
+            native = torch.full((4, 1, 2, 2), 0.25 * index)
+            normalised = (native - 0.5) / 0.25  # -2 .. 0: outside [0, 1] until de-normalised
+            return normalised[:2], normalised[2:]
+
+    spec = video_spec(name="toy", shape=(1, 2, 2), open=lambda root, split, t_in, t_out: Normalised(), max_length=4,
+                      layout="", canonical_tasks=("toy-2-2",), mean=0.5, std=0.25)
+    assert "values 0.000..0.500" in describe_split(spec, "unused", "test", parse_task("toy-2-2"))
+
+
+def test_resize_like_opencv_window():
+    """A window of the resized frame (a crop that follows) equals the same part of the whole resize."""
+    from pathlib import Path
+
+    from stbench_data_common import resize_like_opencv
+
+    stored = np.load(Path(__file__).parent / "fixtures" / "opencv_inter_linear.npz")
+    image = torch.from_numpy(stored["image"]).permute(2, 0, 1)
+    expected = torch.from_numpy(stored["resized_90x122"]).permute(2, 0, 1).float()
+    assert torch.equal(resize_like_opencv(image, (90, 122), window=(5, 17, 64, 80)), expected[:, 5:69, 17:97])
+    assert torch.equal(resize_like_opencv(image, (45, 61), window=(1, 2, 3, 4)), image[:, 1:4, 2:6].float())

@@ -6,8 +6,8 @@ from stbench import UserError, parse_task
 from stbench.plugins import datasets
 
 # every bundled dataset that needs a download (the Moving MNIST family renders clips from installed digits)
-BUNDLED = ["bair", "cityscapes", "enso", "human", "kitti", "kitticaltech", "kth", "sevir", "taxibj", "traffic4cast",
-           "ucfsports", "weather"]
+BUNDLED = ["bair", "bridgedata", "cityscapes", "enso", "human", "kinetics", "kitti", "kitticaltech", "kth",
+           "nuscenes", "robonet", "sevir", "taxibj", "traffic4cast", "ucfsports", "weather"]
 
 
 @pytest.mark.parametrize("name", BUNDLED)

@@ -65,12 +65,12 @@ def frames_present(name: str, split: str, frames: Iterable[Sequence[Path]], fix:
 
 
 def describe_split(spec, root, split: str, task: Task) -> str:
-    """One report line: clip count, shapes and the value range of the first and last clip."""
+    """One report line: clip count, shapes and the native value range of the first and last clip."""
     length = task.length
     dataset = spec.open(root, split, task.t_in, task.t_out)
     values = []
     for index in sorted({0, len(dataset) - 1}):
-        x, y = dataset[index]
+        x, y = (spec.denormalize(part) for part in dataset[index])  # value_range is the native range
         values += [float(x.min()), float(x.max()), float(y.min()), float(y.max())]
         shape = tuple(x.shape[1:])
     low, high = min(values), max(values)

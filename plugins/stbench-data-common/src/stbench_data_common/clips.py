@@ -54,6 +54,16 @@ def end_aligned_starts(n_frames: int, length: int, stride: int,
     return starts[::-1]
 
 
+def sample_frames_start(frames: int, length: int, random: bool) -> int:
+    """Where one clip of ``length`` frames starts in a video of ``frames``, as mmaction's ``SampleFrames`` (one clip,
+    frame interval 1) that PredBench uses: uniform in ``0 .. frames - length`` when training (torch's seeded
+    generator, drawn at each access), ``int((frames - length + 1) / 2)`` (the centre) otherwise."""
+    choices = int(frames) - int(length) + 1
+    if choices < 1:
+        raise ValueError(f"a clip of {length} frames does not fit in {frames}")
+    return int(torch.randint(choices, ())) if random else choices // 2
+
+
 def runs(labels: Sequence[Hashable]) -> List[Tuple[Hashable, int, int]]:
     """Maximal runs of equal consecutive labels as ``(label, first index, count)``."""
     found, begin = [], 0
