@@ -15,11 +15,10 @@ def array_option(options, key):
     if value is None:
         return None
     if isinstance(value, (str, Path)) and str(value).endswith(".npy"):
+        from stbench.safeload import checked_npy
+
         path = Path(value).expanduser()
-        try:
-            value = np.load(path)
-        except (OSError, ValueError) as error:
-            raise UserError(f"metric option '{key}': cannot read {path}: {error}") from None
+        value = checked_npy(path, mmap_mode=None, where=f"metric option '{key}': {path}")  # header vs file size
     elif isinstance(value, str):
         try:
             value = [float(item) for item in value.split(",") if item.strip()]
