@@ -96,6 +96,8 @@ def read_checkpoint(path) -> Checkpoint:
     epoch, ema = None, None
     if isinstance(obj, Mapping) and STBENCH_KEYS <= set(obj) and _is_state_dict(obj["model"]):
         fmt, state, epoch = "stbench", dict(obj["model"]), obj.get("epoch")
+        if isinstance(obj.get("ema"), Mapping) and _is_state_dict(obj["ema"]):  # the weights the run evaluated
+            fmt, state = "stbench-ema", {k: v.to(state[k].dtype) if k in state else v for k, v in obj["ema"].items()}
     elif isinstance(obj, Mapping) and "state_dict" in obj and _is_state_dict(obj["state_dict"]):
         state, epoch = dict(obj["state_dict"]), obj.get("epoch")
         fmt = "openstl-lightning" if LIGHTNING_MARKERS & set(obj) else "openstl-pth"

@@ -135,13 +135,32 @@ def cmd_eval(args):
     from .planning import plans_for
     from .running import execute_all
 
-    profile = check_profile(args.profile)
+    from .running import source_run
+
     models = [plugins.get_model(name) for name in _names(args.models, "models")]
     tasks = [plugins.resolve_task(text) for text in _names(args.tasks, "tasks")]
-    overrides = check_override_keys(parse_overrides(args.set), models)
+    if args.frame_interval < 1:
+        raise UserError(f"--frame-interval must be at least 1, got {args.frame_interval}")
+    given = parse_overrides(args.set)
+    source = source_run(args.checkpoint) if Path(args.checkpoint).exists() else None
+    trained_on = None
+    if source is not None and source.get("model") in {m.name for m in models}:
+        # an stbench run: its architecture and profile are the ones the weights were trained with (only what
+        # differs from the declaration becomes an override, so the board's label stays readable)
+        if args.profile is None:
+            args.profile = source.get("profile") or "paper"
+        spec, dataset = plugins.get_model(source["model"]), plugins.get_dataset(tasks[0].dataset)
+        declared = spec.hparams_for(check_profile(args.profile), dataset.name, dataset.hparams_like)
+        given = {**{k: v for k, v in (source.get("hparams") or {}).items() if declared.get(k) != v}, **given}
+        trained_on = {"task": source.get("task"), "run": source.get("run"), "profile": source.get("profile"),
+                      "seed": source.get("seed")}
+    profile = check_profile(args.profile or "paper")
+    overrides = check_override_keys(given, models)
     metrics = parse_list(args.metrics) if args.metrics else None
     plans = plans_for([m.name for m in models], tasks, profile, [0], overrides, metrics,
                       _metric_options(args.metric_option), precision=_precision(args), samples=args.samples)
+    for plan in plans:
+        plan.frame_interval, plan.trained_on = args.frame_interval, trained_on
     machine = _machine(args)
     _, failed = execute_all(plans, args.data_root, args.out, machine, debug=_debug(args), checkpoint=args.checkpoint,
                             save_predictions=args.save_predictions)
@@ -602,7 +621,11 @@ def build_parser():
     ev.add_argument("--tasks", required=True, help="comma-separated tasks to evaluate it on")
     ev.add_argument("--checkpoint", required=True,
                     help="a checkpoint file (.pt, .pth, .ckpt; loaded as weights only) or an stbench run folder")
-    ev.add_argument("--profile", default="paper", help="whose architecture settings to build (default paper)")
+    ev.add_argument("--profile", default=None, help="whose architecture settings to build (default: the run's, for "
+                    "an stbench run folder; else paper)")
+    ev.add_argument("--frame-interval", type=int, default=1, metavar="K",
+                    help="evaluate on every K-th frame of longer test clips (temporal-resolution robustness; the "
+                         "record and board say so)")
     ev.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyper-parameter")
     ev.add_argument("--metrics", help="comma-separated metrics (default: the dataset's)")
     ev.add_argument("--samples", type=int, default=None, metavar="K",

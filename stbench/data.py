@@ -12,9 +12,9 @@ from .specs import DATA_ROOT_VARIABLE, DatasetSpec, Number, default_data_root  #
 
 
 def base_dataset(dataset):
-    """The dataset a (possibly nested) ``Subset`` draws from."""
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
+    """The dataset a (possibly nested) ``Subset`` or :class:`EveryKth` draws from."""
+    while isinstance(dataset, (Subset, EveryKth)):
+        dataset = dataset.dataset if isinstance(dataset, Subset) else dataset.stretched
     return dataset
 
 
@@ -89,8 +89,39 @@ def held_out(dataset, fraction: float, blocks: int = VALIDATION_BLOCKS):
     return Subset(dataset, train_indices), Subset(dataset, val_indices)
 
 
+class EveryKth(Dataset):
+    """Clips of a task seen at ``interval`` times its frame spacing: item i of ``stretched`` (opened for
+    ``interval`` times the task's frames) with every ``interval``-th frame kept, split at ``t_in``."""
+
+    def __init__(self, stretched, interval: int, t_in: int):
+        self.stretched, self.interval, self.t_in = stretched, int(interval), int(t_in)
+
+    def __len__(self):
+        return len(self.stretched)
+
+    def __getitem__(self, index):
+        x, y = self.stretched[index]
+        frames = torch.cat([x, y])[:: self.interval]
+        return frames[: self.t_in], frames[self.t_in:]
+
+
+def open_test_at_interval(spec: DatasetSpec, root, task, interval: int):
+    """The test clips of ``task`` with ``interval`` frames between the ones a model sees (temporal-resolution
+    robustness: a model trained at one frame rate scored at a lower one)."""
+    from .errors import UserError
+    from .tasks import Task
+
+    needed = task.length * interval
+    if needed > spec.max_length:
+        raise UserError(f"--frame-interval {interval}: {task.name} then spans {needed} frames, but {spec.name}'s "
+                        f"clips hold at most {spec.max_length}; choose a smaller interval or a shorter task")
+    stretched = Task(task.dataset, task.t_in * interval, task.t_out * interval).with_shape(task.shape)
+    return EveryKth(open_split(spec, root, "test", stretched), interval, task.t_in)
+
+
 def open_all_splits(spec: DatasetSpec, root, task, train_samples: Optional[int], test_samples: Optional[int],
-                    validate: bool = False, val_samples: Optional[int] = None, val_on_test: bool = False):
+                    validate: bool = False, val_samples: Optional[int] = None, val_on_test: bool = False,
+                    frame_interval: int = 1):
     """(train, validation, test) of a task, each limited to its clip count.
 
     With ``validate`` the validation clips come from where the dataset declares (:func:`validation_source`),
@@ -101,7 +132,9 @@ def open_all_splits(spec: DatasetSpec, root, task, train_samples: Optional[int],
     from .errors import UserError
 
     train_set, val_set = open_split(spec, root, "train", task), None
-    test_set = limit(open_split(spec, root, "test", task), test_samples)
+    test_set = open_split(spec, root, "test", task) if frame_interval == 1 else open_test_at_interval(
+        spec, root, task, frame_interval)
+    test_set = limit(test_set, test_samples)
     if validate and val_on_test:
         val_set = test_set
     elif validate and spec.validation == "val":

@@ -51,8 +51,14 @@ def row_label(record) -> str:
     if record.get("joint"):
         label += f" [joint x{record['joint'].get('task_count', '?')}]"
     checkpoint = checkpoint_of(record)
-    if checkpoint is not None:
+    evaluation = record.get("evaluation") or {}
+    trained_on = evaluation.get("trained_on") or {}
+    if trained_on.get("task") and trained_on["task"] != record.get("task"):
+        label += f" [trained on {trained_on['task']}]"  # generalisation: weights from another task's run
+    elif checkpoint is not None:
         label += f" [checkpoint {Path(checkpoint['path']).name}]"
+    if int(evaluation.get("frame_interval") or 1) != 1:
+        label += f" [frame interval {evaluation['frame_interval']}]"
     return label
 
 
@@ -477,6 +483,36 @@ def _notes(rows, majority) -> List[str]:
     return list(notes)
 
 
+def lead_time_tables(rows, columns) -> List[str]:
+    """Per lead time (predicted frame), each metric's mean over a row's seeds: PredBench's ``by_frame`` view,
+    one table per metric that records per-frame values, folded under a details block."""
+    lines = []
+    for column in columns:
+        if column.info.get("rank") is False:
+            continue
+        curves = [[(r.get("per_frame") or {}).get(column.key) for r in row["records"]] for row in rows]
+        frames = max((len(c) for per_row in curves for c in per_row if c), default=0)
+        if frames < 2:
+            continue
+        decimals = int(column.info.get("decimals", 4))
+        body = []
+        for row, per_row in zip(rows, curves):
+            usable = [c for c in per_row if c and len(c) == frames]
+            if not usable:
+                continue
+            means = np.mean(np.asarray(usable, dtype=np.float64), axis=0)
+            body.append([row["label"]] + [_fixed(float(v), decimals) for v in means])
+        if not body:
+            continue
+        headers = [f"{header(column.info)} by lead time"] + [f"t+{i + 1}" for i in range(frames)]
+        lines += ["", tabulate(body, headers=headers, tablefmt="pipe", colalign=["left"] + ["right"] * frames,
+                               disable_numparse=True)]
+    if not lines:
+        return []
+    return ["", "<details><summary>Every metric by lead time (predicted frame; mean over seeds)</summary>"] + lines + [
+        "", "</details>"]
+
+
 def section(task, profile, rows, figures: Dict[str, str]) -> str:
     records = [r for row in rows for r in row["records"]]
     first = records[0]
@@ -532,6 +568,7 @@ def section(task, profile, rows, figures: Dict[str, str]) -> str:
         "",
         text,
     ]
+    lines += lead_time_tables(rows, columns)
     notes = _notes(rows, majority)
     if notes:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]

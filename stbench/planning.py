@@ -38,6 +38,8 @@ class RunPlan:
     budget_estimate: Dict[str, Any] = field(default_factory=dict)  # how a seconds / MACs budget became epochs
     checkpoint_sha256: Optional[str] = None  # evaluating given weights (stbench eval) instead of training
     samples: int = 1  # predictions per test clip for a stochastic model (evaluation identity, not training)
+    frame_interval: int = 1  # evaluate on every k-th frame (temporal-resolution robustness; stbench eval)
+    trained_on: Optional[Dict[str, Any]] = None  # the run whose weights stbench eval scores (its task, run, file)
 
     @property
     def joint(self) -> bool:
@@ -55,8 +57,9 @@ class RunPlan:
 
         if self.checkpoint_sha256:  # the weights are the file's: the architecture and the file identify them
             part = self.parts[0]
+            interval = {"frame_interval": self.frame_interval} if self.frame_interval != 1 else {}
             return config_hash({"model": self.model_spec.name, "task": part.task.name, "profile": self.profile,
-                                "hparams": part.hparams, "checkpoint": self.checkpoint_sha256})
+                                "hparams": part.hparams, "checkpoint": self.checkpoint_sha256, **interval})
         mixed = {} if self.precision == "32" else {"precision": self.precision}  # 32-bit hashes as before
         if not self.joint:
             part = self.parts[0]
@@ -69,6 +72,8 @@ class RunPlan:
     def evaluation_hash(self, part: TaskPart, checkpoint: Optional[str] = None) -> str:
         """Evaluation identity of one task on top of the training: metrics, their options, test clips."""
         sampled = {"samples": self.samples} if self.samples != 1 else {}  # K = 1 hashes as before
+        if self.frame_interval != 1:
+            sampled["frame_interval"] = self.frame_interval
         return config_hash({"metrics": part.metric_names, "options": self.metric_options,
                             "test_samples": part.train["test_samples"], "checkpoint": checkpoint, **sampled})
 

@@ -235,7 +235,8 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
         validates = not weights and plan.train["val_every"] > 0
         splits = [open_all_splits(p.dataset_spec, data_root, p.task, 0 if weights else p.train["train_samples"],
                                   p.train["test_samples"], validate=validates, val_samples=p.train["val_samples"],
-                                  val_on_test=plan.train["select_on"] == "test") for p in plan.parts]
+                                  val_on_test=plan.train["select_on"] == "test", frame_interval=plan.frame_interval)
+                  for p in plan.parts]
         data = [(train_set, test_set) for train_set, _, test_set in splits]
         metrics = [build_metrics(p.metric_names, p.dataset_spec, p.task, plan.metric_options,
                                  strict=p.strict_metrics) for p in plan.parts]
@@ -245,6 +246,10 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
             evaluation = {"hash": plan.evaluation_hash(part), "metrics": part.metric_names, "source": "trained"}
             if loaded:
                 evaluation.update(source="checkpoint", checkpoint=loaded)
+            if plan.trained_on:
+                evaluation["trained_on"] = dict(plan.trained_on)
+            if plan.frame_interval != 1:
+                evaluation["frame_interval"] = plan.frame_interval
             described = {"root": str(data_root), "train": describe(train_set), "test": describe(test_set)}
             if validates:
                 val_set = splits[len(records)][1]
@@ -357,6 +362,22 @@ def _record_failure(plan, records, run_dirs, reason: str, started: float) -> Non
             pass
 
 
+def run_weights(folder: Path) -> Path:
+    """The weights an stbench run folder's record evaluated: ``best.pt`` when it selected on validation (or
+    test) data, else ``checkpoint.pt`` (whose moving average, if the run kept one, is what gets read)."""
+    record = read_record(folder / RECORD_NAME) or {}
+    if (record.get("selection") or {}).get("on") in ("val", "test") and (folder / BEST_NAME).exists():
+        return folder / BEST_NAME
+    return folder / "checkpoint.pt"
+
+
+def source_run(path) -> Optional[RunRecord]:
+    """The record of the stbench run whose folder (or file in it) ``path`` names, if any."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    return read_record(folder / RECORD_NAME) if (folder / RECORD_NAME).exists() else None
+
+
 def evaluate_checkpoint(plan: RunPlan, path, data_root, out_dir, machine: Optional[Machine] = None,
                         save_predictions=False) -> List[RunRecord]:
     """``stbench eval``: the plan's model with the weights of ``path`` (a checkpoint file, or a run folder
@@ -364,7 +385,7 @@ def evaluate_checkpoint(plan: RunPlan, path, data_root, out_dir, machine: Option
     if plan.joint:
         raise UserError("stbench eval takes one task at a time; name one with --tasks")
     path = Path(path)
-    weights = read_checkpoint(path / "checkpoint.pt" if path.is_dir() else path)
+    weights = read_checkpoint(run_weights(path) if path.is_dir() else path)
     model = build_model(plan)
     loaded = load_weights(model, weights, plan.model_spec)  # a mismatch is one line, and nothing is written
     plan.checkpoint_sha256 = weights.sha256

@@ -311,3 +311,24 @@ def test_published_figures_keep_the_papers_precision(value, decimals, expected):
     from stbench.leaderboard import _published
 
     assert _published(value, decimals) == expected
+
+
+def test_the_board_shows_every_metric_by_lead_time(use_plugins, toy_root, tmp_path):
+    """PredBench's by_frame view: per predicted frame, each row's mean over seeds, from the records' per_frame."""
+    import json
+    from pathlib import Path
+
+    from stbench.cli import main
+
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    assert main(["run", "--models", "tiny", "--tasks", "toy-4-8", "--profile", "smoke", "--data-root", str(toy_root),
+                 "--out", str(out), "--seeds", "0,1", "--metrics", "mse,ssim"]) == 0
+    board = (out / "leaderboards" / "toy-4-8.md").read_text()
+    records = [json.loads(p.read_text()) for p in Path(out, "runs").glob("*/*/record.json")]
+    assert "<details><summary>Every metric by lead time" in board
+    line = next(l for l in board.splitlines() if l.startswith("| MSE ↓ by lead time"))
+    assert line.split("|")[-2].strip() == "t+8"
+    row = next(l for l in board.splitlines()[board.splitlines().index(line):] if l.startswith("| tiny"))
+    first = sum(r["per_frame"]["mse"][0] for r in records) / len(records)
+    assert row.split("|")[2].strip() == f"{first:.2f}"
