@@ -92,6 +92,7 @@ def high_frequency_focal_loss(pred: torch.Tensor, true: torch.Tensor, tau: float
     maximum of 1, no gradient) and by a mask that removes the frequencies within ``tau * max(h, w)``
     of the spectrum's corners, and averaged.
     """
+    pred, true = pred.float(), true.float()  # FFTs and the focal weights in float32 under any training precision
     filters = haar_filters_2d().to(pred.device)
     low_pred = dwt(pred.flatten(0, 1), filters[:1])[0]
     low_true = dwt(true.flatten(0, 1), filters[:1])[0]
