@@ -307,35 +307,42 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
         with Stopwatch(device) as watch:
             for x, y, task in bar:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with autocast(device, precision):
-                    loss = runner(x, y, result.steps, task)
-                if loss.ndim != 0:
-                    raise RunFailed(f"loss() returned a tensor of shape {tuple(loss.shape)}; it must return a scalar")
-                if not torch.isfinite(loss):
-                    raise RunFailed(f"loss became {loss.item()} at epoch {epoch + 1}, step {result.steps}; "
-                                    "lower the learning rate (--set lr=...)")
-                for optimizer in optimizers:
-                    optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
+                pieces = model.split_batch(x, y)
+                if not pieces:
+                    raise RunFailed("split_batch() returned no pieces; it must return at least one (x, y)")
+                losses = []
+                for piece_x, piece_y in pieces:  # one optimizer step per piece (usually the whole batch)
+                    with autocast(device, precision):
+                        loss = runner(piece_x, piece_y, result.steps, task)
+                    if loss.ndim != 0:
+                        raise RunFailed(f"loss() returned a tensor of shape {tuple(loss.shape)}; it must return a scalar")
+                    if not torch.isfinite(loss):
+                        raise RunFailed(f"loss became {loss.item()} at epoch {epoch + 1}, step {result.steps}; "
+                                        "lower the learning rate (--set lr=...)")
                     for optimizer in optimizers:
-                        scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                if grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
-                for optimizer in optimizers:
-                    scaler.step(optimizer) if scaler is not None else optimizer.step()
-                if scaler is not None:
-                    scaler.update()
+                        optimizer.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        for optimizer in optimizers:
+                            scaler.unscale_(optimizer)
+                    else:
+                        loss.backward()
+                    if grad_clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
+                    for optimizer in optimizers:
+                        scaler.step(optimizer) if scaler is not None else optimizer.step()
+                    if scaler is not None:
+                        scaler.update()
+                    losses.append(loss.item())
                 if schedule is not None:
                     schedule.step()
                 result.steps += 1
-                total += loss.item()
+                batch_loss = sum(losses) / len(losses)
+                total += batch_loss
                 count += 1
-                bar.set_postfix(loss=f"{loss.item():.4g}")
+                bar.set_postfix(loss=f"{batch_loss:.4g}")
                 if run_log is not None:
-                    run_log.scalar("train/loss", loss.item(), result.steps, epoch + 1)
+                    run_log.scalar("train/loss", batch_loss, result.steps, epoch + 1)
                     run_log.scalar("train/lr", optimizers[0].param_groups[0]["lr"], result.steps, epoch + 1)
         result.epoch_seconds.append(watch.seconds)
         result.losses.append(processes.mean(total / max(count, 1)))
