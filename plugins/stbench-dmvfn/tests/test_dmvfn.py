@@ -256,3 +256,8 @@ def test_published_yaml_holds_the_model_zoo_sizes():
     for dataset, task in tasks.items():
         (entry,) = [e for e in published()["tasks"][task] if e["model"] == "dmvfn"]
         assert (entry["params_m"], entry["flops_g"]) == PUBLISHED[dataset][1:] and entry["source"] == "openstl-zoo-dmvfn"
+
+
+def test_dmvfn_is_listed_with_the_recurrent_models():
+    """It predicts frame by frame and feeds each prediction back (no hidden state, but no one-shot decoder)."""
+    assert spec().family == "recurrent" and isinstance(build_case("dmvfn"), DMVFN)

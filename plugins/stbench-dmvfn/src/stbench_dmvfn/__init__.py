@@ -28,7 +28,7 @@ OPENSTL_KEYS = (
 @hookimpl
 def stbench_register_models(register):
     configs = load_yaml(Path(__file__).with_name("configs.yaml"))
-    register(ModelSpec(name="dmvfn", family="recurrent-free", build=lazy("stbench_dmvfn.model:build_dmvfn"),
+    register(ModelSpec(name="dmvfn", family="recurrent", build=lazy("stbench_dmvfn.model:build_dmvfn"),
                        hparams=configs["dmvfn"], checkpoint_rename=OPENSTL_KEYS,
                        description="DMVFN (Hu et al. 2023): routed multi-scale voxel-flow blocks warp and blend "
                                    "the last two frames into the next"))
