@@ -202,6 +202,8 @@ def test_frames_and_horizons_the_model_cannot_take_say_what_to_change():
     hparams = {k: v for k, v in hparams.items() if k not in TRAIN_KEYS}
     with pytest.raises(UserError, match="divide by 16"):
         spec().build(Task("toy", 2, 2, (1, 40, 40)), hparams)
+    with pytest.raises(UserError, match="halves the frame 5 times, so 48x48 must divide by 32"):
+        spec().build(Task("toy", 2, 2, (1, 48, 48)), hparams)
     with pytest.raises(UserError, match="last two frames"):
         spec().build(Task("toy", 1, 2, (1, 64, 64)), hparams)
 

@@ -133,6 +133,9 @@ class DMVFN(STModel):
                                     nn.AdaptiveAvgPool2d((1, 1)))
         self.router_head = nn.Linear(routing_out_channels, len(num_features))
         self.pyramid_levels = 5 if width > 32 else 3  # as OpenSTL's method
+        if height % 2 ** self.pyramid_levels or width % 2 ** self.pyramid_levels:
+            raise UserError(f"dmvfn's Laplacian loss halves the frame {self.pyramid_levels} times, so {height}x{width} "
+                            f"must divide by {2 ** self.pyramid_levels}")
         # the perceptual network is no part of the model (not in its parameters or checkpoints); it is loaded
         # on the first training loss, from the file found now
         self.vgg_path, self.vgg_origin = find_vgg19(vgg_weights) if self.coef else (None, "")
