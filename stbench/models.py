@@ -1,5 +1,5 @@
 """The model contract: STModel (one task), MultiTaskModel (joint training) and ModelSpec."""
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,8 @@ class STModel(nn.Module):
     - :meth:`optimizer_param_groups` (default: ``None``, every trainable parameter goes to the run's
       optimizer).
     - :meth:`on_epoch_start` (default: nothing), called before every training epoch.
+    - :meth:`split_batch` (default: the batch whole), the pieces of a training batch that each get an
+      optimizer step of their own (DMVFN steps once per frame triple, as its reference does).
     - :meth:`record_notes` (default: none), facts for the run record and the leaderboard's notes.
 
     ``unused_parameters`` (default ``False``): set it when some trainable parameters get no gradient
@@ -41,8 +43,19 @@ class STModel(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x, t_out)")
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, step: int) -> torch.Tensor:
-        """Training loss for one batch; ``step`` counts optimizer steps from 0."""
+        """Training loss for one batch (or one piece of it, see :meth:`split_batch`); ``step`` counts
+        training batches from 0 (optimizer steps, unless a batch is split)."""
         return F.mse_loss(checked_prediction(self(x, y.shape[1]), y), y)
+
+    def split_batch(self, x: torch.Tensor, y: torch.Tensor) -> Sequence[Tuple[torch.Tensor, torch.Tensor]]:
+        """The ``(x, y)`` pieces of one training batch, in order; the trainer computes :meth:`loss` of each and
+        takes an optimizer step after each one (default: the batch itself, one step).
+
+        For references that step several times per batch (DMVFN: once per frame triple of the clip). The
+        learning-rate schedule still advances once per batch, ``step`` counts batches, and the logged loss
+        of a batch is the mean over its pieces.
+        """
+        return [(x, y)]
 
     def optimizer_param_groups(self, train_cfg: Mapping[str, Any]) -> Optional[List[Dict[str, Any]]]:
         """Parameter groups for the optimizer, or ``None`` for every trainable parameter in one group.

@@ -426,32 +426,40 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
         with Stopwatch(device) as watch:
             for x, y, task in bar:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                for optimizer in optimizers:
-                    optimizer.zero_grad(set_to_none=True)
-                loss_value = 0.0
-                for part, (xs, ys) in enumerate(zip(x.chunk(accumulate), y.chunk(accumulate))):
-                    # DDP averages gradients once per optimizer step, on the last micro-batch
-                    syncing = part == accumulate - 1 or not isinstance(runner, DistributedDataParallel)
-                    with (contextlib.nullcontext() if syncing else runner.no_sync()):
-                        with autocast(device, precision):
-                            loss = runner(xs, ys, result.steps, task)
-                        if loss.ndim != 0:
-                            raise RunFailed(f"loss() returned a tensor of shape {tuple(loss.shape)}; it must return a scalar")
-                        if not torch.isfinite(loss):
-                            raise RunFailed(f"loss became {loss.item()} at epoch {epoch + 1}, step {result.steps}; "
-                                            "lower the learning rate (--set lr=...)")
-                        share = loss / accumulate if accumulate > 1 else loss
-                        (scaler.scale(share) if scaler is not None else share).backward()
-                    loss_value += share.item()
-                if scaler is not None:
+                pieces = model.split_batch(x, y)
+                if not pieces:
+                    raise RunFailed("split_batch() returned no pieces; it must return at least one (x, y)")
+                piece_losses = []
+                for piece_x, piece_y in pieces:  # one optimizer step per piece (usually the whole batch)
                     for optimizer in optimizers:
-                        scaler.unscale_(optimizer)
-                if grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
-                for optimizer in optimizers:
-                    scaler.step(optimizer) if scaler is not None else optimizer.step()
-                if scaler is not None:
-                    scaler.update()
+                        optimizer.zero_grad(set_to_none=True)
+                    loss_value = 0.0
+                    for part, (xs, ys) in enumerate(zip(piece_x.chunk(accumulate), piece_y.chunk(accumulate))):
+                        # DDP averages gradients once per optimizer step, on the last micro-batch
+                        syncing = part == accumulate - 1 or not isinstance(runner, DistributedDataParallel)
+                        with (contextlib.nullcontext() if syncing else runner.no_sync()):
+                            with autocast(device, precision):
+                                loss = runner(xs, ys, result.steps, task)
+                            if loss.ndim != 0:
+                                raise RunFailed(f"loss() returned a tensor of shape {tuple(loss.shape)}; it must "
+                                                "return a scalar")
+                            if not torch.isfinite(loss):
+                                raise RunFailed(f"loss became {loss.item()} at epoch {epoch + 1}, step {result.steps}; "
+                                                "lower the learning rate (--set lr=...)")
+                            share = loss / accumulate if accumulate > 1 else loss
+                            (scaler.scale(share) if scaler is not None else share).backward()
+                        loss_value += share.item()
+                    if scaler is not None:
+                        for optimizer in optimizers:
+                            scaler.unscale_(optimizer)
+                    if grad_clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
+                    for optimizer in optimizers:
+                        scaler.step(optimizer) if scaler is not None else optimizer.step()
+                    if scaler is not None:
+                        scaler.update()
+                    piece_losses.append(loss_value)
+                loss_value = sum(piece_losses) / len(piece_losses)
                 if schedule is not None:
                     schedule.step()
                 if ema is not None:

@@ -82,3 +82,43 @@ def test_evaluate_denormalises_with_the_statistics_the_opened_data_carries():
     expected = ((2 * data.clips[:, 2:]) ** 2).sum(dim=(2, 3, 4)).mean()
     assert abs(result.metrics["mse"] - float(expected)) < 1e-3 * float(expected)
     assert (spec.mean, spec.std) == (0.0, 1.0)
+
+
+class PerFrame(STModel):
+    """Steps once per target frame, as DMVFN steps once per frame triple; records what each loss saw."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+        self.seen = []
+
+    def forward(self, x, t_out):
+        return (x[:, -1:] * self.scale).expand(-1, t_out, -1, -1, -1)
+
+    def split_batch(self, x, y):
+        return [(x, y[:, i:i + 1]) for i in range(y.shape[1])]
+
+    def loss(self, x, y, step):
+        self.seen.append((tuple(y.shape), step, self.scale.item()))
+        return super().loss(x, y, step)
+
+
+class PieceClips(Clips):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.full((2, 1, 2, 2), 0.5), torch.full((3, 1, 2, 2), 0.25 * (i + 1))
+
+
+def test_a_split_batch_steps_the_optimizer_per_piece_and_the_schedule_per_batch(tmp_path):
+    from stbench.training import SingleTaskBatches, train
+
+    model = PerFrame()
+    cfg = dict(TRAIN_DEFAULTS["smoke"], epochs=1, batch_size=2, lr=0.1, optimizer="sgd", schedule="onecycle")
+    result = train(model, SingleTaskBatches(PieceClips(), 2, seed=0), cfg, "cpu", tmp_path / "c.pt", "h")
+    assert result.steps == 2  # batches: the schedule's steps
+    assert [(shape, step) for shape, step, _ in model.seen] == [((2, 1, 1, 2, 2), s) for s in (0, 0, 0, 1, 1, 1)]
+    scales = [scale for _, _, scale in model.seen]
+    assert all(a != b for a, b in zip(scales, scales[1:]))  # every piece saw the weights the one before moved
+    assert len(result.losses) == 1 and result.losses[0] > 0
