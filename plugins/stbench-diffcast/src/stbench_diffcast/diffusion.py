@@ -23,6 +23,8 @@ def beta_schedule(kind: str, timesteps: int) -> torch.Tensor:
     if timesteps < 1:
         raise UserError(f"diffcast: timesteps must be at least 1, got {timesteps}")
     if kind == "linear":
+        if timesteps <= 20:  # 0.02 * 1000 / T reaches 1 (a level that erases everything)
+            raise UserError(f"diffcast: the linear schedule needs timesteps > 20, got {timesteps}")
         scale = 1000.0 / timesteps
         return torch.linspace(scale * 1e-4, scale * 0.02, timesteps, dtype=torch.float64)
     if kind == "cosine":

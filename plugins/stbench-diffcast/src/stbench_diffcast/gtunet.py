@@ -147,17 +147,18 @@ class GTUNet(nn.Module):
 
     Input per frame: the noisy residual (C), the backbone's prediction of that frame (C) and the last
     ``local_frames`` frames before the segment (local_frames * C, observed or already predicted), stacked on
-    channels. Embedding: sinusoidal features of the noise level -> MLP, plus a projection of the segment index's
+    channels. The context has ``context_dim * dim_mults[k]`` channels at resolution k (``context_dim``: dim). Embedding: sinusoidal features of the noise level -> MLP, plus a projection of the segment index's
     sinusoidal features. Levels: ``num_res_blocks`` residual blocks and a temporal attention per resolution
-    (``dim * dim_mults[k]`` channels), stride-2 convolutions down, nearest up-sampling + conv up, one skip per
-    resolution; middle: block, spatial attention (``mid_attention``), temporal attention, block.
+    (``dim * dim_mults[k]`` channels), stride-2 convolutions down, a conv then nearest up-sampling up, one skip
+    per resolution; middle: block, spatial attention (``mid_attention``), temporal attention, block.
     """
 
     def __init__(self, channels: int, local_frames: int, dim: int, dim_mults: Sequence[int], num_res_blocks: int,
-                 heads: int, mid_attention: bool = True, dropout: float = 0.0):
+                 heads: int, mid_attention: bool = True, dropout: float = 0.0, context_dim: Optional[int] = None):
         super().__init__()
         self.dim = dim
         widths = [dim * m for m in dim_mults]
+        contexts = [(context_dim or dim) * m for m in dim_mults]
         self.widths = widths
         emb_dim = 4 * dim
         self.level_mlp = nn.Sequential(nn.Linear(dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
@@ -167,20 +168,21 @@ class GTUNet(nn.Module):
         c = widths[0]
         for level, width in enumerate(widths):
             self.down_blocks.append(nn.ModuleList(
-                ResBlock(c if i == 0 else width, width, emb_dim, width, dropout) for i in range(num_res_blocks)))
+                ResBlock(c if i == 0 else width, width, emb_dim, contexts[level], dropout) for i in range(num_res_blocks)))
             self.down_attn.append(TemporalAttention(width, heads))
             if level < len(widths) - 1:
                 self.downsample.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
             c = width
-        self.mid1 = ResBlock(c, c, emb_dim, c, dropout)
+        self.mid1 = ResBlock(c, c, emb_dim, contexts[-1], dropout)
         self.mid_spatial = SpatialAttention(c, heads) if mid_attention else None
         self.mid_temporal = TemporalAttention(c, heads)
-        self.mid2 = ResBlock(c, c, emb_dim, c, dropout)
+        self.mid2 = ResBlock(c, c, emb_dim, contexts[-1], dropout)
         self.up_blocks, self.up_attn, self.upsample = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for level in reversed(range(len(widths))):
             width = widths[level]
             self.up_blocks.append(nn.ModuleList(
-                ResBlock(c + width if i == 0 else width, width, emb_dim, width, dropout) for i in range(num_res_blocks)))
+                ResBlock(c + width if i == 0 else width, width, emb_dim, contexts[level], dropout)
+                for i in range(num_res_blocks)))
             self.up_attn.append(TemporalAttention(width, heads))
             if level > 0:
                 self.upsample.append(nn.Conv2d(width, width, 3, padding=1))
@@ -225,6 +227,6 @@ class GTUNet(nn.Module):
                 h = block(h, emb, context[level_index], frames)
             h = attn(h, positions, frames)
             if level_index > 0:
-                h = self.upsample[step](F.interpolate(h, scale_factor=2.0, mode="nearest"))
+                h = F.interpolate(self.upsample[step](h), scale_factor=2.0, mode="nearest")
         out = self.out(F.silu(self.out_norm(h)))
         return out.unflatten(0, (b, frames))

@@ -19,7 +19,8 @@ class DiffCastModel(STModel):
     """DiffCast for one task.
 
     - ``mu = backbone(x, t_out)``: the global deterministic trend.
-    - ``r = y - mu`` is modelled by a Gaussian diffusion over ``timesteps`` levels. The future is cut into
+    - ``r = y - mu`` is modelled by a Gaussian diffusion over ``timesteps`` levels (on p x p patches stacked on
+      channels when ``patch_size`` p > 1). The future is cut into
       segments of ``segment_length`` frames (0: one segment); segment i is denoised by the GTUNet given the
       noise level, mu of its frames, the last ``local_frames`` frames before it (observed, then predicted),
       the global context of ``[x, mu]`` and i.
@@ -31,17 +32,20 @@ class DiffCastModel(STModel):
 
     stochastic = True
 
-    def __init__(self, backbone: STModel, shape: Tuple[int, int, int], *, dim: int, dim_mults, num_res_blocks: int,
-                 attn_heads: int, mid_attention: bool, dropout: float, segment_length: int, local_frames: int,
+    def __init__(self, backbone: STModel, shape: Tuple[int, int, int], *, dim: int, context_dim: int, dim_mults,
+                 num_res_blocks: int,
+                 attn_heads: int, mid_attention: bool, dropout: float, patch_size: int, segment_length: int,
+                 local_frames: int,
                  timesteps: int, beta_schedule_kind: str, sampling_steps: int, eta: float, loss_alpha: float,
                  det_loss: str, bounds: Optional[Tuple[float, float]] = None, notes: Optional[Dict[str, Any]] = None):
         super().__init__()
-        channels = shape[0]
+        self.patch_size = int(patch_size)
+        channels = shape[0] * self.patch_size ** 2
         self.backbone = backbone
-        self.unused_parameters = bool(getattr(backbone, "unused_parameters", False))
-        self.context = ContextEncoder(channels, [dim * m for m in dim_mults])
+        self.unused_parameters = bool(backbone.unused_parameters)
+        self.context = ContextEncoder(channels, [(context_dim or dim) * m for m in dim_mults])
         self.denoiser = GTUNet(channels, local_frames, dim, dim_mults, num_res_blocks, attn_heads, mid_attention,
-                               dropout)
+                               dropout, context_dim)
         self.segment_length, self.local_frames = int(segment_length), int(local_frames)
         self.timesteps, self.eta, self.loss_alpha, self.det_loss = int(timesteps), float(eta), float(loss_alpha), det_loss
         self.betas64 = beta_schedule(beta_schedule_kind, self.timesteps)
@@ -67,16 +71,25 @@ class DiffCastModel(STModel):
             frames = torch.cat([frames[:, :1].expand(-1, missing, -1, -1, -1), frames], dim=1)
         return frames
 
-    def _pad(self, frames: torch.Tensor) -> torch.Tensor:
-        """Replicate-pad frame sides up to multiples of the UNet's down-sampling factor."""
-        factor = self.denoiser.factor
+    def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
+        """[B, T, C, H, W] -> [B, T, C * p^2, H' / p, W' / p]: replicate-padded up to multiples of p times the UNet's
+        down-sampling factor, then cut into p x p patches stacked on channels (pixel unshuffle)."""
+        factor = self.denoiser.factor * self.patch_size
         h, w = frames.shape[-2:]
+        flat = frames.flatten(0, 1)
         ph, pw = (-h) % factor, (-w) % factor
-        if not ph and not pw:
-            return frames
-        lead = frames.shape[:-3]
-        padded = F.pad(frames.flatten(0, -4), (0, pw, 0, ph), mode="replicate")
-        return padded.reshape(*lead, *padded.shape[-3:])
+        if ph or pw:
+            flat = F.pad(flat, (0, pw, 0, ph), mode="replicate")
+        if self.patch_size > 1:
+            flat = F.pixel_unshuffle(flat, self.patch_size)
+        return flat.unflatten(0, frames.shape[:2])
+
+    def _restore(self, frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """The inverse of :meth:`_prepare` (patches back to pixels, padding cropped)."""
+        flat = frames.flatten(0, 1)
+        if self.patch_size > 1:
+            flat = F.pixel_shuffle(flat, self.patch_size)
+        return flat.unflatten(0, frames.shape[:2])[..., :height, :width]
 
     def _eps(self, context, mu_seg, local, segment: int, start: int):
         positions = torch.arange(start, start + mu_seg.shape[1], device=mu_seg.device)
@@ -102,19 +115,36 @@ class DiffCastModel(STModel):
         """(mu, r): the backbone's prediction and one sampled residual, both [B, t_out, C, H, W]."""
         height, width = x.shape[-2:]
         mu = self.backbone(x, t_out)
-        xp, mup = self._pad(x), self._pad(mu)
+        xp, mup = self._prepare(x), self._prepare(mu)
         context = self.context(torch.cat([xp, mup], dim=1))
         history = xp
         residuals = []
         for segment, (start, end) in enumerate(self.segments(t_out)):
             mu_seg = mup[:, start:end]
             local = self.local_condition(history, history.shape[1])
-            r = sample(self._eps(context, mu_seg, local, segment, start), mu_seg.shape, self.abar, self.levels,
-                       self.eta, device=x.device, dtype=mu_seg.dtype, clip=self._clip(mu_seg))
+            if x.device.type == "meta":
+                r = self._stacked_passes(context, mu_seg, local, segment, start)
+            else:
+                r = sample(self._eps(context, mu_seg, local, segment, start), mu_seg.shape, self.abar, self.levels,
+                           self.eta, device=x.device, dtype=mu_seg.dtype, clip=self._clip(mu_seg))
             residuals.append(r)
             history = torch.cat([history, mu_seg + r], dim=1)
-        r = torch.cat(residuals, dim=1)[..., :height, :width]
+        r = self._restore(torch.cat(residuals, dim=1), height, width)
         return mu, r
+
+    def _stacked_passes(self, context, mu_seg, local, segment: int, start: int) -> torch.Tensor:
+        """Shapes only (the meta device, where FLOPs are counted): a segment's denoiser passes, one per visited
+        level, run as one batch; they count the MACs of the sampling loop (convolutions and matmuls scale with the
+        batch) in one pass instead of hundreds."""
+        passes, batch = len(self.levels), mu_seg.shape[0]
+
+        def stacked(t: torch.Tensor) -> torch.Tensor:
+            return t.repeat(passes, *([1] * (t.dim() - 1)))
+
+        noisy = torch.empty((passes * batch, *mu_seg.shape[1:]), device=mu_seg.device, dtype=mu_seg.dtype)
+        level = torch.zeros(passes * batch, device=mu_seg.device, dtype=torch.long)
+        eps = self._eps([stacked(c) for c in context], stacked(mu_seg), stacked(local), segment, start)(noisy, level)
+        return eps[:batch]
 
     def forward(self, x: torch.Tensor, t_out: int) -> torch.Tensor:
         mu, r = self.predict(x, t_out)
@@ -123,7 +153,7 @@ class DiffCastModel(STModel):
     def diffusion_loss(self, x: torch.Tensor, y: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         """L_diff: the noise-prediction MSE over every frame of every segment (one level and one noise draw per
         clip and segment, from torch's global generator: for each segment in order, the levels, then the noise)."""
-        xp, yp, mup = self._pad(x), self._pad(y), self._pad(mu)
+        xp, yp, mup = self._prepare(x), self._prepare(y), self._prepare(mu)
         context = self.context(torch.cat([xp, mup], dim=1))
         history = torch.cat([xp, yp], dim=1)  # the true past of every segment (teacher forcing)
         r0 = yp - mup
@@ -207,7 +237,7 @@ def build_backbone(task: Task, hparams: Mapping[str, Any]) -> Tuple[STModel, Dic
     declared = spec.hparams_for(profile, task.dataset, like)
     declared.update(_backbone_overrides(hparams.get("backbone_overrides", ""), spec))
     model = spec.build(task, dict(declared))
-    if getattr(model, "stochastic", False):
+    if model.stochastic:
         raise UserError(f"diffcast: backbone '{name}' samples (stochastic); DiffCast needs a deterministic backbone")
     return model, declared
 
@@ -215,7 +245,7 @@ def build_backbone(task: Task, hparams: Mapping[str, Any]) -> Tuple[STModel, Dic
 def build_diffcast(task: Task, hparams: Mapping[str, Any]) -> DiffCastModel:
     """Build DiffCast from resolved hyper-parameters (see configs.yaml)."""
     h = dict(hparams)
-    for key in ("dim", "num_res_blocks", "attn_heads", "timesteps", "sampling_steps"):
+    for key in ("dim", "context_dim", "num_res_blocks", "attn_heads", "patch_size", "timesteps", "sampling_steps"):
         if int(h[key]) < 1:
             raise UserError(f"diffcast: {key} must be at least 1, got {h[key]}")
     for key in ("segment_length", "local_frames"):
@@ -243,10 +273,12 @@ def build_diffcast(task: Task, hparams: Mapping[str, Any]) -> DiffCastModel:
     notes = {"backbone": str(h["backbone"]), "backbone_profile": str(h["backbone_profile"]),
              "backbone_hparams": backbone_hparams, "local_frames": local_frames,
              "clip_denoised": bool(h["clip_denoised"] and bounds is not None)}
-    return DiffCastModel(backbone, tuple(task.shape), dim=int(h["dim"]), dim_mults=mults,
+    return DiffCastModel(backbone, tuple(task.shape), dim=int(h["dim"]), context_dim=int(h["context_dim"]),
+                         dim_mults=mults,
                          num_res_blocks=int(h["num_res_blocks"]), attn_heads=heads,
                          mid_attention=bool(h["mid_attention"]), dropout=float(h["dropout"]),
-                         segment_length=segment_length, local_frames=local_frames, timesteps=int(h["timesteps"]),
+                         patch_size=int(h["patch_size"]), segment_length=segment_length, local_frames=local_frames,
+                         timesteps=int(h["timesteps"]),
                          beta_schedule_kind=h["beta_schedule"], sampling_steps=int(h["sampling_steps"]),
                          eta=float(h["eta"]), loss_alpha=float(h["loss_alpha"]), det_loss=h["det_loss"],
                          bounds=bounds if h["clip_denoised"] else None, notes=notes)
