@@ -24,7 +24,9 @@ The run protocol, which is what core does with what plugins register (``stbench 
    params and MACs are counted at batch 1 over the whole inference rollout.
 4. **Train** (:mod:`stbench.training`). Per epoch: ``Clips.set_epoch(epoch)``,
    ``model.on_epoch_start(epoch)``, then per batch ``model.loss(x, y, step)`` (with ``task=`` for a
-   joint model) and one step of the optimizers made from ``model.optimizer_param_groups(train_cfg)``;
+   joint model) and one step of the optimizers made from ``model.optimizer_param_groups(train_cfg)``
+   (a model with ``update_stages``, e.g. a GAN, yields one loss per stage from ``model.stage_losses``
+   and each updates only its stage's parameter groups, in turn);
    a checkpoint after every epoch, from which an interrupted run resumes.
 5. **Evaluate** (:mod:`stbench.evaluation`). ``model(x, t_out)`` in eval mode under no_grad; the
    prediction is de-normalised and streamed through each :class:`stbench.Metric`
