@@ -212,3 +212,20 @@ def test_adam_settings_of_true_adam():
     model = build("paper", (1, 32, 32), 4, 4)
     (group,) = model.optimizer_param_groups({})
     assert group["betas"] == (0.85, 0.997) and group["eps"] == 1e-6
+
+
+def test_usteps_params_are_the_reference_network_at_64x64():
+    """USTEP's 8.3 M (Tables III / IV) is the reference's prediction network at 64x64 frames (the SV2P / SAVP
+    papers' KTH size): 8.31 M, within 0.2%; at stbench's 128x128 KTH the CDNA dense layer alone grows by 6.1 M
+    (128 x 16 x 16 x 250 weights instead of 128 x 8 x 8 x 250). USTEP's FLOPs match neither size (README.md)."""
+    from stbench.leaderboard import published
+
+    figures = {e["source"]: e for task in ("kth-10-20", "kth-10-40") for e in published()["tasks"][task]
+               if e["model"] == "sv2p"}
+    assert figures["ustep-t3-stochastic"]["params_m"] == figures["ustep-t4-stochastic"]["params_m"] == 8.3
+    counts = json.loads((FIXTURES / "reference_param_counts.json").read_text())["configurations"]
+    at_64 = counts["kth-10-20 at 1x64x64 (the SV2P / SAVP papers' KTH size)"]["inference_total"]
+    assert at_64 / 1e6 == pytest.approx(8.3, rel=0.02)
+    model = build("paper", (1, 64, 64), 10, 20)
+    assert sum(p.numel() for n, p in model.named_parameters() if not n.startswith("latent_tower.")) == at_64
+    assert counts["kth-10-20 at 1x128x128 (stbench's KTH)"]["total"] / 1e6 == pytest.approx(14.52, abs=0.005)

@@ -275,10 +275,12 @@ class SV2P(STModel):
         return [{"params": [p for p in self.parameters() if p.requires_grad], "betas": self.betas, "eps": self.eps}]
 
     def record_notes(self) -> Dict[str, Any]:
-        return {"predictions": "one latent per clip drawn from N(0, 1) (the prior) with torch's global generator"
-                               if self.stochastic_model else "deterministic CDNA (stochastic_model false)",
-                "phases": {"prior_latent_until": self.first, "kl_from": self.first + self.second,
-                           "kl_weight": self.beta, "kl_schedule": self.beta_schedule, "anneal_end": self.anneal_end}}
+        if not self.stochastic_model:
+            return {"predictions": "deterministic CDNA (stochastic_model false)"}
+        return {"predictions": "one latent per clip drawn from N(0, 1) (the prior) with torch's global generator",
+                "phases": f"latent from the prior until step {self.first}, the posterior after it; KL weight "
+                          f"{self.beta:g} ({self.beta_schedule}) from step {self.first + self.second}"
+                          + (f" reached at {self.anneal_end}" if self.beta_schedule == "linear" else "")}
 
 
 def _init(module: nn.Module) -> None:
