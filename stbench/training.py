@@ -240,7 +240,8 @@ def _check_loss(loss, what, where):
     if loss.ndim != 0:
         raise RunFailed(f"{what} returned a tensor of shape {tuple(loss.shape)}; it must return a scalar")
     if not torch.isfinite(loss):
-        raise RunFailed(f"{what.replace('()', '')} became {loss.item()} at {where}; lower the learning rate (--set lr=...)")
+        raise RunFailed(f"{what.replace('()', '')} became {loss.item()} at {where}; "
+                        "lower the learning rate (--set lr=...)")
 
 
 def staged_step(model, optimizers, x, y, step, grad_clip=None, scaler=None, context=contextlib.nullcontext,

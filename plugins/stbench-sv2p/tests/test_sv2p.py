@@ -30,10 +30,13 @@ def params_of(model, prefix):
     return sum(p.numel() for name, p in model.named_parameters() if name == prefix or name.startswith(prefix + "."))
 
 
-@pytest.mark.parametrize("config", sorted(json.loads((FIXTURES / "reference_param_counts.json").read_text())["configurations"]))
+COUNTS = json.loads((FIXTURES / "reference_param_counts.json").read_text())["configurations"]
+
+
+@pytest.mark.parametrize("config", sorted(COUNTS))
 def test_every_module_has_the_parameters_tensor2tensor_gives_it(config):
     """Per-module counts read off tensor2tensor's sv2p.py / common_video.py (file and line in the fixture)."""
-    entry = json.loads((FIXTURES / "reference_param_counts.json").read_text())["configurations"][config]
+    entry = COUNTS[config]
     c, h, w = entry["shape"]
     model = build("paper", entry["shape"], entry["t_in"], entry["t_out"])
     env = dict(C=c, H=h, W=w, T=entry["t_in"] + entry["t_out"])
@@ -223,7 +226,7 @@ def test_usteps_params_are_the_reference_network_at_64x64():
     figures = {e["source"]: e for task in ("kth-10-20", "kth-10-40") for e in published()["tasks"][task]
                if e["model"] == "sv2p"}
     assert figures["ustep-t3-stochastic"]["params_m"] == figures["ustep-t4-stochastic"]["params_m"] == 8.3
-    counts = json.loads((FIXTURES / "reference_param_counts.json").read_text())["configurations"]
+    counts = COUNTS
     at_64 = counts["kth-10-20 at 1x64x64 (the SV2P / SAVP papers' KTH size)"]["inference_total"]
     assert at_64 / 1e6 == pytest.approx(8.3, rel=0.02)
     model = build("paper", (1, 64, 64), 10, 20)

@@ -3,7 +3,6 @@ convolutional-LSTM encoder-decoder that composites CDNA-transformed, background 
 softmax masks, conditioned at every step on a latent z_t (posterior encoder in training, N(0, 1) for the
 future at test time), trained with L1, KL, and LSGAN losses from spectrally normalised video (and optionally
 image) discriminators, one on prior samples (GAN) and one on posterior samples (VAE-GAN)."""
-import math
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -228,7 +227,8 @@ class SAVP(STModel):
         self.weights = dict(PRESETS[(reference_set, variant)])
         self.weights.update(image_gan=float(image_sn_gan_weight), image_vae_gan=float(image_sn_vae_gan_weight))
         if nz < 1:
-            raise UserError("savp: nz (the latent size) must be >= 1; the deterministic variants are the model without one")
+            raise UserError("savp: nz (the latent size) must be >= 1; the deterministic variants are the model "
+                            "without one")
         nz = 0 if variant.startswith("deterministic") else int(nz)
         self.nz, self.t_in = nz, task.t_in
         self.k, self.kl_start, self.kl_end = float(schedule_sampling_k), int(kl_anneal_start), int(kl_anneal_end)
@@ -242,7 +242,8 @@ class SAVP(STModel):
         frames = task.t_in + task.t_out - 1
         uses_video = w["video_gan"] or w["video_vae_gan"]
         self.clip_length = int(clip_length)
-        if uses_video and not (self.clip_length <= frames and discriminator_input_ok(3, (self.clip_length, height, width))):
+        fits = self.clip_length <= frames and discriminator_input_ok(3, (self.clip_length, height, width))
+        if uses_video and not fits:
             raise UserError(f"savp: the video discriminator takes clips of clip_length {clip_length} of the "
                             f"{frames} predicted frames of {task.name} and needs at least 4 frames and 8 pixels; "
                             f"choose clip_length between 4 and {frames} (--set clip_length=...)")
@@ -334,7 +335,8 @@ class SAVP(STModel):
                     real_features, _ = disc(self._sample(name, targets))
                 loss = loss + cdist * sum(cosine_distance(f, r) for f, r in zip(features, real_features))
         if w["kl"] and self.nz:
-            loss = loss + kl_weight(step, w["kl"], self.kl_start, self.kl_end) * kl_loss(outputs["mean"], outputs["logvar"])
+            weight = kl_weight(step, w["kl"], self.kl_start, self.kl_end)
+            loss = loss + weight * kl_loss(outputs["mean"], outputs["logvar"])
         return loss
 
     def stage_losses(self, x, y, step):
@@ -354,7 +356,8 @@ class SAVP(STModel):
     def optimizer_param_groups(self, train_cfg):
         betas = (self.beta1, 0.999)
         discriminator = [p for p in self.discriminators.parameters() if p.requires_grad]
-        generator = [p for name, p in self.named_parameters() if p.requires_grad and not name.startswith("discriminators.")]
+        generator = [p for name, p in self.named_parameters()
+                     if p.requires_grad and not name.startswith("discriminators.")]
         if not self.update_stages:
             return [{"params": generator, "betas": betas}]
         return [{"params": generator, "betas": betas, "stage": "generator"},
@@ -366,12 +369,14 @@ class SAVP(STModel):
                  "vae_gan_cdist": "VAE-GAN feature cdist"}
         weights = ", ".join(f"{label} {self.weights[key]:g}" for key, label in names.items() if self.weights[key])
         return {"variant": f"{self.variant} (hparams/{self.reference_set}/{_JSON[self.variant]}: {weights}; "
-                           f"KL annealed over steps {self.kl_start}-{self.kl_end}; nz {self.nz}; Adam beta1 {self.beta1:g})",
+                           f"KL annealed over steps {self.kl_start}-{self.kl_end}; nz {self.nz}; "
+                           f"Adam beta1 {self.beta1:g})",
                 "predictions": ("z of the observed transitions from the posterior, of the future from N(0, 1), drawn "
                                 "with torch's global generator") if self.nz else "deterministic (no latent)"}
 
 
-HPARAMS = ("variant", "reference_set", "nz", "ngf", "ndf", "nef", "n_layers", "num_transformed_images", "cdna_kernel_size",
+HPARAMS = ("variant", "reference_set", "nz", "ngf", "ndf", "nef", "n_layers", "num_transformed_images",
+           "cdna_kernel_size",
            "relu_shift", "clip_length", "schedule_sampling_k", "kl_anneal_start", "kl_anneal_end",
            "image_sn_gan_weight", "image_sn_vae_gan_weight")
 

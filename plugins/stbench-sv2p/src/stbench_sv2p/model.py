@@ -207,7 +207,8 @@ class SV2P(STModel):
         self.latent_shape = (latent_channels, height // 8, width // 8)
         self.stochastic_model = bool(stochastic_model)
         self.first, self.second = int(num_iterations_1st_stage), int(num_iterations_2nd_stage)
-        self.beta, self.beta_schedule, self.anneal_end = float(latent_loss_multiplier), latent_loss_multiplier_schedule, int(anneal_end)
+        self.beta, self.beta_schedule = float(latent_loss_multiplier), latent_loss_multiplier_schedule
+        self.anneal_end = int(anneal_end)
         self.k, self.internal_loss = float(scheduled_sampling_k), bool(internal_loss)
         self.betas, self.eps = (float(adam_beta1), float(adam_beta2)), float(adam_epsilon)
         self.tower = CDNATower(channels, height, width, lstm_size, int(conv_size), int(num_masks),
