@@ -141,6 +141,10 @@ def test_variants_build_what_their_losses_need():
     image = build("smoke", (1, 32, 32), 4, 4, image_sn_gan_weight=0.1)
     image_discriminator = image.discriminators["image_gan"]
     assert isinstance(image_discriminator, SNDiscriminator) and image_discriminator.convs[0].dims == 2
+    before = image_discriminator.logits.weight.detach().clone()
+    optimizer = torch.optim.Adam(image.optimizer_param_groups({}), lr=1e-3)
+    staged_step(image, [optimizer], torch.rand(2, 4, 1, 32, 32), torch.rand(2, 4, 1, 32, 32), 0)
+    assert not torch.equal(image_discriminator.logits.weight, before)  # trained on single random frames
     with pytest.raises(UserError, match="clip_length"):
         build("smoke", (1, 32, 32), 2, 2, clip_length=4)
     with pytest.raises(UserError, match="variant"):
