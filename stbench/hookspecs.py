@@ -25,7 +25,9 @@ The run protocol, which is what core does with what plugins register (``stbench 
 4. **Train** (:mod:`stbench.training`). Per epoch: ``Clips.set_epoch(epoch)``,
    ``model.on_epoch_start(epoch)``, then per batch ``model.loss(x, y, step)`` (with ``task=`` for a
    joint model) and one step of the optimizers made from ``model.optimizer_param_groups(train_cfg)``
-   (one per piece where ``model.split_batch(x, y)`` splits the batch), then one of the schedule;
+   (one per piece where ``model.split_batch(x, y)`` splits the batch; a model with ``update_stages``,
+   e.g. a GAN, yields one loss per stage from ``model.stage_losses`` and each updates only its stage's
+   parameter groups, in turn), then one of the schedule;
    a checkpoint after every epoch, from which an interrupted run resumes.
 5. **Evaluate** (:mod:`stbench.evaluation`). ``model(x, t_out)`` in eval mode under no_grad; the
    prediction is de-normalised and streamed through each :class:`stbench.Metric`

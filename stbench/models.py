@@ -1,5 +1,5 @@
 """The model contract: STModel (one task), MultiTaskModel (joint training) and ModelSpec."""
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,8 @@ class STModel(nn.Module):
     - :meth:`split_batch` (default: the batch whole), the pieces of a training batch that each get an
       optimizer step of their own (DMVFN steps once per frame triple, as its reference does).
     - :meth:`record_notes` (default: none), facts for the run record and the leaderboard's notes.
+    - :meth:`stage_losses` with ``update_stages`` (default: none), for a model that updates its
+      parameters in turns within one step (a GAN: its discriminators, then its generator).
 
     ``unused_parameters`` (default ``False``): set it when some trainable parameters get no gradient
     in a training step (a reference design kept for its checkpoints); DistributedDataParallel then
@@ -35,6 +37,8 @@ class STModel(nn.Module):
     """
 
     unused_parameters: bool = False
+    # Names of the update stages of one training step, in order (empty: one update on ``loss``). See stage_losses.
+    update_stages: Tuple[str, ...] = ()
     # A stochastic model draws latent variables or noise in ``forward`` from torch's global random
     # generator (the evaluator seeds it per sample); evaluation then draws K predictions per clip.
     stochastic: bool = False
@@ -65,6 +69,20 @@ class STModel(nn.Module):
         trainer gives such a group an optimizer of its own, which the schedule does not drive.
         """
         return None
+
+    def stage_losses(self, x: torch.Tensor, y: torch.Tensor, step: int) -> Iterator[Tuple[str, torch.Tensor]]:
+        """The losses of one training step in turns, for a model that declares ``update_stages``.
+
+        Yields ``(stage, loss)`` once per name of ``update_stages``, in that order. The trainer
+        back-propagates each loss and steps only the parameters of the optimizer groups whose ``stage``
+        is that name (every group returned by :meth:`optimizer_param_groups` must name one) before it
+        asks for the next loss, so a later stage sees the weights an earlier one changed: a GAN yields
+        its discriminator loss (on detached fakes), then its generator loss through the updated
+        discriminators, from one forward pass of the generator. :meth:`loss` stays the sum of the
+        stage losses at the current weights (what one joint update would minimise). Such a model trains
+        on one process (DistributedDataParallel synchronises one backward per forward).
+        """
+        yield "", self.loss(x, y, step)
 
     def on_epoch_start(self, epoch: int) -> None:
         """Called before training epoch ``epoch`` (0-based), also after a resume."""

@@ -10,7 +10,7 @@ from .data import DatasetSpec
 from .models import STModel, count_params
 from .profiling import count_macs
 from .tasks import Task
-from .training import make_optimizers
+from .training import make_optimizers, staged_step
 
 # A stand-in dataset for the checks: the models use what they declare for Moving MNIST (hparams_like).
 CONTRACT_SHAPE = (1, 32, 32)
@@ -44,7 +44,9 @@ def check_shapes(model: STModel, task: Task, batch: int = 2) -> None:
 
 def check_training(model: STModel, task: Task, train_cfg, batch: int = 2, steps: int = 3) -> None:
     """A finite scalar loss; every trainable parameter receives a gradient; a few optimiser steps on one
-    fixed batch lower the loss (models without trainable parameters are exempt from the last two)."""
+    fixed batch lower the loss (models without trainable parameters are exempt from the last two). A model
+    with ``update_stages`` takes its steps as the trainer does, stage by stage; its ``loss`` (the sum of its
+    stage losses) is what must go down."""
     generator = torch.Generator().manual_seed(1)
     x = torch.rand(batch, task.t_in, *task.shape, generator=generator)
     y = torch.rand(batch, task.t_out, *task.shape, generator=generator)
@@ -62,6 +64,9 @@ def check_training(model: STModel, task: Task, train_cfg, batch: int = 2, steps:
     torch.manual_seed(0)
     before = model.loss(x, y, late).item()
     for _ in range(steps):
+        if model.update_stages:  # the trainer's path: each stage's loss updates its own parameters in turn
+            staged_step(model, optimizers, x, y, late)
+            continue
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         model.loss(x, y, late).backward()

@@ -327,6 +327,62 @@ class LossOf(torch.nn.Module):
         return self.model.loss(x, y, step) if task is None else self.model.loss(x, y, step, task=task)
 
 
+def _check_loss(loss, what, where):
+    """``loss`` (named ``what``: the loss, or a stage's) is a finite scalar, else the run fails saying so."""
+    if loss.ndim != 0:
+        raise RunFailed(f"{what} returned a tensor of shape {tuple(loss.shape)}; it must return a scalar")
+    if not torch.isfinite(loss):
+        raise RunFailed(f"{what.replace('()', '')} became {loss.item()} at {where}; "
+                        "lower the learning rate (--set lr=...)")
+
+
+def staged_step(model, optimizers, x, y, step, grad_clip=None, scaler=None, context=contextlib.nullcontext,
+                where="") -> torch.Tensor:
+    """One training step of a model with ``update_stages`` (see :meth:`stbench.STModel.stage_losses`): each
+    stage's loss is back-propagated and only the parameters of the groups naming that stage are clipped and
+    stepped (the others' gradients are dropped) before the next loss is asked for. Returns the sum of the
+    stage losses, detached."""
+    members = {}
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            stage = group.get("stage")
+            if stage not in model.update_stages:
+                raise RunFailed(f"{type(model).__name__} updates in stages {model.update_stages}, but an optimizer "
+                                f"group names stage {stage!r}; optimizer_param_groups must name one for every group")
+            members.setdefault(stage, []).extend(group["params"])
+    losses = model.stage_losses(x, y, step)
+    total = 0.0
+    for expected in model.update_stages:
+        with context():
+            stage, loss = next(losses)
+        if stage != expected:
+            raise RunFailed(f"stage_losses yielded stage {stage!r} where {expected!r} was due "
+                            f"(update_stages {model.update_stages})")
+        _check_loss(loss, f"the {stage} loss of stage_losses()", f"{where}, step {step}".lstrip(", "))
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        own = {id(p) for p in members.get(stage, ())}
+        for optimizer in optimizers:
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if id(p) not in own:
+                        p.grad = None  # another stage's parameters: not updated in this one
+        stepped = [o for o in optimizers if any(p.grad is not None for g in o.param_groups for p in g["params"])]
+        if scaler is not None:
+            for optimizer in stepped:
+                scaler.unscale_(optimizer)
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for p in members.get(stage, ()) if p.grad is not None], float(grad_clip))
+        for optimizer in stepped:
+            scaler.step(optimizer) if scaler is not None else optimizer.step()
+        if scaler is not None:
+            scaler.update()
+        total += loss.detach()
+    losses.close()
+    return total
+
+
 PRECISIONS = ("32", "16-mixed", "bf16-mixed")
 
 
@@ -412,7 +468,13 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
             result.resumed_from_epoch = start_epoch
             if start_epoch < epochs and chosen["stopped_at"] is None and processes.main:
                 log(f"stbench: {label}: resuming after epoch {start_epoch} from {checkpoint}")
-    runner = wrap_for_training(LossOf(model), processes, str(device))
+    staged = bool(model.update_stages)
+    if staged and processes.active:
+        raise UserError(f"{type(model).__name__} updates its parameters in stages ({', '.join(model.update_stages)}) "
+                        "and trains on one process; run it without torchrun")
+    if staged and accumulate > 1:
+        raise UserError(f"{type(model).__name__} updates its parameters in stages; accumulate must be 1")
+    runner = model if staged else wrap_for_training(LossOf(model), processes, str(device))
     run_log = open_log(result.steps if result.resumed_from_epoch else None) if open_log and processes.main else None
     result.log = run_log
     grad_clip = train_cfg.get("grad_clip")
@@ -426,11 +488,18 @@ def train(model, batches, train_cfg, device, checkpoint, run_hash, label="", pro
         with Stopwatch(device) as watch:
             for x, y, task in bar:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                pieces = model.split_batch(x, y)
+                pieces = [] if staged else model.split_batch(x, y)
+                if staged:  # a GAN and the like: each stage's loss updates its own parameters in turn
+                    pieces = [(x, y)]
                 if not pieces:
                     raise RunFailed("split_batch() returned no pieces; it must return at least one (x, y)")
                 piece_losses = []
                 for piece_x, piece_y in pieces:  # one optimizer step per piece (usually the whole batch)
+                    if staged:
+                        piece_losses.append(staged_step(model, optimizers, piece_x, piece_y, result.steps, grad_clip,
+                                                        scaler, lambda: autocast(device, precision),
+                                                        f"epoch {epoch + 1}").item())
+                        continue
                     for optimizer in optimizers:
                         optimizer.zero_grad(set_to_none=True)
                     loss_value = 0.0
