@@ -19,7 +19,7 @@ def test_entry_point_plugin_registers_models_and_datasets(use_plugins, capsys):
 
 def test_stbench_plugins_restricts_what_loads(use_plugins):
     use_plugins("plugin_fixture", only="testplug")
-    assert set(plugins.models()) == {"tiny", "tinyjoint"}
+    assert set(plugins.models()) == {"tiny", "tinyjoint", "tinynoisy"}
     assert "mmnist" not in plugins.datasets()
     assert "mse" in plugins.metrics()  # the core's own metrics always load
 
