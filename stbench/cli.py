@@ -694,7 +694,15 @@ def main(argv=None):
         args.raw_argv = raw
         allocator.keep_freed_memory()  # before any tensor exists (STBENCH_MALLOC=system opts out)
         _apply_environment(args)
-        return args.func(args)
+        from .logs import routed_warnings
+
+        with routed_warnings(_debug(args)) as route:  # library warnings: into the runs' logs, not the terminal
+            try:
+                return args.func(args)
+            finally:
+                note = route.note()
+                if note:
+                    print(note, file=sys.stderr)
     except UserError as error:
         print(f"stbench: error: {error}", file=sys.stderr)
         return 2
@@ -705,6 +713,12 @@ def main(argv=None):
     except Exception as error:  # a fault outside any one run (a plugin's listing, the disk, ...)
         if args is not None and _debug(args):
             raise
+        from .files import as_disk_full
+
+        full = as_disk_full(error)
+        if full is not None:
+            print(f"stbench: error: {full}", file=sys.stderr)
+            return 2
         print(f"stbench: error: {type(error).__name__}: {error} (STBENCH_DEBUG=1 or --debug shows the traceback)",
               file=sys.stderr)
         return 2
