@@ -14,7 +14,7 @@ from .checkpoints import load_weights, read_checkpoint
 from .data import describe, open_all_splits, open_splits, validation_source
 from .errors import UserError
 from .distributed import SINGLE, Processes
-from .estimates import estimate_seconds, resolve_budget
+from .estimates import budget_line, estimate_seconds, resolve_budget
 from .evaluation import PredictionWriter, build_metrics, evaluate
 from .logs import DEFAULT_LOGGERS, RunLog, warnings_into
 from .files import as_disk_full, locked, remove_stale_temporaries, try_locked, write_with
@@ -276,6 +276,10 @@ def _run(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights=Non
                           budget=plan.budget_record(part, len(train_set)))
             records.append(record)
         model.to(device)
+        if main and not weights:  # a budget a person would not ask for: one line before the first epoch
+            line = budget_line(plan, splits, model, device, checkpoint)
+            if line:
+                log(line)
         trained = TrainResult()
         if not weights:
             streams = [SingleTaskBatches(train_set, plan.train["batch_size"], plan.seed,
