@@ -10,7 +10,6 @@ from pathlib import Path
 from . import __version__, allocator, plugins
 from .config import check_device, check_override_keys, check_profile, check_seed, parse_overrides
 from .errors import UserError, nearest
-from .planning import check_metric_options
 from .specs import DATA_ROOT_VARIABLE, default_data_root
 from .tasks import parse_list
 
@@ -31,6 +30,12 @@ def _names(text, what):
 
 def _metric_options(items):
     return parse_overrides(items, "--metric-option") if items else {}
+
+
+def check_metric_options(options, names, where):
+    from .planning import check_metric_options as check
+
+    return check(options, names, where)
 
 
 # ---------------------------------------------------------------- commands

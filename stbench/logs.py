@@ -66,8 +66,8 @@ class WarningRoute:
     the ``warnings.log`` of the run in progress (beside ``log.csv``), never onto the terminal as raw text;
     with ``debug`` they are shown on stderr as well. Warnings outside any run are counted for one note line."""
 
-    def __init__(self, debug: bool, show):
-        self.debug, self.show_original = debug, show
+    def __init__(self, debug: bool):
+        self.debug = debug
         self.folders: List[Path] = []
         self.count, self.outside, self.files = 0, 0, []
 
@@ -83,7 +83,7 @@ class WarningRoute:
         else:
             self.outside += 1
         if self.debug:
-            self.show_original(message, category, filename, lineno, file, line)
+            print(text.rstrip(), file=sys.stderr, flush=True)
 
     def note(self) -> Optional[str]:
         """The one line a command ends with when warnings were held back, or None."""
@@ -120,7 +120,7 @@ def routed_warnings(debug: bool = False):
     import warnings
 
     with warnings.catch_warnings():
-        route = WarningRoute(debug, warnings.showwarning)
+        route = WarningRoute(debug)
         warnings.showwarning = route.show
         _ROUTES.append(route)
         try:

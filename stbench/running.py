@@ -307,6 +307,8 @@ def _run(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights=Non
                 writer.close()
         if not main:
             return []
+        samples = [save_sample(run_dir, result.sample, part.dataset_spec.value_range)
+                   for part, result, run_dir in zip(plan.parts, evaluated, run_dirs)]
         if trained.log is not None:
             for part, result in zip(plan.parts, evaluated):
                 prefix = f"test/{part.task.name}/" if plan.joint else "test/"
@@ -317,8 +319,7 @@ def _run(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights=Non
         if trained.epochs and trained.resumed_from_epoch == trained.epochs:
             for record in records:
                 record["evaluation"]["source"] = "re-evaluated"  # weights restored from the finished checkpoint
-        for part, record, result, run_dir in zip(plan.parts, records, evaluated, run_dirs):
-            sample = save_sample(run_dir, result.sample, part.dataset_spec.value_range)
+        for record, result, run_dir, sample in zip(records, evaluated, run_dirs, samples):
             finish_record(record, trained, result, checkpoint, sample, started)
             write_record(run_dir, record)
             finished.append(record)
