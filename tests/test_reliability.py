@@ -340,8 +340,8 @@ def test_timing_before_a_run_changes_nothing_it_does(use_plugins, toy_root, tmp_
 
 # ---------------------------------------------------------------- its own damaged files
 
-@pytest.mark.parametrize("garbage", [b"\xff\xfe\x00garbled\x80\x81", b"a,b,c\n1,2,3\n", b"step,epoch,name,value,wall_time\n"
-                                     b"x,1,train/loss,0.1,1\n"])
+@pytest.mark.parametrize("garbage", [b"\xff\xfe\x00garbled\x80\x81", b"a,b,c\n1,2,3\n",
+                                     b"step,epoch,name,value,wall_time\nx,1,train/loss,0.1,1\n"])
 def test_a_garbled_run_log_is_set_aside_and_the_run_goes_on(use_plugins, toy_root, tmp_path, capsys, monkeypatch,
                                                            garbage):
     use_plugins("plugin_fixture", only="testplug,baselines")
@@ -443,7 +443,8 @@ def test_metric_options_are_checked_where_they_are_given(use_plugins, toy_root, 
     assert not (tmp_path / "out").exists()  # found before anything runs
     pred = tmp_path / "pred.npy"
     np.save(pred, np.zeros((2, 6, 1, 16, 16), np.float32))
-    assert main(["score", "--pred", str(pred), "--true", str(pred), "--task", "toy-6-6", "--metric-option", option]) == 2
+    assert main(["score", "--pred", str(pred), "--true", str(pred), "--task", "toy-6-6",
+                 "--metric-option", option]) == 2
     assert message in capsys.readouterr().err
 
 

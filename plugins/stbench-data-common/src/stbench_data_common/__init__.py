@@ -5,7 +5,8 @@ __all__ = [
     "center_crop", "check_length", "check_report", "copy_member", "decode_frames", "decode_image", "describe_split",
     "end_aligned_starts", "fetch_hint", "frame_count", "frames_present", "LazyH5", "LazyNpy", "load_data_pickle",
     "load_npy", "longest_task_length", "members", "NoClips", "non_empty", "npz_member", "open_h5", "prepare_needed",
-    "read_clip_list", "read_h5", "remove_stale_staging", "require_dir", "require_file", "resize", "resolve_split", "runs", "stack_frames",
+    "read_clip_list", "read_h5", "remove_stale_staging", "require_dir", "require_file", "resize", "resolve_split",
+    "runs", "stack_frames",
     "staged_folder", "tasks_by_length", "to_unit", "video_spec", "VIDEO_SUFFIXES", "VideoClips",
 ]
 

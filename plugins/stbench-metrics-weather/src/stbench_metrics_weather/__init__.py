@@ -32,8 +32,8 @@ build_acc = lazy("stbench_metrics_weather.gridded:build_acc")
 build_nino34 = lazy("stbench_metrics_weather.enso:build_nino34")
 
 METRICS = [
-    MetricSpec("csi", build("csi"), True, "critical success index hits/(hits+misses+false alarms), mean over thresholds",
-               options=THRESHOLDS),
+    MetricSpec("csi", build("csi"), True,
+               "critical success index hits/(hits+misses+false alarms), mean over thresholds", options=THRESHOLDS),
     MetricSpec("pod", build("pod"), True, "probability of detection hits/(hits+misses), mean over thresholds",
                options=THRESHOLDS),
     MetricSpec("sucr", build("sucr"), True, "success ratio hits/(hits+false alarms), mean over thresholds",
