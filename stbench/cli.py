@@ -29,7 +29,13 @@ def _names(text, what):
 
 
 def _metric_options(items):
-    return parse_overrides(items) if items else {}
+    return parse_overrides(items, "--metric-option") if items else {}
+
+
+def check_metric_options(options, names, where):
+    from .planning import check_metric_options as check
+
+    return check(options, names, where)
 
 
 # ---------------------------------------------------------------- commands
@@ -177,9 +183,13 @@ def cmd_predict(args):
 
     from .checkpoints import load_weights, read_checkpoint
     from .data import open_split, statistics_of
-    from .files import write_with
+    from .files import NpyStream
     from .planning import build_model, plan_run
+    from .running import pick_device
 
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1 (clips per forward pass), got {args.batch_size}")
+    device = pick_device(check_device(args.device) or "cpu")  # a device this machine lacks is one line, now
     task = plugins.resolve_task(args.task)
     spec = plugins.get_dataset(task.dataset)
     plan = plan_run(args.model, task, check_profile(args.profile), 0,
@@ -196,23 +206,25 @@ def cmd_predict(args):
         spec = statistics_of(spec, open_split(spec, args.data_root, "test", task))
     except UserError as error:
         print(f"stbench: note: normalising with {spec.name}'s fixed statistics ({error})", file=sys.stderr)
-    device = check_device(args.device) or "cpu"
     model.to(device).eval()
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, len(clips), int(args.batch_size)):
-            x = spec.normalize(torch.from_numpy(clips[start:start + int(args.batch_size)])).to(device)
-            outputs.append(spec.denormalize(model(x, task.t_out)).float().cpu().numpy())
-    predicted = np.concatenate(outputs)
-    if not np.isfinite(predicted).all():
-        raise UserError(f"the model predicted NaN or inf values; check the checkpoint {weights.path}")
-
-    def save(tmp):
-        with open(tmp, "wb") as handle:
-            np.save(handle, predicted)
-
-    write_with(args.out, save)
-    print(f"predicted {predicted.shape} -> {Path(args.out).resolve()}")
+    shape = (len(clips), task.t_out, *spec.shape)
+    out = NpyStream(args.out, np.float32, shape)  # its space reserved now: a full disk is one line, before any work
+    try:
+        with torch.no_grad():
+            for start in range(0, len(clips), int(args.batch_size)):
+                x = spec.normalize(torch.from_numpy(clips[start:start + int(args.batch_size)])).to(device)
+                predicted = spec.denormalize(model(x, task.t_out)).float().cpu().numpy()
+                if tuple(predicted.shape[1:]) != shape[1:]:
+                    raise UserError(f"model '{args.model}' returned {tuple(predicted.shape)} for {len(x)} clips; "
+                                    f"expected [{len(x)}, {', '.join(map(str, shape[1:]))}]")
+                if not np.isfinite(predicted).all():
+                    raise UserError(f"the model predicted NaN or inf values; check the checkpoint {weights.path}")
+                out.write(predicted)
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise
+    print(f"predicted {shape} -> {Path(args.out).resolve()}")
     return 0
 
 
@@ -302,14 +314,17 @@ def cmd_score(args):
 
     task = plugins.resolve_task(args.task)
     spec = plugins.get_dataset(task.dataset)
+    names = parse_list(args.metrics) if args.metrics else list(spec.default_metrics)
+    for name in names if args.metrics else ():
+        plugins.get_metric(name)
+    options = check_metric_options(_metric_options(args.metric_option), names, "this score")
     pred, true = _load_array(args.pred, "pred", spec.value_range), _load_array(args.true, "true", spec.value_range)
     if pred.shape != true.shape:
         raise UserError(f"--pred has shape {pred.shape} but --true has {true.shape}; they must match")
     if pred.shape[1] != task.t_out or tuple(pred.shape[2:]) != tuple(spec.shape):
         raise UserError(f"arrays of shape {pred.shape} do not fit {task.name}: expected "
                         f"[N, {task.t_out}, {', '.join(map(str, spec.shape))}]")
-    names = parse_list(args.metrics) if args.metrics else list(spec.default_metrics)
-    metrics = build_metrics(names, spec, task, _metric_options(args.metric_option), strict=bool(args.metrics))
+    metrics = build_metrics(names, spec, task, options, strict=bool(args.metrics))
     for start in range(0, len(pred), 64):
         p = torch.from_numpy(pred[start:start + 64])
         t = torch.from_numpy(true[start:start + 64])
@@ -363,7 +378,7 @@ def cmd_plugins(args):
 
 def cmd_weights(args):
     """Each weight file a metric can use: where it was found, or where it was looked for and how to get it."""
-    options = _metric_options(args.metric_option)
+    options = check_metric_options(_metric_options(args.metric_option), sorted(plugins.metrics()), "stbench weights")
     listing = {name: spec.weight_files(options) for name, spec in sorted(plugins.metrics().items())
                if spec.weight_files is not None}
     if args.json:
@@ -717,7 +732,15 @@ def main(argv=None):
         args.raw_argv = raw
         allocator.keep_freed_memory()  # before any tensor exists (STBENCH_MALLOC=system opts out)
         _apply_environment(args)
-        return args.func(args)
+        from .logs import routed_warnings
+
+        with routed_warnings(_debug(args)) as route:  # library warnings: into the runs' logs, not the terminal
+            try:
+                return args.func(args)
+            finally:
+                note = route.note()
+                if note:
+                    print(note, file=sys.stderr)
     except UserError as error:
         print(f"stbench: error: {error}", file=sys.stderr)
         return 2
@@ -728,6 +751,12 @@ def main(argv=None):
     except Exception as error:  # a fault outside any one run (a plugin's listing, the disk, ...)
         if args is not None and _debug(args):
             raise
+        from .files import as_disk_full
+
+        full = as_disk_full(error)
+        if full is not None:
+            print(f"stbench: error: {full}", file=sys.stderr)
+            return 2
         print(f"stbench: error: {type(error).__name__}: {error} (STBENCH_DEBUG=1 or --debug shows the traceback)",
               file=sys.stderr)
         return 2

@@ -172,21 +172,48 @@ def check_train(values: Mapping[str, Any], where: str) -> Dict[str, Any]:
     return checked
 
 
+# Integer hyper-parameters named like a width, a size, a count of layers or blocks: at least 1 (a zero width is a
+# ZeroDivisionError or a convolution error deep in a model, not a setting). Applied where every declared value of
+# the key agrees (mcvd's n_head_channels=-1, "use num_heads", keeps its meaning).
+SIZE_NAME = re.compile(r"(^|_)(hid|width|widths|dim|channels|units|ngf|size|patch|kernel|layers|depth|heads|blocks|"
+                       r"stride|experts|downsample)(_|$)|^(n_s|n_t)$", re.IGNORECASE)
+
+
 def hparam_schema(model_spec) -> Dict[str, Setting]:
-    """A model's hyper-parameters with their kinds, read off its declarations (declared values' types)."""
+    """A model's hyper-parameters with their kinds, read off its declarations (declared values' types), and a
+    range where the name says what it is: integer widths, sizes, patches, layers, heads and blocks are >= 1
+    (:data:`SIZE_NAME`, where every declared value is). ``patch_size`` must also divide the frame (checked when
+    a run is planned, where the frame is known: :func:`check_frame_fit`)."""
     kinds: Dict[str, set] = {}
+    values_of: Dict[str, list] = {}
     for table in model_spec.hparams.values():
         for values in (table or {}).values():
             for key, value in (values or {}).items():
                 kinds.setdefault(key, set()).add(_kind_of(value))
+                values_of.setdefault(key, []).append(value)
     schema = {}
     for key, found in kinds.items():
         optional = "none" in found
         found.discard("none")
         if found == {"int", "number"}:
             found = {"number"}
-        schema[key] = Setting(found.pop() if len(found) == 1 else "any", optional=optional)
+        kind = found.pop() if len(found) == 1 else "any"
+        sized = (kind == "int" and SIZE_NAME.search(key) is not None
+                 and all(v >= 1 for v in values_of[key] if v is not None))
+        schema[key] = Setting(kind, minimum=1 if sized else None, optional=optional)
     return schema
+
+
+def check_frame_fit(hparams: Mapping[str, Any], shape: Sequence[int], where: str) -> None:
+    """A ``patch_size`` must divide the frame's height and width (patches tile the frame exactly)."""
+    patch = hparams.get("patch_size")
+    if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1:
+        return
+    height, width = int(shape[-2]), int(shape[-1])
+    if height % patch or width % patch:
+        fits = [p for p in range(1, min(height, width) + 1) if height % p == 0 and width % p == 0]
+        raise UserError(f"{where}: patch_size must divide the frame's height and width ({height} x {width}), got "
+                        f"{patch}; choose one of {', '.join(map(str, fits))}")
 
 
 def _kind_of(value) -> str:
@@ -238,7 +265,8 @@ def parse_overrides(items: Iterable[str], option: str = "--set") -> Dict[str, An
     for item in items or ():
         key, sep, value = str(item).partition("=")
         if not sep or not key.strip():
-            raise UserError(f"{option} expects KEY=VALUE, got '{item}' (e.g. {option} delta_t=2)")
+            example = "ssim_data_range=2" if option == "--metric-option" else "delta_t=2"
+            raise UserError(f"{option} expects KEY=VALUE, got '{item}' (e.g. {option} {example})")
         try:
             overrides[key.strip()] = yaml_text(value, f"{option} {key.strip()}", budget=1000) if value.strip() else None
         except UserError as error:

@@ -6,6 +6,11 @@ class UserError(Exception):
     """A mistake in what the user asked for or gave; the message says what to do."""
 
 
+class DiskFull(UserError):
+    """A write that found no space left (ENOSPC, a quota): one line saying where, how much was free and which
+    file (see :func:`stbench.files.disk_full`). A run that meets one fails; the others go on."""
+
+
 def nearest(name, choices, n=3):
     """A ' (did you mean ...?)' suffix naming the closest known names, or ''."""
     close = difflib.get_close_matches(str(name), sorted(choices), n=n, cutoff=0.5)

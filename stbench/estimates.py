@@ -1,8 +1,11 @@
 """Estimates from a few timed steps: a run's time for ``--dry-run``, and a ``--budget`` of seconds or MACs
 turned into epochs the same way for every model."""
+import contextlib
+import copy
 import math
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -86,6 +89,34 @@ def _estimate_budget(plan, data_root, machine, kind, value) -> dict:
     return estimate
 
 
+def time_training_step(model, train_set, train_cfg, seed, device) -> float:
+    """The median time of a few training steps (forward, backward, optimizer) of ``model`` on ``train_set``,
+    after two that warm caches and kernels up."""
+    loss_of, optimizers = LossOf(model).train(), make_optimizers(model, train_cfg)
+    batches = _batches(train_set, int(train_cfg["batch_size"]), seed)
+    times = []
+    for step in range(WARM_UP + TIMED):
+        x, y, _ = next(batches)
+        start = time.perf_counter()
+        loss = loss_of(x.to(device), y.to(device), step)
+        loss.backward()
+        for optimizer in optimizers:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    return sorted(times[WARM_UP:])[TIMED // 2]  # the median of the timed steps
+
+
+def time_test_batch(view, test_set, eval_batch, t_out, device) -> float:
+    """The time of one forward pass over a test batch (eval mode, no gradients)."""
+    x, _ = next(iter(torch.utils.data.DataLoader(test_set, batch_size=int(eval_batch))))
+    view.eval()
+    with torch.no_grad():
+        start = time.perf_counter()
+        view(x.to(device), t_out)
+        return time.perf_counter() - start
+
+
 def estimate_seconds(plan, train_set, test_set, machine) -> float:
     """Training steps x the time of a few timed steps, plus the test batches x one timed test batch."""
     part = plan.parts[0]
@@ -96,24 +127,96 @@ def estimate_seconds(plan, train_set, test_set, machine) -> float:
     steps = max(1, len(train_set) // batch) * int(part.train["epochs"])
     per_step = 0.0
     if steps and any(p.requires_grad for p in model.parameters()) and len(train_set):
-        loss_of, optimizers = LossOf(model).train(), make_optimizers(model, part.train)
-        batches = _batches(train_set, batch, plan.seed)
-        times = []
-        for step in range(WARM_UP + TIMED):
-            x, y, _ = next(batches)
-            start = time.perf_counter()
-            loss = loss_of(x.to(machine.device), y.to(machine.device), step)
-            loss.backward()
-            for optimizer in optimizers:
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            times.append(time.perf_counter() - start)
-        per_step = sorted(times[WARM_UP:])[TIMED // 2]  # the median of the timed steps
+        per_step = time_training_step(model, train_set, part.train, plan.seed, machine.device)
     eval_batch = int(part.train["eval_batch_size"])
-    x, _ = next(iter(torch.utils.data.DataLoader(test_set, batch_size=eval_batch)))
-    view.eval()
-    with torch.no_grad():
-        start = time.perf_counter()
-        view(x.to(machine.device), part.task.t_out)
-        per_eval = time.perf_counter() - start
+    per_eval = time_test_batch(view, test_set, eval_batch, part.task.t_out, machine.device)
     return per_step * steps + per_eval * -(-len(test_set) // eval_batch)
+
+
+# ---------------------------------------------------------------- budgets a person would not ask for
+
+DAY = 24 * 3600
+TIMED_FROM_STEPS = 2000  # a run of fewer training steps would need 43 s a step to last a day: not timed
+
+
+@contextlib.contextmanager
+def kept_random_state():
+    """Every random generator a run draws from (Python's, numpy's, torch's CPU and CUDA) as it was before the
+    block, so timing steps before a run changes nothing the run does."""
+    import random
+
+    import numpy as np
+
+    python, numpy_state, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 2 * DAY:
+        years = seconds / (365.25 * DAY)
+        return f"{years:,.1f} years" if years >= 2 else f"{seconds / DAY:,.1f} days"
+    return f"{seconds / 3600:.0f} hours"
+
+
+def _epochs_done(plan, checkpoint) -> int:
+    """Epochs the run's checkpoint already holds (0 when there is none or it is another run's)."""
+    try:
+        if not Path(checkpoint).exists():
+            return 0
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["epoch"]) if state.get("config_hash") == plan.hash else 0
+    except Exception:  # noqa: BLE001 - unreadable: training will say so and start again
+        return 0
+
+
+def budget_line(plan, splits, model, device, checkpoint=None) -> Optional[str]:
+    """One line before a run trains, when it asks for what a person would not: more clips than a dataset has
+    (what it will use instead), or an estimated time over a day (from a few training steps timed here on a
+    copy of the model, random state kept; what it will take). None when neither. The run starts anyway: a
+    paper run on a GPU may well take days (README, "Reliability")."""
+    said, slow = [], False
+    trains = int(plan.train["epochs"]) > 0 and any(p.requires_grad for p in model.parameters())
+    for part, (train_set, val_set, test_set) in zip(plan.parts, splits):
+        name = part.dataset_spec.name
+        checks = [("train_samples", train_set, "training")] if trains else []
+        checks.append(("test_samples", test_set, "test"))
+        if val_set is not None and val_set is not test_set:
+            checks.insert(1, ("val_samples", val_set, "validation"))
+        for key, dataset, what in checks:
+            asked = part.train.get(key)
+            if asked and dataset is not None and len(dataset) < int(asked):
+                said.append(f"{key}={int(asked):,} asks for more clips than {name} has for {part.task.name} "
+                            f"({len(dataset):,} {what} clips): it will use {len(dataset):,}")
+    part, (train_set, _, test_set) = plan.parts[0], splits[0]
+    batch, epochs = int(part.train["batch_size"]), int(part.train["epochs"])
+    steps = sum(max(1, len(s[0]) // batch) for s in splits) * epochs if len(train_set) else 0
+    if steps >= TIMED_FROM_STEPS and not plan.joint and trains:
+        try:
+            with kept_random_state():
+                twin = copy.deepcopy(model)
+                per_step = time_training_step(twin, train_set, part.train, plan.seed, device)
+                eval_batch = int(part.train["eval_batch_size"])
+                per_eval = time_test_batch(twin, test_set, eval_batch, part.task.t_out, device)
+                del twin
+        except Exception:  # noqa: BLE001 - a model that cannot be copied or timed here: no estimate, no hold-up
+            per_step = None
+        if per_step is not None:
+            left = steps - steps // max(epochs, 1) * _epochs_done(plan, checkpoint)
+            seconds = per_step * left + per_eval * -(-len(test_set) // eval_batch) * max(1, int(plan.samples))
+            if seconds > DAY:
+                slow = True
+                said.append(f"it will take about {_duration(seconds)} on {device} ({left:,} training steps of "
+                            f"{batch} clips at {per_step * 1000:.3g} ms each, timed here)")
+    if not said:
+        return None
+    tail = ("; it starts now: every epoch is checkpointed, Ctrl-C stops it and the same command resumes"
+            if slow else "")
+    return f"stbench: {'warning' if slow else 'note'}: {plan.label}: {'; '.join(said)}{tail}"

@@ -1,5 +1,4 @@
 """Evaluation: the metrics of a task, streaming a test set through a model and them, timing each part."""
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,30 +288,48 @@ class PredictionWriter:
     """The whole test set's predictions and targets in native units, streamed into ``predictions.npy`` and
     ``targets.npy`` of the run folder (renamed into place when complete), for ``stbench score`` later.
     Data in [0, 1] or [0, 255] is stored as uint8 (``stbench score`` reads uint8 [0, 1] data as value / 255);
-    anything else as float32."""
+    anything else as float32. Both files' space is reserved before the first clip is evaluated and they are
+    written with ordinary writes (never a memory map, which a full disk turns into SIGBUS): a disk too small
+    is one line, and :meth:`abort` leaves no temporary file."""
 
     def __init__(self, run_dir: Path, spec, count: int, task):
+        from .files import NpyStream
+
         lo, hi = spec.value_range or (None, None)
         self.scale = {(0.0, 1.0): 255.0, (0.0, 255.0): 1.0}.get((lo, hi))
         dtype = np.uint8 if self.scale else np.float32
         shape = (count, task.t_out, *task.shape)
         self.paths = [run_dir / "predictions.npy", run_dir / "targets.npy"]
-        self.temps = [p.with_name(f".{p.name}.tmp{os.getpid()}") for p in self.paths]
-        self.arrays = [np.lib.format.open_memmap(t, mode="w+", dtype=dtype, shape=shape) for t in self.temps]
-        self.filled = 0
+        self.streams = []
+        try:
+            for path in self.paths:
+                self.streams.append(NpyStream(path, dtype, shape))
+        except BaseException:
+            self.abort()
+            raise
 
     def __call__(self, pred: torch.Tensor, true: torch.Tensor) -> None:
-        n = pred.shape[0]
-        for array, values in zip(self.arrays, (pred, true)):
+        for stream, values in zip(self.streams, (pred, true)):
             values = values.detach().cpu().numpy()
             if self.scale:
                 values = np.clip(np.rint(values * self.scale), 0, 255)
-            array[self.filled:self.filled + n] = values
-        self.filled += n
+            try:
+                stream.write(values)
+            except BaseException:
+                self.abort()
+                raise
 
     def close(self) -> None:
-        for array, temp, path in zip(self.arrays, self.temps, self.paths):
-            array.flush()
-            del array
-            os.replace(temp, path)
-        self.arrays = []
+        try:
+            for stream in self.streams:
+                stream.commit()
+        except BaseException:
+            self.abort()
+            raise
+        self.streams = []
+
+    def abort(self) -> None:
+        """Remove whatever was not renamed into place (a failed run leaves no temporary file)."""
+        for stream in self.streams:
+            stream.discard()
+        self.streams = []

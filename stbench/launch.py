@@ -91,10 +91,12 @@ def _now() -> str:
 
 
 def _read_json(path: Path) -> Optional[Dict]:
+    """A JSON object from ``path``, or None (missing, damaged, or not an object)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return value if isinstance(value, dict) else None
 
 
 def new_launch_folder(out_dir) -> Path:
@@ -593,7 +595,7 @@ def _alive(pid, host=None) -> bool:
         return False
     try:
         os.kill(int(pid), 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, ValueError, TypeError, OverflowError):  # gone, or not a process id (a damaged file)
         return False
     except PermissionError:
         return True
@@ -658,6 +660,26 @@ def _submitit_row_state(index: Dict, entry: Dict, written: Dict):
     return "failed", f"job ended as {slurm} before the run finished"
 
 
+def _index_problem(index) -> str:
+    """What makes a launch index unusable (it was cut short, edited or is not one), or ''."""
+    if not isinstance(index, dict):
+        return "not readable as a JSON object"
+    runs = index.get("runs")
+    if not isinstance(runs, list):
+        return f"'runs' is {type(runs).__name__ if runs is not None else 'missing'}, not a list"
+    for number, entry in enumerate(runs):
+        if not isinstance(entry, dict):
+            return f"run {number} is {type(entry).__name__}, not an object"
+        i, argv = entry.get("index"), entry.get("argv")
+        if isinstance(i, bool) or not isinstance(i, int) or i < 0:
+            return f"run {number} has no index number"
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            return f"run {number} has no command line (argv)"
+        if not isinstance(entry.get("label", ""), str) or not isinstance(entry.get("job_id") or "", (str, int)):
+            return f"run {number} has a label or job id of the wrong type"
+    return ""
+
+
 def _launch_row(index: Dict, folder: Path, entry: Dict, records) -> Dict:
     i, argv = entry["index"], entry["argv"]
     written = _read_json(_state_path(folder, i)) or {}
@@ -697,9 +719,12 @@ def status(out_dir) -> List[Dict]:
     rows, claimed = [], set()
     for index_path in sorted((out_dir / LAUNCH_FOLDER).glob(f"*/{INDEX_NAME}")):
         index = _read_json(index_path)
-        if not isinstance(index, dict):
+        problem = _index_problem(index)
+        if problem:
+            _stderr(f"stbench: warning: the launch index {index_path} is damaged ({problem}); its runs are "
+                    "listed from their records")
             continue
-        for entry in index.get("runs", []):
+        for entry in index["runs"]:
             row = _launch_row(index, index_path.parent, entry, records)
             if row["record"]:
                 claimed.add(row["record"])

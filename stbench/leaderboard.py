@@ -747,6 +747,11 @@ def refresh_leaderboards(out_dir, tasks=None, poll: float = 0.02) -> List[Path]:
                     break
             time.sleep(poll)
     except OSError as error:
+        from .files import as_disk_full
+
+        full = as_disk_full(error, boards)
+        if full is not None:
+            raise full from None
         raise UserError(f"cannot write the leaderboards under {out_dir.resolve()}: "
                         f"{error.strerror or error}; free space or choose another --out") from None
     names = sorted({r["task"] for r in read_records(out_dir)}) if tasks is None else list(tasks)

@@ -1,11 +1,13 @@
 """Run logs: the training loss per step, per-epoch summaries and the final metrics, written as they happen
 beside the run record: a CSV, TensorBoard event files (written here in TensorBoard's own record format,
 so no TensorBoard install is needed to produce them), and MLflow or Weights & Biases when asked for."""
+import contextlib
 import csv
 import io
 import os
 import socket
 import struct
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -54,17 +56,118 @@ class RunLog:
             sink.close()
 
 
+# ---------------------------------------------------------------- library warnings
+
+WARNINGS_NAME = "warnings.log"
+
+
+class WarningRoute:
+    """Where library warnings (PyTorch's, numpy's, a plugin's ``warnings.warn``) go while a command runs: into
+    the ``warnings.log`` of the run in progress (beside ``log.csv``), never onto the terminal as raw text;
+    with ``debug`` they are shown on stderr as well. Warnings outside any run are counted for one note line."""
+
+    def __init__(self, debug: bool):
+        self.debug = debug
+        self.folders: List[Path] = []
+        self.count, self.outside, self.files = 0, 0, []
+
+    def show(self, message, category, filename, lineno, file=None, line=None):
+        import warnings
+
+        self.count += 1
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        path = self.folders[-1] / WARNINGS_NAME if self.folders else None
+        if path is not None and _append_line(path, f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text.rstrip()}\n"):
+            if path not in self.files:
+                self.files.append(path)
+        else:
+            self.outside += 1
+        if self.debug:
+            print(text.rstrip(), file=sys.stderr, flush=True)
+
+    def note(self) -> Optional[str]:
+        """The one line a command ends with when warnings were held back, or None."""
+        if not self.count or self.debug:
+            return None
+        where = f"; in {', '.join(str(p) for p in self.files[:3])}" if self.files else ""
+        return (f"stbench: note: {self.count} library warning{'s' if self.count > 1 else ''} kept off the terminal"
+                f"{where} (--debug shows them)")
+
+
+def _append_line(path: Path, text: str) -> bool:
+    """Append one line, or nothing (a full disk leaves the file as it was: a warning never fails a run)."""
+    try:
+        with open(path, "ab") as handle:
+            size = handle.tell()
+            try:
+                handle.write(text.encode("utf-8", "replace"))
+                handle.flush()
+                return True
+            except OSError:
+                with contextlib.suppress(OSError):
+                    handle.truncate(size)
+    except OSError:
+        pass
+    return False
+
+
+_ROUTES: List[WarningRoute] = []
+
+
+@contextlib.contextmanager
+def routed_warnings(debug: bool = False):
+    """Route library warnings for the block (a command): see :class:`WarningRoute`."""
+    import warnings
+
+    with warnings.catch_warnings():
+        route = WarningRoute(debug)
+        warnings.showwarning = route.show
+        _ROUTES.append(route)
+        try:
+            yield route
+        finally:
+            _ROUTES.remove(route)
+
+
+@contextlib.contextmanager
+def warnings_into(folder: Optional[Path]):
+    """Warnings of the block go to ``folder/warnings.log`` (a run's folder) when a command routes them."""
+    route = _ROUTES[-1] if _ROUTES else None
+    if route is None or folder is None:
+        yield
+        return
+    route.folders.append(Path(folder))
+    try:
+        yield
+    finally:
+        route.folders.pop()
+
+
 class CSVLog:
     """``log.csv``: one row per number. A resumed run drops the rows past its checkpoint first, so the file
-    holds each step once; every rewrite is atomic."""
+    holds each step once; every rewrite is atomic. A file it cannot read (garbled, not its columns) is moved
+    aside, as a damaged checkpoint is, and the log starts again, so a rerun never fails the same way twice."""
 
     def __init__(self, path: Path, resumed_step: Optional[int]):
         self.path, self.rows = path, []
         if path.exists() and resumed_step is not None:
-            with open(path, newline="", encoding="utf-8") as handle:
-                self.rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= resumed_step
-                             and row["name"].startswith("train/")]
+            self.rows = self._kept(resumed_step)
         self.pending = 0
+
+    def _kept(self, resumed_step: int) -> List[Dict]:
+        try:
+            with open(self.path, newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                if tuple(reader.fieldnames or ()) != CSV_FIELDS:
+                    raise ValueError(f"its columns are {reader.fieldnames}, not {', '.join(CSV_FIELDS)}")
+                return [row for row in reader if int(row["step"]) <= resumed_step and row["name"].startswith("train/")]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, csv.Error) as error:
+            aside = self.path.with_name(f"{self.path.name}.unreadable-{int(time.time())}")
+            os.replace(self.path, aside)
+            problem = f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
+            print(f"stbench: warning: the run log {self.path.resolve()} cannot be read ({problem}); moved it to "
+                  f"{aside.name} and logging afresh", file=sys.stderr, flush=True)
+            return []
 
     def scalar(self, name, value, step, epoch):
         self.rows.append({"step": step, "epoch": "" if epoch is None else epoch, "name": name, "value": repr(value),
@@ -153,25 +256,61 @@ def record_bytes(data: bytes) -> bytes:
 
 class EventFileLog:
     """``tensorboard/events.out.tfevents.<time>.<host>``, one per session (a resumed run adds a file; TensorBoard
-    reads them together). Appended record by record: a kill leaves every whole record readable."""
+    reads them together). Appended record by record with ordinary writes: a kill leaves every whole record
+    readable, and a write the disk refuses is cut back to the last whole record (a file that holds none is
+    removed) and reported as one line."""
 
     def __init__(self, folder: Path):
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
-        self.handle = open(self.path, "ab")
+        self.handle = open(self.path, "ab", buffering=0)
+        self.written, self.pending = 0, bytearray()
         self._write(event_bytes(time.time(), 0, file_version="brain.Event:2"))
+        self.flush()
 
     def _write(self, data: bytes) -> None:
-        self.handle.write(record_bytes(data))
+        self.pending += record_bytes(data)
+
+    def flush(self) -> None:
+        if not self.pending or self.handle is None:
+            return
+        try:
+            view = memoryview(bytes(self.pending))
+            while view:
+                view = view[self.handle.write(view):]
+        except OSError as error:
+            self._cut_back()
+            from .files import as_disk_full
+
+            full = as_disk_full(error, self.path)
+            if full is not None:
+                raise full from error
+            raise
+        self.written += len(self.pending)
+        self.pending.clear()
+
+    def _cut_back(self) -> None:
+        """Leave the file as it was after its last whole record (or no file, when it holds none)."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.handle.fileno(), self.written)
+        with contextlib.suppress(OSError):
+            self.handle.close()
+        self.handle = None
+        if not self.written:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
     def scalar(self, name, value, step, epoch):
         self._write(event_bytes(time.time(), step, tag=name, value=value))
         if not name.startswith("train/loss"):
-            self.handle.flush()
+            self.flush()
 
     def close(self):
-        self.handle.flush()
+        if self.handle is None:
+            return
+        self.flush()
         self.handle.close()
+        self.handle = None
 
 
 def read_event_file(path) -> List[Dict]:

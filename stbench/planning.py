@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import plugins
-from .config import BUDGET_KINDS, check_seed, config_hash, ignored_budget, resolve, training_identity
-from .errors import UserError
+from .config import (BUDGET_KINDS, check_frame_fit, check_seed, config_hash, ignored_budget, resolve,
+                     training_identity)
+from .errors import UserError, nearest
 from .tasks import Task
 
 
@@ -112,6 +113,7 @@ def plan_part(model_spec, task, profile, overrides, metrics, samples=1) -> TaskP
     task = plugins.resolve_task(task)
     dataset_spec = plugins.get_dataset(task.dataset)
     train, hparams, applied = resolve(model_spec, dataset_spec, profile, dict(overrides or {}))
+    check_frame_fit(hparams, dataset_spec.shape, f"model '{model_spec.name}' on {dataset_spec.name} ({profile})")
     names = list(metrics) if metrics else list(dataset_spec.default_metrics)
     gridded = dataset_spec.value_range is None or bool(dataset_spec.metric_options.get("spatial_norm"))
     if not metrics and samples > 1 and gridded:  # a sampled forecast of gridded data: its ensemble scores too
@@ -180,6 +182,40 @@ def task_models(plan: RunPlan, model) -> List[Any]:
     return [model.for_task(p.task.name) for p in plan.parts] if plan.joint else [model]
 
 
+def check_metric_options(options, metric_names, where: str = "this command") -> Dict[str, Any]:
+    """``--metric-option`` values checked against the options the named metrics declare (``MetricSpec.options``):
+    a key none of them reads is one line naming the nearest known key (and the metric that reads it, if it is
+    not computed here); each value is checked against its kind and range. Metrics that declare nothing let
+    any key through. Returns the values, converted where harmless."""
+    options = dict(options or {})
+    if not options:
+        return options
+    installed = plugins.metrics()
+    specs = [installed[name] for name in dict.fromkeys(metric_names) if name in installed]
+    declared: Dict[str, Any] = {}
+    for spec in specs:
+        for key, setting in (spec.options or {}).items():
+            declared.setdefault(key, setting)
+    open_ended = [spec.name for spec in specs if spec.options is None]
+    checked = {}
+    for key, value in options.items():
+        if key in declared:
+            checked[key] = declared[key].check(key, value, "--metric-option")
+            continue
+        if open_ended:
+            checked[key] = value
+            continue
+        readers = sorted(spec.name for spec in installed.values() if key in (spec.options or {}))
+        computed = ", ".join(spec.name for spec in specs) or "none"
+        if readers:
+            raise UserError(f"--metric-option {key}: read by {', '.join(readers)}, not among the metrics of {where} "
+                            f"({computed}); add it with --metrics or drop the option")
+        everything = {k for spec in installed.values() for k in (spec.options or {})}
+        raise UserError(f"--metric-option {key}: no metric reads it{nearest(key, everything)}; the metrics of "
+                        f"{where} ({computed}) read: {', '.join(sorted(declared)) or 'no option'}")
+    return checked
+
+
 def plans_for(models: Sequence[str], tasks: Sequence, profile: str, seeds: Sequence[int], overrides=None,
               metrics=None, metric_options=None, joint=False, precision="32", budget=None,
               samples=None) -> List[RunPlan]:
@@ -187,5 +223,10 @@ def plans_for(models: Sequence[str], tasks: Sequence, profile: str, seeds: Seque
     if joint and len(tasks) < 2:
         raise UserError("--joint trains one model on several tasks; name at least two with --tasks")
     groups = [list(tasks)] if joint else [[task] for task in tasks]
-    return [plan_run(model, group, profile, seed, overrides, metrics, metric_options, precision, budget, samples)
-            for group in groups for model in models for seed in seeds]
+    plans = [plan_run(model, group, profile, seed, overrides, metrics, metric_options, precision, budget, samples)
+             for group in groups for model in models for seed in seeds]
+    checked = check_metric_options(metric_options, [name for plan in plans for part in plan.parts
+                                                    for name in part.metric_names], "these runs")
+    for plan in plans:
+        plan.metric_options = dict(checked)
+    return plans

@@ -14,10 +14,10 @@ from .checkpoints import load_weights, read_checkpoint
 from .data import describe, open_all_splits, open_splits, validation_source
 from .errors import UserError
 from .distributed import SINGLE, Processes
-from .estimates import estimate_seconds, resolve_budget
+from .estimates import budget_line, estimate_seconds, resolve_budget
 from .evaluation import PredictionWriter, build_metrics, evaluate
-from .logs import DEFAULT_LOGGERS, RunLog
-from .files import locked, remove_stale_temporaries, write_with
+from .logs import DEFAULT_LOGGERS, RunLog, warnings_into
+from .files import as_disk_full, locked, remove_stale_temporaries, try_locked, write_with
 from .planning import RunPlan, build_model, task_models
 from .profiling import count_macs
 from .records import (RECORD_NAME, RunRecord, early_failure_record, fail_record, finish_record, read_record,
@@ -141,6 +141,7 @@ def execute(plan: RunPlan, data_root, out_dir, machine: Optional[Machine] = None
         done = finished_records(plan, out_dir, force or (save_predictions and not _predictions_saved(plan, out_dir)))
     if processes.broadcast(done is not None):
         if processes.main:
+            _sweep_finished(plan, out_dir)
             log(f"stbench: {plan.label}: already done ({plan.run_dir(out_dir, plan.parts[0])}); --force runs it again")
         return done or []
     if not processes.main:
@@ -203,15 +204,33 @@ def _silent(*_args, **_kwargs) -> None:
 
 
 def _predictions_saved(plan: RunPlan, out_dir) -> bool:
-    return all((plan.run_dir(out_dir, part) / "predictions.npy").exists() for part in plan.parts)
+    return all((plan.run_dir(out_dir, part) / name).exists() for part in plan.parts
+               for name in ("predictions.npy", "targets.npy"))
 
 
 def _reason(error: BaseException) -> str:
     return str(error) if isinstance(error, (RunFailed, UserError)) else f"{type(error).__name__}: {error}"
 
 
+def _sweep_finished(plan: RunPlan, out_dir) -> None:
+    """Remove temporary files a killed process left beside a finished run's files, when no process holds the
+    run (a run found done is not executed again, so nothing else would ever remove them)."""
+    where = plan.checkpoint_path(out_dir).parent
+    with try_locked(where / LOCK_NAME) as held:
+        if held:
+            for folder in {where, *(plan.run_dir(out_dir, part) for part in plan.parts)}:
+                remove_stale_temporaries(folder)
+
+
 def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights=None,
              save_predictions=False) -> List[RunRecord]:
+    """:func:`_run` with library warnings going to the run's ``warnings.log`` (rank 0's)."""
+    with warnings_into(plan.checkpoint_path(out_dir).parent if machine.processes.main else None):
+        return _run(plan, data_root, out_dir, machine, force, weights, save_predictions)
+
+
+def _run(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights=None,
+         save_predictions=False) -> List[RunRecord]:
     """Open data, build, profile, train (or resume, or restore a finished checkpoint to evaluate other
     metrics; or take ``weights``, a model with loaded weights and their notes, and train nothing), evaluate,
     write each record atomically. Whatever fails, each task's record says so. Under torchrun every process
@@ -223,6 +242,7 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
     processes, device = machine.processes, machine.device
     main = processes.main
     loading = machine.loading()
+    writers, finished = [], []
     try:
         if main:
             for folder in run_dirs + [checkpoint.parent]:
@@ -261,6 +281,10 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
                           budget=plan.budget_record(part, len(train_set)))
             records.append(record)
         model.to(device)
+        if main and not weights:  # a budget a person would not ask for: one line before the first epoch
+            line = budget_line(plan, splits, model, device, checkpoint)
+            if line:
+                log(line)
         trained = TrainResult()
         if not weights:
             streams = [SingleTaskBatches(train_set, plan.train["batch_size"], plan.seed,
@@ -273,9 +297,9 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
                             plan.precision, open_log=lambda resumed: RunLog(logged, machine.loggers, plan.run_name,
                                                                              resumed, {"run": plan.run_name}),
                             validation=validation)
-        writers = [PredictionWriter(run_dir, part.dataset_spec, len(test_set), part.task)
-                   if save_predictions and main else None
-                   for part, run_dir, (_, test_set) in zip(plan.parts, run_dirs, data)]
+        for part, run_dir, (_, test_set) in zip(plan.parts, run_dirs, data):
+            writers.append(PredictionWriter(run_dir, part.dataset_spec, len(test_set), part.task)
+                           if save_predictions and main else None)
         evaluated = [evaluate(view, test_set, part.train["eval_batch_size"], built, part.dataset_spec, part.task,
                               device, keep=writer, processes=processes, loading=loading, precision=plan.precision,
                               samples=plan.samples, seed=plan.seed,
@@ -286,28 +310,34 @@ def _execute(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights
         for writer in writers:
             if writer is not None:
                 writer.close()
+        if not main:
+            return []
+        samples = [save_sample(run_dir, result.sample, part.dataset_spec.value_range)
+                   for part, result, run_dir in zip(plan.parts, evaluated, run_dirs)]
+        if trained.log is not None:
+            for part, result in zip(plan.parts, evaluated):
+                prefix = f"test/{part.task.name}/" if plan.joint else "test/"
+                for key, value in result.metrics.items():
+                    if value is not None:
+                        trained.log.scalar(prefix + key, value, trained.steps)
+            trained.log.close()
+        if trained.epochs and trained.resumed_from_epoch == trained.epochs:
+            for record in records:
+                record["evaluation"]["source"] = "re-evaluated"  # weights restored from the finished checkpoint
+        for record, result, run_dir, sample in zip(records, evaluated, run_dirs, samples):
+            finish_record(record, trained, result, checkpoint, sample, started)
+            write_record(run_dir, record)
+            finished.append(record)
     except Exception as error:
+        for writer in writers:
+            if writer is not None:
+                writer.abort()
+        full = as_disk_full(error)  # a write outside stbench's own writers (a plugin's, a folder) that hit ENOSPC
         if main:
-            _record_failure(plan, records, run_dirs, _reason(error), started)
+            _record_failure(plan, records, run_dirs, _reason(full or error), started, done=len(finished))
+        if full is not None and full is not error:
+            raise full from error
         raise
-    if not main:
-        return []
-    if trained.log is not None:
-        for part, result in zip(plan.parts, evaluated):
-            prefix = f"test/{part.task.name}/" if plan.joint else "test/"
-            for key, value in result.metrics.items():
-                if value is not None:
-                    trained.log.scalar(prefix + key, value, trained.steps)
-        trained.log.close()
-    if trained.epochs and trained.resumed_from_epoch == trained.epochs:
-        for record in records:
-            record["evaluation"]["source"] = "re-evaluated"  # weights restored from the finished checkpoint
-    finished = []
-    for part, record, result, run_dir in zip(plan.parts, records, evaluated, run_dirs):
-        sample = save_sample(run_dir, result.sample, part.dataset_spec.value_range)
-        finish_record(record, trained, result, checkpoint, sample, started)
-        write_record(run_dir, record)
-        finished.append(record)
     return finished
 
 
@@ -352,13 +382,16 @@ def plugins_metric(name: str):
     return plugins.get_metric(name)
 
 
-def _record_failure(plan, records, run_dirs, reason: str, started: float) -> None:
-    """Mark every task of a failed run failed in its record (best effort: the disk may be what failed)."""
+def _record_failure(plan, records, run_dirs, reason: str, started: float, done: int = 0) -> None:
+    """Mark every task of a failed run failed in its record (best effort: the disk may be what failed), but the
+    first ``done``, whose finished records were written."""
     for i, (part, run_dir) in enumerate(zip(plan.parts, run_dirs)):
+        if i < done:
+            continue
         record = records[i] if i < len(records) else early_failure_record(plan, part, reason, started)
         try:
             write_record(run_dir, fail_record(record, reason, started))
-        except OSError:
+        except (OSError, UserError):  # the disk is full: the record does not fit either
             pass
 
 
@@ -421,6 +454,10 @@ def execute_all(plans: List[RunPlan], data_root, out_dir, machine: Optional[Mach
         except Exception as error:  # a fault in a plugin or the machine: this run fails, the others go on
             failures += 1
             progress.ended(failed=True)
+            full = as_disk_full(error)
+            if full is not None:
+                say(f"stbench: error: {plan.label}: {full}")
+                continue
             say(f"stbench: error: {plan.label}: {type(error).__name__}: {error}"
                 + ("" if debug else " (STBENCH_DEBUG=1 or --debug shows the traceback)"))
             if debug:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .config import TRAIN_KEYS
+from .config import TRAIN_KEYS, Setting
 
 if TYPE_CHECKING:  # for type hints only; importing torch here would make every declaration cost it
     import torch
@@ -306,6 +306,12 @@ class MetricSpec:
     (a key ``csi_74`` belongs to metric ``csi``), so boards render with no plugin installed.
     ``weight_files(options) -> [{name, path, sha256, found_in, how_to_get}]`` (optional) lists
     the weight files the metric can use, for ``stbench weights``.
+
+    ``options`` declares the metric options (``--metric-option KEY=VALUE``) the metric reads, each with its
+    kind: a :class:`stbench.config.Setting` or a kind's name (``int``, ``number``, ``bool``, ``str``,
+    ``any``); ``{}`` for a metric that reads none. A given option no metric of the command reads is one line
+    naming the nearest key, and each value is checked against its kind and range
+    (:func:`stbench.planning.check_metric_options`). ``None`` (undeclared) lets any key through.
     """
 
     name: str
@@ -318,6 +324,16 @@ class MetricSpec:
     unit: str = ""
     decimals: int = 4
     weight_files: Optional[Callable[[Mapping[str, Any]], List[Dict[str, Any]]]] = None
+    options: Optional[Mapping[str, Union[str, Setting]]] = None
+
+    def __post_init__(self):
+        if self.options is not None:
+            self.options = {str(key): kind if isinstance(kind, Setting) else Setting(str(kind))
+                            for key, kind in dict(self.options).items()}
+            for key, setting in self.options.items():
+                if setting.kind not in ("int", "number", "bool", "str", "any"):
+                    raise ValueError(f"metric '{self.name}': option {key} has kind '{setting.kind}'; choose int, "
+                                     "number, bool, str or any")
 
     def info(self) -> Dict[str, Any]:
         """What a leaderboard needs to show this metric's values; stored in every run record."""

@@ -294,7 +294,13 @@ class Validation:
 
 
 def save_checkpoint(path, state) -> None:
-    write_with(path, lambda tmp: torch.save(state, tmp))
+    def write(tmp):
+        with open(tmp, "wb") as handle:  # through a Python handle, a full disk keeps its errno (ENOSPC)
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    write_with(path, write)
 
 
 def load_own_checkpoint(path, device, label=""):

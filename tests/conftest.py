@@ -47,6 +47,12 @@ def toy_root(tmp_path):
     return make_toy(tmp_path / "data")
 
 
+@pytest.fixture
+def toy_maker(tmp_path):
+    """``toy_maker(name, **sizes)``: another toy data root under the test's folder (see :func:`make_toy`)."""
+    return lambda name, **sizes: make_toy(tmp_path / name, **sizes)
+
+
 @pytest.fixture(scope="session")
 def mmnist_root(tmp_path_factory):
     """One data root for the whole session, so the fixed-seed Moving MNIST test set is generated once."""

@@ -19,6 +19,8 @@ class TinyConv(STModel):
         self.net = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1, bias=not batchnorm), *norm, nn.ReLU(),
                                  nn.Conv2d(width, channels, 3, padding=1))
         self.nan_loss, self.fault = nan_loss, fault
+        if fault == "warn":  # a library warning while the model is built (PyTorch's, for a zero-size tensor)
+            nn.init.kaiming_uniform_(torch.empty(0, channels))
 
     def forward(self, x, t_out):
         last = x[:, -1]

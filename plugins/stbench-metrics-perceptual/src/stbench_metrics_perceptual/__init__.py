@@ -33,12 +33,12 @@ _lpips, _fvd = "stbench_metrics_perceptual.lpips", "stbench_metrics_perceptual.f
 
 METRICS = [
     MetricSpec(name="lpips", build=lazy(f"{_lpips}:build_lpips"), higher_is_better=False, label="LPIPS", decimals=4,
-               weight_files=lazy(f"{_lpips}:weight_files"),
+               weight_files=lazy(f"{_lpips}:weight_files"), options={"lpips_alexnet": "str", "lpips_linear": "str"},
                description="LPIPS v0.1, AlexNet trunk, frames clipped and scaled to [-1, 1], grey repeated to RGB; "
                            "weights: lpips_alexnet=PATH, lpips_linear=PATH or the torch hub / lpips / "
                            "torchmetrics / pyiqa caches"),
     MetricSpec(name="fvd", build=lazy(f"{_fvd}:build_fvd"), higher_is_better=False, label="FVD", decimals=1,
-               weight_files=lazy(f"{_fvd}:weight_files"),
+               weight_files=lazy(f"{_fvd}:weight_files"), options={"fvd_i3d": "str"},
                description="Frechet Video Distance of Kinetics-400 I3D logits over the predicted clips of the "
                            "test set (224x224 bilinear, clips under 10 frames padded with their last frame); "
                            "weights: fvd_i3d=PATH (a TorchScript file such as StyleGAN-V's runs code when "

@@ -12,6 +12,7 @@
 from functools import partial
 
 from stbench import MetricSpec, hookimpl, lazy
+from stbench.config import Setting
 
 # the scores (torch) load when a metric is built, so registering (and `stbench list`) imports no torch
 _contingency = lazy("stbench_metrics_weather.categorical:ContingencyScore")
@@ -22,28 +23,40 @@ def build(name):
     return partial(_contingency, name)
 
 
+# the metric options each score reads (--metric-option KEY=VALUE; arrays as lists, "a,b,c" or a .npy path)
+THRESHOLDS = {"csi_thresholds": "any"}
+GRID = {"latitudes": "any", "channel_names": "any", "metric_channels": "any"}
+
+
 build_wrmse = lazy("stbench_metrics_weather.gridded:build_wrmse")
 build_wmae = lazy("stbench_metrics_weather.gridded:build_wmae")
 build_acc = lazy("stbench_metrics_weather.gridded:build_acc")
 build_nino34 = lazy("stbench_metrics_weather.enso:build_nino34")
 
 METRICS = [
-    MetricSpec("csi", build("csi"), True, "critical success index hits/(hits+misses+false alarms), mean over thresholds"),
-    MetricSpec("pod", build("pod"), True, "probability of detection hits/(hits+misses), mean over thresholds"),
-    MetricSpec("sucr", build("sucr"), True, "success ratio hits/(hits+false alarms), mean over thresholds"),
+    MetricSpec("csi", build("csi"), True,
+               "critical success index hits/(hits+misses+false alarms), mean over thresholds", options=THRESHOLDS),
+    MetricSpec("pod", build("pod"), True, "probability of detection hits/(hits+misses), mean over thresholds",
+               options=THRESHOLDS),
+    MetricSpec("sucr", build("sucr"), True, "success ratio hits/(hits+false alarms), mean over thresholds",
+               options=THRESHOLDS),
     MetricSpec("bias", build("bias"), False, "frequency bias (hits+false alarms)/(hits+misses), mean over "
-                                             "thresholds; best at 1, not at an extreme", target=1.0),
-    MetricSpec("far", build("far"), False, "false alarm ratio false alarms/(hits+false alarms), mean over thresholds"),
+                                             "thresholds; best at 1, not at an extreme", target=1.0,
+               options=THRESHOLDS),
+    MetricSpec("far", build("far"), False, "false alarm ratio false alarms/(hits+false alarms), mean over thresholds",
+               options=THRESHOLDS),
     MetricSpec("hss", build("hss"), True, "Heidke skill score 2(ad-bc)/((a+c)(c+d)+(a+b)(b+d)) (a hits, b false "
-                                          "alarms, c misses, d correct rejections), mean over thresholds"),
+                                          "alarms, c misses, d correct rejections), mean over thresholds",
+               options=THRESHOLDS),
     MetricSpec("ets", build("ets"), True, "equitable threat score (hits-r)/(hits+misses+false alarms-r), r the hits "
-                                          "expected by chance, mean over thresholds"),
-    MetricSpec("wrmse", build_wrmse, False, "latitude-weighted RMSE per frame and channel (WeatherBench)"),
-    MetricSpec("wmae", build_wmae, False, "latitude-weighted MAE per channel"),
+                                          "expected by chance, mean over thresholds", options=THRESHOLDS),
+    MetricSpec("wrmse", build_wrmse, False, "latitude-weighted RMSE per frame and channel (WeatherBench)", options=GRID),
+    MetricSpec("wmae", build_wmae, False, "latitude-weighted MAE per channel", options=GRID),
     MetricSpec("acc", build_acc, True, "latitude-weighted anomaly correlation per channel against "
-                                       "options['climatology']"),
+                                       "options['climatology']", options={**GRID, "climatology": "any"}),
     MetricSpec("nino34", build_nino34, True, "Nino3.4 index correlation over the set, mean over leads "
-                                             "(3-month running mean; C-Nino3.4-M)"),
+                                             "(3-month running mean; C-Nino3.4-M)",
+               options={**GRID, "longitudes": "any", "nino34_channel": Setting("int", minimum=0)}),
 ]
 
 
