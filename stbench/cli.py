@@ -430,7 +430,11 @@ def cmd_data_check(args):
     try:
         if spec.check is not None:
             print(spec.check(str(root)))
-        train_set, val_set, _ = open_all_splits(spec, root, task, None, None, validate=True)
+        try:
+            train_set, val_set, _ = open_all_splits(spec, root, task, None, None, validate=True)
+            missing_val = None
+        except UserError as error:  # train and test may still be fine: say so below, then what validation lacks
+            train_set, val_set, missing_val = None, None, str(error)
         for split in ("train", "test"):
             dataset = open_split(spec, root, split, task)
             if len(dataset) == 0:
@@ -439,7 +443,9 @@ def cmd_data_check(args):
             x, y = dataset[0]
             print(f"{split}: {describe(dataset)['clips']} clips for {task.name}; x {tuple(x.shape)}, "
                   f"y {tuple(y.shape)}")
-        if val_set is None:
+        if missing_val is not None:
+            print(f"validation: {missing_val} (runs that validate need it; the others do not)")
+        elif val_set is None:
             print(f"validation: none declared by the {spec.name} plugin (runs evaluate their last epoch)")
         else:
             print(f"validation: {len(val_set)} clips for {task.name}, {validation_source(spec)}"
