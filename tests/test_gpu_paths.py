@@ -4,7 +4,7 @@ resume restores, and records name the GPU. (The nccl run itself needs a GPU: ben
 import pytest
 import torch
 
-from stbench import Clips, UserError, distributed
+from stbench import Clips, STModel, UserError, distributed
 from stbench.distributed import SINGLE, Processes, device_for, join_from_environment
 from stbench.running import Machine
 from stbench.training import Loading, SingleTaskBatches, default_workers, train
@@ -123,7 +123,7 @@ def test_records_name_the_gpu_and_count(monkeypatch):
     assert "gpu" not in hardware_info("cpu")
 
 
-class _Tiny(torch.nn.Module):
+class _Tiny(STModel):
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
@@ -134,12 +134,6 @@ class _Tiny(torch.nn.Module):
 
     def loss(self, x, y, step):
         return torch.nn.functional.mse_loss(self(x, y.shape[1]), y)
-
-    def optimizer_param_groups(self, cfg):
-        return None
-
-    def on_epoch_start(self, epoch):
-        pass
 
 
 TRAIN = {"epochs": 2, "lr": 1e-2, "weight_decay": 0.0, "optimizer": "adam", "schedule": "none", "grad_clip": 1.0}
