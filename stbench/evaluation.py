@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from . import plugins
 from .data import statistics_of
+from .diagnostics import Diagnostics
 from .metrics import MetricContext, NotAvailable
 from .distributed import SINGLE
 from .profiling import Stopwatch
@@ -34,6 +35,7 @@ class EvalResult:
     sample: Optional[Dict[str, np.ndarray]] = None
     notes: Dict[str, str] = field(default_factory=dict)
     sampling: Optional[Dict] = None  # K > 1 samples per clip: the protocol, seeds and per-sample values
+    diagnostics: Optional[Dict] = None  # is the row degenerate? (stbench.diagnostics)
 
 
 def build_metrics(names, dataset_spec, task, options=None, strict=True):
@@ -127,6 +129,7 @@ def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cp
     iterator = iter(tqdm(_batches(dataset, batch_size, processes, loading), total=-(-per_process // int(batch_size)),
                          desc="evaluating", unit="batch", leave=False, disable=None if processes.main else True))
     reference = (int(batch_size), task.t_out, *task.shape)
+    diagnostics = Diagnostics()
     first = True
     step = -1
     while True:
@@ -161,14 +164,17 @@ def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cp
             gathered = [processes.gather(pred, count, reference[0]) for pred in preds]
             trues = processes.gather(y.float(), count, reference[0])
             inputs = processes.gather(x.float(), count, reference[0]) if first else None  # every rank alike
+            lasts = processes.gather(x[:, -1].float(), count, reference[0])
             first = False
             if not processes.main:
                 continue
-            preds, y = [_interleave(parts) for parts in gathered], _interleave(trues)
+            preds, y, last = [_interleave(parts) for parts in gathered], _interleave(trues), _interleave(lasts)
             if inputs is not None:
                 x = _interleave(inputs)
             if not len(y):
                 continue
+        else:
+            last = x[:, -1]
         for pred in preds:
             if not torch.isfinite(pred).all():
                 raise RunFailed(f"model predicted NaN or inf values for test clips {sequences}..{sequences + len(pred) - 1}; "
@@ -183,6 +189,7 @@ def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cp
         for _, metric in sets[0]:
             if metric.ensemble:
                 metric.update_ensemble(torch.stack(natives), true_n)
+        diagnostics.update(dataset_spec.denormalize(last.float()[:, None])[:, 0], natives[0], true_n)
         metric_s += time.perf_counter() - start
         if keep is not None:
             keep(natives[0], true_n)
@@ -210,7 +217,7 @@ def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cp
                     if suffix == "spread":
                         info[name].update(higher_is_better=False, target=None, rank=False)
     return EvalResult(values, per_frame, per_clip, unavailable, info, provenance, infer_s, data_s, metric_s,
-                      sequences, sample, sampling=sampling)
+                      sequences, sample, sampling=sampling, diagnostics=diagnostics.result())
 
 
 def _computed(metrics, sequences, ensembles=True):

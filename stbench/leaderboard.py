@@ -16,7 +16,8 @@ import numpy as np
 import yaml
 from tabulate import tabulate
 
-from . import stats
+from . import diagnostics, stats
+from .errors import UserError
 from .files import write_text_atomic
 from .records import hardware_label, read_records
 
@@ -362,6 +363,9 @@ def table(task, rows, majority) -> Tuple[str, List[Column], List[str]]:
             label += " †"
         if row.get("selected_on") == "test":
             label += " ‡"
+        flags = row_flags(row)[0]
+        if flags:
+            label += f" [{', '.join(flags)}]"
         body.append([label, row["family"], str(len(row["records"])), mean(params[i], decimals[0]),
                      mean(macs[i], decimals[1]), _epochs(row["records"]),
                      mean(per_epoch[i], decimals[2]) if _numbers(per_epoch[i]) else DASH,
@@ -454,6 +458,9 @@ def _notes(rows, majority) -> List[str]:
         if row["budget"] is not None and majority is not None and row["budget"] != majority:
             notes[f"† {row['label']}: trained under another budget: {budget_text(row['budget'])}."] = None
     for row in rows:
+        for note in row_flags(row)[1]:
+            notes[note] = None
+    for row in rows:
         if row.get("selected_on") == "test":
             notes[f"‡ {row['label']}: its weights were selected on the TEST data (the epoch with the best test "
                   f"score, OpenSTL's procedure), so its scores are optimistic; it gets no best / second mark."] = None
@@ -538,6 +545,11 @@ def section(task, profile, rows, figures: Dict[str, str]) -> str:
         f"- Weights evaluated: {_distinct(selection_text(r) for r in records)}"
         + ("; ‡ marks rows selected on test data (see the notes)." if any(
             row.get("selected_on") == "test" for row in rows) else "."),
+    ] + ([f"- Flags: [collapsed] marks a row whose predictions are near-constant frames (spatial std below "
+          f"{diagnostics.COLLAPSED_BELOW:.0%} of the targets'), [copying] one that stays by the last observed frame "
+          f"(closer to it than {diagnostics.COPYING_BELOW:.0%} of the targets' distance: persistence in effect); "
+          "such rows can score well on some metrics (a blank frame on mostly-black data) and keep their marks; "
+          "the numbers are in the notes."] if any(row_flags(row)[0] for row in rows) else []) + [
         f"- Seeds: {seeds}; cells show the mean ± std (sample std) over the n seeds of a row, the newest record "
         "per seed; per-seed records stay under runs/.",
     ]
@@ -587,6 +599,42 @@ def section(task, profile, rows, figures: Dict[str, str]) -> str:
 
 
 # ---------------------------------------------------------------- pictures and the whole board
+
+def record_diagnostics(record) -> Optional[Dict]:
+    """The record's prediction diagnostics (stbench.diagnostics); for a record written before evaluations kept
+    them, those of its stored sample clip."""
+    if record.get("diagnostics"):
+        return record["diagnostics"]
+    path = _sample_path(record)
+    if path is None:
+        return None
+    from .safeload import checked_npz_member
+
+    try:
+        sample = {key: checked_npz_member(path, key) for key in ("inputs", "truth", "pred")}
+    except (KeyError, UserError):
+        return None
+    return diagnostics.from_sample(sample)
+
+
+def row_flags(row) -> Tuple[List[str], List[str]]:
+    """A row's degenerate-prediction flags (any seed's) and a note with the numbers of its first flagged seed."""
+    flags, flagged, first = [], [], None
+    for record in row["records"]:
+        found = record_diagnostics(record)
+        if not found or not found.get("flags"):
+            continue
+        flags += [f for f in found["flags"] if f not in flags]
+        flagged.append(str(record.get("seed")))
+        first = first or (record, found)
+    if first is None:
+        return [], []
+    seeds = ""
+    if len(row["records"]) > 1:
+        seeds = (f" (seeds {', '.join(flagged)} flagged; numbers of seed {first[0].get('seed')})" if len(flagged) > 1
+                 else f" (seed {flagged[0]} of {len(row['records'])})")
+    return flags, [f"[{', '.join(flags)}] {row['label']}{seeds}: {diagnostics.describe(first[1])}."]
+
 
 def _sample_path(record) -> Optional[Path]:
     """The record's sample clip: as written, else relative to the output folder the record lives in, else

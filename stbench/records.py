@@ -302,6 +302,7 @@ def finish_record(record: RunRecord, trained, evaluated, checkpoint: Optional[Pa
         sample=str(sample) if sample is not None else None, duration_seconds=time.time() - started,
         selection=trained.selection,
         sampling=evaluated.sampling or {"k": 1, "stochastic": bool(record.get("stochastic"))},
+        diagnostics=evaluated.diagnostics,
     )
     return record
 
