@@ -106,7 +106,7 @@ def _run_grid(args, models, tasks, seeds):
 
 def cmd_run(args):
     from .planning import parse_budget, plans_for
-    from .running import execute_all
+    from .running import check_data, execute_all
 
     profile = check_profile(args.profile)
     models = [plugins.get_model(name) for name in _names(args.models, "models")]
@@ -116,9 +116,13 @@ def cmd_run(args):
     if args.launcher is None and (args.jobs != 1 or args.launcher_option or args.detach):
         raise UserError("--jobs, --launcher-option and --detach go with --launcher local or --launcher slurm")
     if args.launcher is not None:
-        plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
-                  _metric_options(args.metric_option), samples=args.samples)  # every mistake is found here
-        return _run_grid(args, models, tasks, _seeds(args))
+        from .running import check_data
+
+        grid = plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
+                         _metric_options(args.metric_option), samples=args.samples)  # every mistake is found here
+        _, missing = check_data(grid, args.data_root, args.out, args.force)
+        ready = [t for t in tasks if t.name not in missing]
+        return max(_run_grid(args, models, ready, _seeds(args)) if ready else 0, 2 if missing else 0)
     plans = plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
                       _metric_options(args.metric_option), joint=args.joint, precision=_precision(args),
                       budget=parse_budget(args.budget), samples=args.samples)
@@ -128,20 +132,20 @@ def cmd_run(args):
 
         dry_run(plans, args.data_root, args.out, machine)
         return 0
+    plans, missing = check_data(plans, args.data_root, args.out, args.force,
+                                speak=machine.processes.main)
     _, failed = execute_all(plans, args.data_root, args.out, machine, force=args.force, debug=_debug(args),
                             save_predictions=args.save_predictions)
     if not args.no_leaderboard and machine.processes.main:
         for path in _write_boards(args.out, sorted({p.task.name for plan in plans for p in plan.parts})):
             print(f"leaderboard: {path}")
-    return 2 if failed else 0
+    return 2 if failed or missing else 0
 
 
 def cmd_eval(args):
     """Evaluate given weights (a checkpoint file or a run folder) without training."""
     from .planning import plans_for
-    from .running import execute_all
-
-    from .running import source_run
+    from .running import check_data, execute_all, source_run
 
     models = [plugins.get_model(name) for name in _names(args.models, "models")]
     tasks = [plugins.resolve_task(text) for text in _names(args.tasks, "tasks")]
@@ -168,12 +172,14 @@ def cmd_eval(args):
     for plan in plans:
         plan.frame_interval, plan.trained_on = args.frame_interval, trained_on
     machine = _machine(args)
+    plans, missing = check_data(plans, args.data_root, training=False,
+                                speak=machine.processes.main)
     _, failed = execute_all(plans, args.data_root, args.out, machine, debug=_debug(args), checkpoint=args.checkpoint,
                             save_predictions=args.save_predictions)
     if not args.no_leaderboard and machine.processes.main:
-        for path in _write_boards(args.out, sorted({t.name for t in tasks})):
+        for path in _write_boards(args.out, sorted({t.name for t in tasks if t.name not in missing})):
             print(f"leaderboard: {path}")
-    return 2 if failed else 0
+    return 2 if failed or missing else 0
 
 
 def cmd_predict(args):
@@ -229,9 +235,10 @@ def cmd_predict(args):
 
 
 def _write_boards(out, tasks=None):
+    """Refresh the boards of ``tasks`` (None: every task with records; an empty list: none)."""
     from .leaderboard import refresh_leaderboards
 
-    return refresh_leaderboards(out, tasks)
+    return refresh_leaderboards(out, tasks) if tasks is None or tasks else []
 
 
 def cmd_profile(args):

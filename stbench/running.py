@@ -5,13 +5,13 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from .checkpoints import load_weights, read_checkpoint
-from .data import describe, open_all_splits, open_splits, validation_source
+from .data import describe, open_all_splits, open_split, open_splits, validation_source
 from .errors import UserError
 from .distributed import SINGLE, Processes
 from .estimates import budget_line, estimate_seconds, resolve_budget
@@ -101,6 +101,31 @@ def dry_run(plans: List[RunPlan], data_root, out_dir, machine: Optional[Machine]
         say(f"  estimate    {seconds / 60:.1f} min on {machine.device} ({plan.train['epochs']} epochs)")
     say(f"estimated total: {total / 60:.1f} min for {len(plans)} run(s) (timed from a few steps; a rough guide)")
     return total
+
+
+def check_data(plans: List[RunPlan], data_root, out_dir=None, force: bool = False, training: bool = True,
+               speak: bool = True) -> Tuple[List[RunPlan], Dict[str, str]]:
+    """Before any run starts: the data of every task the unfinished plans name, opened once per task (the test
+    split, and the training split when the runs train). A task whose data is missing or unreadable is one line
+    for the task (not one per run), and none of its runs starts. Returns (the plans to run, {task: reason})."""
+    missing: Dict[str, str] = {}
+    checked = set()
+    for plan in plans:
+        if out_dir is not None and finished_records(plan, out_dir, force):
+            continue  # done: it reads no data
+        for part in plan.parts:
+            if part.task.name in checked:
+                continue
+            checked.add(part.task.name)
+            try:
+                for split in ("train", "test") if training else ("test",):
+                    open_split(part.dataset_spec, data_root, split, part.task)
+            except UserError as error:
+                missing[part.task.name] = str(error)
+    for task, reason in missing.items() if speak else ():  # rank 0 speaks for all processes
+        count = sum(any(p.task.name == task for p in plan.parts) for plan in plans)
+        log(f"stbench: error: {task} ({count} run{'s' if count != 1 else ''} not started): {reason}")
+    return [plan for plan in plans if not any(p.task.name in missing for p in plan.parts)], missing
 
 
 def finished_records(plan: RunPlan, out_dir, force: bool) -> Optional[List[RunRecord]]:

@@ -374,3 +374,21 @@ def test_precision_and_workers_are_applied_and_recorded(use_plugins, toy_root, t
     assert records["32"]["loading"]["workers"] == 0  # the CPU default
     assert records["bf16-mixed"]["metrics"]["mse"] != records["32"]["metrics"]["mse"]
     assert records["32"]["distributed"]["world_size"] == 1
+
+
+def test_missing_data_is_one_line_per_task_and_starts_nothing_for_it(use_plugins, toy_root, tmp_path, capsys):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out, empty = tmp_path / "out", tmp_path / "empty"
+    empty.mkdir()
+    (toy_root / "toy" / "test.npy").rename(tmp_path / "kept.npy")  # the toy task of this root lacks its test split
+    assert main(["run", "--models", "tiny,persistence", "--tasks", "toy-6-6,toy-4-8", "--profile", "smoke",
+                 "--data-root", str(toy_root), "--out", str(out)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("stbench: error")]
+    assert len(errors) == 2  # one per task, not one per (model, task)
+    assert errors[0].startswith("stbench: error: toy-6-6 (2 runs not started): missing ")
+    assert not _records(out) and not list(out.glob("leaderboards/*.md"))
+    (tmp_path / "kept.npy").rename(toy_root / "toy" / "test.npy")
+    (toy_root / "toy" / "train.npy").unlink()  # training data gone: eval needs only the test split
+    assert main(["run", "--models", "tiny", "--tasks", "toy-6-6", "--profile", "smoke", "--data-root", str(toy_root),
+                 "--out", str(out), "--launcher", "local"]) == 2
+    assert "stbench: error: toy-6-6 (1 run not started): " in capsys.readouterr().err and not _records(out)

