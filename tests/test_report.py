@@ -271,3 +271,19 @@ def test_the_committed_records_in_a_browser_make_the_readme_screenshots(tmp_path
     assert errors == []
     for name in ("report.table.png", "report.curves.png"):
         assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_real_run_page_says_where_each_setting_came_from(use_plugins, toy_root, tmp_path):
+    use_plugins("plugin_fixture", only="testplug,baselines")
+    out = tmp_path / "out"
+    assert main(["run", "--models", "tiny", "--tasks", "toy-6-6", "--profile", "smoke", "--data-root", str(toy_root),
+                 "--out", str(out), "--metrics", "mse", "--set", "lr=0.02"]) == 0
+    (rec,) = read_records(out)
+    assert rec["settings_sources"]["train"]["lr"] == "command line (--set)"
+    assert set(rec["settings_sources"]["train"]) == set(rec["train"])
+    write_report(out, pictures=False)
+    page = (out / "report" / "runs" / "toy-6-6" / f"{rec['run']}.html").read_text()
+    settings = {text_of(key): text_of(source) for key, source in
+                re.findall(r"<tr><th>([^<]*)</th><td>(?:(?!</tr>).)*?</td><td class=\"muted\">([^<]*)</td></tr>", page)}
+    assert settings["lr"] == "command line (--set)" and settings["epochs"].startswith(("engine default", "dataset",
+                                                                                       "model tiny"))
