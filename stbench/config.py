@@ -304,22 +304,38 @@ def resolve(model_spec, dataset_spec, profile: str, overrides: Dict[str, Any]) -
     same budget (the engine's and the dataset's) unless the command line says otherwise
     (:func:`ignored_budget` names what a model declared). ``paper`` follows each model's published schedule.
     """
+    train, hparams, applied, _ = resolve_with_sources(model_spec, dataset_spec, profile, overrides)
+    return train, hparams, applied
+
+
+def resolve_with_sources(model_spec, dataset_spec, profile: str, overrides: Dict[str, Any]):
+    """:func:`resolve`, and where each setting came from: ``{"train": {key: source}, "hparams": {...}}``."""
     like = dataset_spec.hparams_like
     train = dict(TRAIN_DEFAULTS[profile])
-    train.update(dataset_spec.train_defaults.get(profile, {}) or {})
+    sources = {"train": dict.fromkeys(train, f"engine default ({profile} profile)"), "hparams": {}}
+    dataset_defaults = dataset_spec.train_defaults.get(profile, {}) or {}
+    train.update(dataset_defaults)
+    sources["train"].update(dict.fromkeys(dataset_defaults, f"dataset {dataset_spec.name} ({profile} profile)"))
     declared = model_spec.train_for(profile, dataset_spec.name, like)
-    train.update({k: v for k, v in declared.items() if not (profile in EQUAL_BUDGET_PROFILES and k in BUDGET_KEYS)})
+    applied_declared = {k: v for k, v in declared.items()
+                        if not (profile in EQUAL_BUDGET_PROFILES and k in BUDGET_KEYS)}
+    train.update(applied_declared)
+    model = f"model {model_spec.name}'s declaration ({profile} profile)"
+    sources["train"].update(dict.fromkeys(applied_declared, model))
     hparams = model_spec.hparams_for(profile, dataset_spec.name, like)
+    sources["hparams"] = dict.fromkeys(hparams, model)
     schema = hparam_schema(model_spec)
     applied = {}
     for key, value in overrides.items():
         if key in TRAIN_KEYS:
             train[key] = applied[key] = value
+            sources["train"][key] = "command line (--set)"
         elif key in schema:
             hparams[key] = applied[key] = schema[key].check(key, value, f"--set for model '{model_spec.name}'")
+            sources["hparams"][key] = "command line (--set)"
     train = check_train(train, f"{model_spec.name} on {dataset_spec.name} ({profile})")
     check_selection(train, f"{model_spec.name} on {dataset_spec.name} ({profile})")
-    return train, hparams, applied
+    return train, hparams, applied, sources
 
 
 def check_selection(train: Mapping[str, Any], where: str) -> None:

@@ -343,8 +343,11 @@ def _metric_keys(rows, task) -> List[str]:
 FIXED_HEADERS = ["Model", "Family", "n", "Params (M)", "FLOPs (G)", "Epochs", "Train s/epoch", "Inference s", "FPS"]
 
 
-def table(task, rows, majority) -> Tuple[str, List[Column], List[str]]:
-    """The markdown table, its metric columns and the published sources cited in it (in order)."""
+def table_cells(task, rows, majority) -> Dict:
+    """The board's table as cells: ``headers``, ``body`` (cell texts with the board's marks in markdown:
+    ``**best**``, ``<u>second</u>``, † / ‡ after a label, ``↳ *published [n]*`` lines), ``owner`` (per body
+    line, the index of the row it belongs to; a published line belongs to the row above it), ``published``
+    (per body line, whether it is a published figure), its metric ``columns`` and the ``sources`` cited."""
     all_records = [r for row in rows for r in row["records"]]
     ranked = {i for i, row in enumerate(rows) if (row["budget"] is None or majority is None or row["budget"] == majority)
               and row.get("selected_on") != "test"}
@@ -356,7 +359,7 @@ def table(task, rows, majority) -> Tuple[str, List[Column], List[str]]:
     fps = [[r.get("fps") for r in row["records"]] for row in rows]
     decimals = [_scale_decimals(sum(column, [])) for column in (params, macs, per_epoch, inference, fps)]
     mean = lambda values, d: _fixed(float(np.mean(_numbers(values))), d) if _numbers(values) else DASH  # noqa: E731
-    body, sources = [], []
+    body, owner, is_published, sources = [], [], [], []
     for i, row in enumerate(rows):
         label = row["label"]
         if row["budget"] is not None and majority is not None and row["budget"] != majority:
@@ -371,6 +374,8 @@ def table(task, rows, majority) -> Tuple[str, List[Column], List[str]]:
                      mean(per_epoch[i], decimals[2]) if _numbers(per_epoch[i]) else DASH,
                      mean(inference[i], decimals[3]), mean(fps[i], decimals[4])]
                     + [column.cell(i) for column in columns])
+        owner.append(i)
+        is_published.append(False)
         for entry in published_for(task, row):
             if entry["source"] not in sources:
                 sources.append(entry["source"])
@@ -379,10 +384,20 @@ def table(task, rows, majority) -> Tuple[str, List[Column], List[str]]:
                          DASH if entry.get("params_m") is None else _published(entry["params_m"]),
                          DASH if entry.get("flops_g") is None else _published(entry["flops_g"]),
                          "", "", "", ""] + [column.published_cell(entry) for column in columns])
+            owner.append(i)
+            is_published.append(True)
     headers = FIXED_HEADERS + [header(column.info) for column in columns]
     align = ["left", "left"] + ["right"] * (len(headers) - 2)
-    text = tabulate(body, headers=headers, tablefmt="pipe", colalign=align, disable_numparse=True)
-    return text, columns, sources
+    return {"headers": headers, "body": body, "align": align, "owner": owner, "published": is_published,
+            "columns": columns, "sources": sources}
+
+
+def table(task, rows, majority) -> Tuple[str, List[Column], List[str]]:
+    """The markdown table, its metric columns and the published sources cited in it (in order)."""
+    cells = table_cells(task, rows, majority)
+    text = tabulate(cells["body"], headers=cells["headers"], tablefmt="pipe", colalign=cells["align"],
+                    disable_numparse=True)
+    return text, cells["columns"], cells["sources"]
 
 
 # ---------------------------------------------------------------- one section per profile
@@ -427,7 +442,7 @@ def _marks_line(columns, rows) -> str:
         parts.append(f"{', '.join(c.info['label'] for c in untested)}: marked by mean alone, not tested for "
                      "significance (the records hold no per-clip values: written before stbench stored them, or "
                      "a row lacks them or scored other clips)")
-    return "- Marks: " + "; ".join(parts) + "." if parts else ""
+    return "Marks: " + "; ".join(parts) + "." if parts else ""
 
 
 def _ssim_line(columns, records) -> str:
@@ -441,7 +456,7 @@ def _ssim_line(columns, records) -> str:
                                             for r in records if "ssim" in (r.get("metrics") or {})) else ")")
            if ranges else "data_range = the dataset's value range (1.0 for data in [0, 1]), as scikit-image "
                           "requires it today")
-    text = f"- SSIM conventions: `SSIM` uses {own}"
+    text = f"SSIM conventions: `SSIM` uses {own}"
     if "ssim_openstl" in keys:
         text += ("; `SSIM (OpenSTL)` uses twice the value range (2.0 for [0, 1] data), the data_range that "
                  "scikit-image <= 0.19 assumed for float frames and that OpenSTL's and the papers' tables used: "
@@ -490,10 +505,10 @@ def _notes(rows, majority) -> List[str]:
     return list(notes)
 
 
-def lead_time_tables(rows, columns) -> List[str]:
+def lead_time_cells(rows, columns) -> List[Tuple[List[str], List[List[str]]]]:
     """Per lead time (predicted frame), each metric's mean over a row's seeds: PredBench's ``by_frame`` view,
-    one table per metric that records per-frame values, folded under a details block."""
-    lines = []
+    one (headers, body) per metric that records per-frame values."""
+    tables = []
     for column in columns:
         if column.info.get("rank") is False:
             continue
@@ -509,53 +524,66 @@ def lead_time_tables(rows, columns) -> List[str]:
                 continue
             means = np.mean(np.asarray(usable, dtype=np.float64), axis=0)
             body.append([row["label"]] + [_fixed(float(v), decimals) for v in means])
-        if not body:
-            continue
-        headers = [f"{header(column.info)} by lead time"] + [f"t+{i + 1}" for i in range(frames)]
-        lines += ["", tabulate(body, headers=headers, tablefmt="pipe", colalign=["left"] + ["right"] * frames,
-                               disable_numparse=True)]
+        if body:
+            tables.append(([f"{header(column.info)} by lead time"] + [f"t+{i + 1}" for i in range(frames)], body))
+    return tables
+
+
+LEAD_TIME_SUMMARY = "Every metric by lead time (predicted frame; mean over seeds)"
+
+
+def lead_time_tables(rows, columns) -> List[str]:
+    """The lead-time tables as markdown, folded under a details block."""
+    lines = []
+    for headers, body in lead_time_cells(rows, columns):
+        lines += ["", tabulate(body, headers=headers, tablefmt="pipe",
+                               colalign=["left"] + ["right"] * (len(headers) - 1), disable_numparse=True)]
     if not lines:
         return []
-    return ["", "<details><summary>Every metric by lead time (predicted frame; mean over seeds)</summary>"] + lines + [
-        "", "</details>"]
+    return ["", f"<details><summary>{LEAD_TIME_SUMMARY}</summary>"] + lines + ["", "</details>"]
 
 
-def section(task, profile, rows, figures: Dict[str, str]) -> str:
+def section_parts(task, profile, rows) -> Dict:
+    """What a profile's section says, in parts both the markdown board and the results site render: the
+    ``caution`` (not comparable with published figures; None for ``paper``), the ``facts`` (task, data,
+    budget, weights, seeds, marks, hardware, conventions), the table ``cells`` (:func:`table_cells`), the
+    ``lead_time`` tables, the ``notes`` and the published ``sources`` cited (one line each). Texts carry
+    the board's inline markdown (backticks, ``**bold**``, ``*italic*``, ``<u>second</u>``)."""
     records = [r for row in rows for r in row["records"]]
     first = records[0]
     majority = _majority_budget(rows)
-    text, columns, sources = table(task, rows, majority)
+    cells = table_cells(task, rows, majority)
+    columns, sources = cells["columns"], cells["sources"]
     tests = [(r.get("data") or {}).get("test") or {} for r in records]
     test_sources = _distinct((f"{t['source']} ({t.get('clips', '?')} clips)" if t.get("source")
                               else f"{t.get('clips', '?')} clips") for t in tests if t)
     seeds = _distinct(s for row in rows for s in row["seeds"])
-    lines = [f"## Profile `{profile}`", ""]
+    caution = None
     if profile != "paper":
         why = NOT_COMPARABLE.get(profile, "not the published configurations and schedules")
-        lines += [f"> **Not comparable with published figures**: the `{profile}` profile uses {why}. The "
-                  "↳ published rows are the papers' full-size models after their full schedules, shown for scale.",
-                  ""]
-    lines += [
-        f"- Task: `{task}`, {first.get('protocol', '?')} protocol ({first.get('t_in', '?')} frames observed, "
+        caution = (f"**Not comparable with published figures**: the `{profile}` profile uses {why}. The "
+                   "↳ published rows are the papers' full-size models after their full schedules, shown for scale.")
+    lines = [
+        f"Task: `{task}`, {first.get('protocol', '?')} protocol ({first.get('t_in', '?')} frames observed, "
         f"{first.get('t_out', '?')} predicted); dataset `{first.get('dataset', '?')}`.",
-        f"- Test data: {test_sources}.",
-        f"- Budget: {budget_text(majority) if majority else 'no row was trained here'}"
+        f"Test data: {test_sources}.",
+        f"Budget: {budget_text(majority) if majority else 'no row was trained here'}"
         + ("; † marks rows trained under another budget (see the notes); they get no best / second mark." if any(
             row["budget"] not in (None, majority) for row in rows) else "; every trained row had it."),
-        f"- Weights evaluated: {_distinct(selection_text(r) for r in records)}"
+        f"Weights evaluated: {_distinct(selection_text(r) for r in records)}"
         + ("; ‡ marks rows selected on test data (see the notes)." if any(
             row.get("selected_on") == "test" for row in rows) else "."),
-    ] + ([f"- Flags: [collapsed] marks a row whose predictions are near-constant frames (spatial std below "
+    ] + ([f"Flags: [collapsed] marks a row whose predictions are near-constant frames (spatial std below "
           f"{diagnostics.COLLAPSED_BELOW:.0%} of the targets'), [copying] one that stays by the last observed frame "
           f"(closer to it than {diagnostics.COPYING_BELOW:.0%} of the targets' distance: persistence in effect); "
           "such rows can score well on some metrics (a blank frame on mostly-black data) and keep their marks; "
           "the numbers are in the notes."] if any(row_flags(row)[0] for row in rows) else []) + [
-        f"- Seeds: {seeds}; cells show the mean ± std (sample std) over the n seeds of a row, the newest record "
+        f"Seeds: {seeds}; cells show the mean ± std (sample std) over the n seeds of a row, the newest record "
         "per seed; per-seed records stay under runs/.",
     ]
     sampled = sorted({int((r.get("sampling") or {}).get("k", 1)) for r in records} - {1})
     if sampled:
-        lines.append(f"- Sampling: stochastic rows draw K = {_distinct(sampled)} predictions per test clip (torch's "
+        lines.append(f"Sampling: stochastic rows draw K = {_distinct(sampled)} predictions per test clip (torch's "
                      "generator seeded from the run seed per sample and batch, recorded); their main columns are "
                      "best-of-K per clip (the convention of the SV2P / SAVP / SVG tables), *(mean of K)* columns the "
                      "mean over samples and *(spread)* columns the standard deviation over samples per clip, averaged "
@@ -568,31 +596,42 @@ def section(task, profile, rows, figures: Dict[str, str]) -> str:
     if ssim:
         lines.append(ssim)
     lines += [
-        f"- Hardware: {_hardware(records, lambda r: row_label(r))}. Versions: stbench "
+        f"Hardware: {_hardware(records, lambda r: row_label(r))}. Versions: stbench "
         f"{_distinct((r.get('versions') or {}).get('stbench') for r in records)}, torch "
         f"{_distinct((r.get('versions') or {}).get('torch') for r in records)}.",
-        "- Params (M) counts what exists. FLOPs (G) are multiply-accumulates (MACs, the fvcore convention of "
+        "Params (M) counts what exists. FLOPs (G) are multiply-accumulates (MACs, the fvcore convention of "
         "the published tables) at batch 1 over the whole inference rollout. Inference s: forward time over "
         "the test set; FPS: test sequences per second. Timings are means over seeds.",
-        "- MSE / MAE: averaged over clips and frames, summed over C x H x W per frame (per-pixel mean for "
+        "MSE / MAE: averaged over clips and frames, summed over C x H x W per frame (per-pixel mean for "
         "spatially normalised data); SSIM / PSNR on predictions clipped to the data range. "
         f"{DASH}: not computed in that row's records; n/a: computed but unavailable (see the notes).",
-        "",
-        text,
     ]
-    lines += lead_time_tables(rows, columns)
-    notes = _notes(rows, majority)
-    if notes:
-        lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
-    if sources:
-        catalogue = published().get("sources") or {}
-        lines += ["", "Published figures:", ""]
-        for number, key in enumerate(sources, 1):
-            source = catalogue.get(key) or {}
-            ssim = ("SSIM in OpenSTL's convention" if source.get("ssim") == "openstl"
-                    else "SSIM convention not stated by the paper; shown in the SSIM (OpenSTL) column")
-            lines.append(f"- [{number}] {source.get('citation', key)}: {source.get('setting', '')}; {ssim}"
-                         + (f"; {source['note']}" if source.get("note") else "") + ".")
+    cited = []
+    catalogue = published().get("sources") or {}
+    for number, key in enumerate(sources, 1):
+        source = catalogue.get(key) or {}
+        ssim = ("SSIM in OpenSTL's convention" if source.get("ssim") == "openstl"
+                else "SSIM convention not stated by the paper; shown in the SSIM (OpenSTL) column")
+        cited.append(f"[{number}] {source.get('citation', key)}: {source.get('setting', '')}; {ssim}"
+                     + (f"; {source['note']}" if source.get("note") else "") + ".")
+    return {"caution": caution, "facts": lines, "cells": cells, "lead_time": lead_time_cells(rows, columns),
+            "notes": _notes(rows, majority), "sources": cited}
+
+
+def section(task, profile, rows, figures: Dict[str, str]) -> str:
+    parts = section_parts(task, profile, rows)
+    cells = parts["cells"]
+    lines = [f"## Profile `{profile}`", ""]
+    if parts["caution"]:
+        lines += [f"> {parts['caution']}", ""]
+    lines += [f"- {fact}" for fact in parts["facts"]]
+    lines += ["", tabulate(cells["body"], headers=cells["headers"], tablefmt="pipe", colalign=cells["align"],
+                           disable_numparse=True)]
+    lines += lead_time_tables(rows, cells["columns"])
+    if parts["notes"]:
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in parts["notes"]]
+    if parts["sources"]:
+        lines += ["", "Published figures:", ""] + [f"- {line}" for line in parts["sources"]]
     for title, path in figures.items():
         lines += ["", f"![{title}]({path})"]
     return "\n".join(lines)
@@ -649,7 +688,7 @@ def _sample_path(record) -> Optional[Path]:
     return next((c for c in candidates if c.is_file()), None)
 
 
-def _row_curves(row) -> Dict:
+def row_curves(row) -> Dict:
     """A row for the per-frame plot: the mean curve over seeds and its std."""
     curves, spread = {}, {}
     keys = OrderedDict.fromkeys(k for r in row["records"] for k in (r.get("per_frame") or {}))
@@ -676,7 +715,7 @@ def _figures(board_dir: Path, task: str, profile: str, rows) -> Dict[str, str]:
     stem = board_dir / f"{task}.{profile}"
     records = [r for row in rows for r in row["records"]]
     origin = next((r["image_origin"] for r in records if r.get("image_origin") in ("upper", "lower")), "upper")
-    curves = [_row_curves(row) for row in rows]
+    curves = [row_curves(row) for row in rows]
     frames = Path(f"{stem}.per-frame.png")
     if any(c["per_frame"] for c in curves) and figures.plot_per_frame(curves, frames, title=f"{task} ({profile})"):
         made["per-frame metrics"] = frames.name

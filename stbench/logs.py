@@ -32,24 +32,36 @@ def check_loggers(names: Sequence[str]) -> List[str]:
 
 
 class RunLog:
-    """Fans each logged number out to the chosen loggers. ``scalar(name, value, step, epoch)``."""
+    """Fans each logged number out to the chosen loggers. ``scalar(name, value, step, epoch)``; ``image(name, path,
+    step)`` reaches the trackers that keep pictures (MLflow, W&B). ``config`` (the run's resolved settings) and
+    ``tags`` (the run's stbench hash, model, task, profile, seed) go to the trackers when their run starts."""
 
     def __init__(self, run_dir: Path, names: Sequence[str], run_name: str = "", resumed_step: Optional[int] = None,
-                 config: Optional[Dict] = None):
+                 config: Optional[Dict] = None, tags: Optional[Dict[str, str]] = None):
         self.sinks = []
+        tags = {k: str(v) for k, v in (tags or {}).items()}
         for name in names:
             if name == "csv":
                 self.sinks.append(CSVLog(Path(run_dir) / CSV_NAME, resumed_step))
             elif name == "tensorboard":
                 self.sinks.append(EventFileLog(Path(run_dir) / "tensorboard"))
             elif name == "mlflow":
-                self.sinks.append(MLflowLog(run_name, config or {}))
+                self.sinks.append(MLflowLog(run_name, config or {}, tags))
             elif name == "wandb":
-                self.sinks.append(WandbLog(run_name, config or {}))
+                self.sinks.append(WandbLog(run_name, config or {}, tags))
+
+    @property
+    def keeps_images(self) -> bool:
+        return any(hasattr(sink, "image") for sink in self.sinks)
 
     def scalar(self, name: str, value: float, step: int, epoch: Optional[int] = None) -> None:
         for sink in self.sinks:
             sink.scalar(name, float(value), int(step), epoch)
+
+    def image(self, name: str, path: Path, step: int) -> None:
+        for sink in self.sinks:
+            if hasattr(sink, "image"):
+                sink.image(name, Path(path), int(step))
 
     def close(self) -> None:
         for sink in self.sinks:
@@ -368,38 +380,102 @@ def _parse_event(body: bytes) -> Dict:
     return event
 
 
-class MLflowLog:
-    """MLflow, imported only when asked for."""
+def flat_params(config: Dict, prefix: str = "") -> Dict[str, str]:
+    """Nested settings as MLflow parameters: ``{"train": {"lr": 0.1}}`` -> ``{"train.lr": "0.1"}``."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flat_params(value, name + "."))
+        else:
+            flat[name] = str(value)[:500]
+    return flat
 
-    def __init__(self, run_name, config):
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:300]}" if text else type(error).__name__
+
+
+class MLflowLog:
+    """MLflow (``pip install 'stbench[mlflow]'``, the light mlflow-skinny is enough), imported only when asked for.
+
+    A run in the experiment ``$MLFLOW_EXPERIMENT_NAME`` (default ``stbench``) of ``$MLFLOW_TRACKING_URI`` (a server,
+    a database, or a local folder ``file:./mlruns``, which MLflow 3 opens only with ``MLFLOW_ALLOW_FILE_STORE=true``):
+    the settings as parameters, the stbench hash and the run's identity as tags, every number as a metric (sent in
+    batches per epoch: a step's loss is not a round trip) and pictures as artifacts under ``images/``."""
+
+    BATCH = 900  # MLflow accepts at most 1000 metrics per batch
+
+    def __init__(self, run_name, config, tags):
         try:
-            import mlflow
+            from mlflow.entities import Metric, Param
+            from mlflow.tracking import MlflowClient
         except ImportError:
-            raise UserError("--logger mlflow: mlflow is not installed; pip install mlflow (or drop it)") from None
-        self.mlflow = mlflow
-        self.run = mlflow.start_run(run_name=run_name)
-        mlflow.log_params({k: str(v)[:250] for k, v in config.items()})
+            raise UserError("--logger mlflow: mlflow is not installed; pip install 'stbench[mlflow]' (or drop it)") \
+                from None
+        self.Metric, self.pending = Metric, []
+        try:
+            self.client = MlflowClient()
+            experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "stbench"
+            experiment = self.client.get_experiment_by_name(experiment_name)
+            experiment_id = (experiment.experiment_id if experiment is not None
+                             else self.client.create_experiment(experiment_name))
+            self.run_id = self.client.create_run(experiment_id, run_name=run_name or None, tags=tags).info.run_id
+            params = [Param(k, v) for k, v in flat_params(config).items()]
+            for start in range(0, len(params), 100):  # MLflow accepts at most 100 parameters per batch
+                self.client.log_batch(self.run_id, params=params[start:start + 100])
+        except Exception as error:  # no server, a refused file store, a missing database driver: one line
+            from mlflow import get_tracking_uri
+
+            raise UserError(f"--logger mlflow: cannot start a run at {get_tracking_uri()} ({_first_line(error)}); "
+                            "set MLFLOW_TRACKING_URI to a reachable server or database, or to file:./mlruns with "
+                            "MLFLOW_ALLOW_FILE_STORE=true") from None
 
     def scalar(self, name, value, step, epoch):
-        self.mlflow.log_metric(name.replace("/", "."), value, step=step)
+        self.pending.append(self.Metric(name, value, int(time.time() * 1000), step))
+        if name.startswith("train/epoch") or not name.startswith("train/") or len(self.pending) >= self.BATCH:
+            self.flush()
+
+    def flush(self):
+        while self.pending:
+            batch, self.pending = self.pending[:self.BATCH], self.pending[self.BATCH:]
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def image(self, name, path, step):
+        self.client.log_artifact(self.run_id, str(path), artifact_path=f"images/{name}")
 
     def close(self):
-        self.mlflow.end_run()
+        self.flush()
+        self.client.set_terminated(self.run_id)
 
 
 class WandbLog:
-    """Weights & Biases, imported only when asked for."""
+    """Weights & Biases (``pip install 'stbench[wandb]'``), imported only when asked for. One W&B run per stbench run
+    in the project ``$WANDB_PROJECT`` (default ``stbench``): the settings as its config, the stbench hash and the
+    run's identity as tags, every number in its history and pictures as images. With ``WANDB_MODE=offline`` it
+    writes ``wandb/offline-run-*`` (under ``$WANDB_DIR``) and needs no network; ``wandb sync`` uploads it later."""
 
-    def __init__(self, run_name, config):
+    def __init__(self, run_name, config, tags):
         try:
             import wandb
         except ImportError:
-            raise UserError("--logger wandb: wandb is not installed; pip install wandb (or drop it)") from None
+            raise UserError("--logger wandb: wandb is not installed; pip install 'stbench[wandb]' (or drop it)") \
+                from None
         self.wandb = wandb
-        self.run = wandb.init(name=run_name, config=config, reinit=True)
+        labels = [f"{key}:{value}" if key != "stbench_hash" else value for key, value in tags.items()]
+        try:
+            self.run = wandb.init(project=os.environ.get("WANDB_PROJECT") or "stbench", name=run_name or None,
+                                  config=config, tags=[label[:64] for label in labels], reinit="create_new")
+        except Exception as error:  # not logged in, no network: one line
+            raise UserError(f"--logger wandb: cannot start a W&B run ({_first_line(error)}); run 'wandb login', or "
+                            "set WANDB_MODE=offline to log without a network and 'wandb sync' later") from None
 
     def scalar(self, name, value, step, epoch):
         self.run.log({name: value}, step=step)
+
+    def image(self, name, path, step):
+        self.run.log({name: self.wandb.Image(str(path))}, step=step)
 
     def close(self):
         self.run.finish()

@@ -49,6 +49,7 @@ class RunRecord(TypedDict, total=False):
     overrides: Dict[str, Any]
     train: Dict[str, Any]
     hparams: Dict[str, Any]
+    settings_sources: Dict[str, Dict[str, str]]  # train / hparams: where each resolved setting came from
     config_hash: str
     metric_options: Dict[str, Any]
     evaluation: Dict[str, Any]  # hash, metrics asked for, source (trained | re-evaluated | checkpoint), checkpoint
@@ -263,16 +264,19 @@ def start_record(plan, part, model, data, device, evaluation: Dict[str, Any], ma
 
     ``data`` holds ``root`` and the ``train`` / ``test`` descriptions (:func:`stbench.data.describe`).
     """
+    from .config import resolve_with_sources
     from .models import count_params
 
     spec = plan.model_spec
+    sources = resolve_with_sources(spec, part.dataset_spec, plan.profile, part.overrides)[3]
     record: RunRecord = {
         "schema_version": SCHEMA_VERSION, "status": "running", "run": plan.run_name, "model": spec.name,
         "family": spec.family, "model_plugin": spec.plugin, "task": part.task.name,
         "dataset": part.dataset_spec.name, "protocol": part.task.protocol, "t_in": part.task.t_in,
         "t_out": part.task.t_out, "shape": list(part.task.shape), "profile": plan.profile, "seed": plan.seed,
         "precision": plan.precision, "overrides": part.overrides, "train": part.train, "hparams": part.hparams,
-        "config_hash": plan.hash, "metric_options": plan.metric_options, "evaluation": evaluation, "data": data,
+        "settings_sources": sources, "config_hash": plan.hash, "metric_options": plan.metric_options,
+        "evaluation": evaluation, "data": data,
         "image_origin": part.dataset_spec.image_origin, "params": count_params(model), "macs": macs,
         "flops_convention": "MACs at batch 1, full inference rollout", "notes": dict(model.record_notes()),
         "joint": None, "versions": versions(), "hardware": hardware(device), "created": now(),

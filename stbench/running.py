@@ -153,6 +153,35 @@ def save_sample(run_dir: Path, sample, value_range) -> Optional[Path]:
     return write_with(run_dir / SAMPLE_NAME, write)
 
 
+def tracker_identity(plan: RunPlan):
+    """(config, tags) a tracker's run starts with: every resolved setting, and the stbench hash with the identity."""
+    first = plan.parts[0]
+    config = {"run": plan.run_name, "model": plan.model_spec.name, "family": plan.model_spec.family,
+              "tasks": [p.task.name for p in plan.parts], "profile": plan.profile, "seed": plan.seed,
+              "precision": plan.precision, "config_hash": plan.hash, "train": dict(first.train),
+              "hparams": dict(first.hparams), "overrides": dict(first.overrides),
+              "metric_options": dict(plan.metric_options or {})}
+    tags = {"stbench_hash": plan.hash, "model": plan.model_spec.name,
+            "task": ",".join(p.task.name for p in plan.parts), "profile": plan.profile, "seed": plan.seed}
+    return config, tags
+
+
+def log_strips(run_log, plan: RunPlan, samples, step: int) -> None:
+    """Each task's prediction strip (inputs, truth, prediction of the sample clip) to the trackers that keep
+    pictures; drawn in a temporary folder (the run folder keeps the clip itself, sample.npz)."""
+    import tempfile
+
+    from .figures import plot_strip
+
+    with tempfile.TemporaryDirectory(prefix="stbench-strip-") as folder:
+        for part, sample in zip(plan.parts, samples):
+            if sample is None:
+                continue
+            path = Path(folder) / f"{part.task.name}.png"
+            if plot_strip([(plan.model_spec.name, sample)], path, image_origin=part.dataset_spec.image_origin):
+                run_log.image(f"strip/{part.task.name}" if plan.joint else "strip", path, step)
+
+
 def execute(plan: RunPlan, data_root, out_dir, machine: Optional[Machine] = None, force=False,
             save_predictions=False) -> List[RunRecord]:
     """Run one plan to one record per task, holding the run's lock: a second process asked for the same
@@ -320,7 +349,7 @@ def _run(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights=Non
             validation = _validation(plan, views, splits, device, processes, loading, checkpoint.parent / BEST_NAME)
             trained = train(model, batches, plan.train, device, checkpoint, plan.hash, plan.label, processes,
                             plan.precision, open_log=lambda resumed: RunLog(logged, machine.loggers, plan.run_name,
-                                                                             resumed, {"run": plan.run_name}),
+                                                                             resumed, *tracker_identity(plan)),
                             validation=validation)
         for part, run_dir, (_, test_set) in zip(plan.parts, run_dirs, data):
             writers.append(PredictionWriter(run_dir, part.dataset_spec, len(test_set), part.task)
@@ -345,6 +374,8 @@ def _run(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights=Non
                 for key, value in result.metrics.items():
                     if value is not None:
                         trained.log.scalar(prefix + key, value, trained.steps)
+            if trained.log.keeps_images:
+                log_strips(trained.log, plan, samples, trained.steps)
             trained.log.close()
         if trained.epochs and trained.resumed_from_epoch == trained.epochs:
             for record in records:
