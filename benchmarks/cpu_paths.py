@@ -23,7 +23,7 @@ import torch
 
 import stbench_simvp.codec as codec
 from stbench import allocator, plugins
-from stbench.engine import build_model, plan_run
+from stbench.planning import build_model, plan_run
 from stbench.tasks import parse_list
 from stbench_simvp import Dense, Pointwise
 

@@ -19,7 +19,7 @@ import time
 import torch
 
 from stbench import allocator, plugins
-from stbench.engine import build_model, plan_run
+from stbench.planning import build_model, plan_run
 from stbench.errors import UserError
 from stbench.models import count_params
 from stbench.tasks import parse_list

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__, allocator, plugins
@@ -91,23 +92,32 @@ def _machine(args):
     return Machine(device=device, workers=args.workers, processes=processes, loggers=loggers)
 
 
-def _run_grid(args, models, tasks, seeds):
-    """``--launcher local|slurm``: one plain run per (model, task, seed), each in its own process."""
+def _run_grid(args, plans):
+    """``--launcher local|slurm``: one process per planned run, handed its frozen plan (a file beside the
+    launch) and this command's other run options; nothing of the command line is parsed again."""
     from . import launch
 
     if args.joint:
         raise UserError("--joint trains one model on several tasks in one process; run it without --launcher")
-    argvs = launch.grid_argvs(args.raw_argv, [m.name for m in models], [t.name for t in tasks], seeds,
-                              extra=["--no-leaderboard"])
+    known = _known_options(build_parser(), "run")
+    options = {dest: value for dest, value in vars(args).items()
+               if dest in known and dest not in PLAN_OPTIONS and value != known[dest].default}
+    argvs = launch.plan_argvs(plans, options, args.out)
     outcomes = launch.run_grid(argvs, launcher=args.launcher, jobs=args.jobs, options=args.launcher_option,
                                out_dir=args.out, detach=args.detach, leaderboards=not args.no_leaderboard)
     return 2 if any(outcome.state == "failed" for outcome in outcomes) else 0
 
 
 def cmd_run(args):
-    from .planning import parse_budget, plans_for
+    from .planning import parse_budget, plan_from_json, plans_for
     from .running import check_data, execute_all
 
+    if args.plan:  # one run of a grid: its plan was made once, by the command that launched the grid
+        plans = [plan_from_json(_read_plan_file(args.plan)["plan"], f"--plan {args.plan}")]
+        machine = _machine(args)
+        _, failed = execute_all(plans, args.data_root, args.out, machine, force=args.force, debug=_debug(args),
+                                save_predictions=args.save_predictions)
+        return 2 if failed else 0
     profile = check_profile(args.profile)
     models = [plugins.get_model(name) for name in _names(args.models, "models")]
     tasks = [plugins.resolve_task(text) for text in _names(args.tasks, "tasks")]
@@ -115,17 +125,12 @@ def cmd_run(args):
     metrics = parse_list(args.metrics) if args.metrics else None
     if args.launcher is None and (args.jobs != 1 or args.launcher_option or args.detach):
         raise UserError("--jobs, --launcher-option and --detach go with --launcher local or --launcher slurm")
-    if args.launcher is not None:
-        from .running import check_data
-
-        grid = plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
-                         _metric_options(args.metric_option), samples=args.samples)  # every mistake is found here
-        _, missing = check_data(grid, args.data_root, args.out, args.force)
-        ready = [t for t in tasks if t.name not in missing]
-        return max(_run_grid(args, models, ready, _seeds(args)) if ready else 0, 2 if missing else 0)
     plans = plans_for([m.name for m in models], tasks, profile, _seeds(args), overrides, metrics,
                       _metric_options(args.metric_option), joint=args.joint, precision=_precision(args),
                       budget=parse_budget(args.budget), samples=args.samples)
+    if args.launcher is not None:
+        ready, missing = check_data(plans, args.data_root, args.out, args.force)
+        return max(_run_grid(args, ready) if ready else 0, 2 if missing else 0)
     machine = _machine(args)
     if args.dry_run:
         from .running import dry_run
@@ -169,8 +174,7 @@ def cmd_eval(args):
     metrics = parse_list(args.metrics) if args.metrics else None
     plans = plans_for([m.name for m in models], tasks, profile, [0], overrides, metrics,
                       _metric_options(args.metric_option), precision=_precision(args), samples=args.samples)
-    for plan in plans:
-        plan.frame_interval, plan.trained_on = args.frame_interval, trained_on
+    plans = [replace(plan, frame_interval=args.frame_interval, trained_on=trained_on) for plan in plans]
     machine = _machine(args)
     plans, missing = check_data(plans, args.data_root, training=False,
                                 speak=machine.processes.main)
@@ -571,14 +575,25 @@ def with_config(argv, parser):
     if not isinstance(values, dict):
         raise UserError(f"--config {path}: expected a mapping of option names to values")
     command = next((a for a in rest if not a.startswith("-")), None)
+    tokens = _option_tokens(values, _known_options(parser, command), f"--config {path}")
+    where = rest.index(command) + 1
+    return rest[:where] + tokens + rest[where:]
+
+
+def _known_options(parser, command) -> dict:
+    """dest -> argparse action of a command's options."""
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    known = {a.dest: a for a in subparsers.choices[command]._actions if a.option_strings} if command else {}
+    return {a.dest: a for a in subparsers.choices[command]._actions if a.option_strings} if command else {}
+
+
+def _option_tokens(values: dict, known: dict, where: str) -> list:
+    """Command-line tokens of a mapping of option names to values (a --config file, a planned run's options)."""
     tokens = []
     for key, value in values.items():
         dest = str(key).replace("-", "_")
-        if dest not in known or dest in ("config", "help"):
-            raise UserError(f"--config {path}: unknown option '{key}'{nearest(dest, known)}; known: "
-                            f"{', '.join(sorted(k for k in known if k not in ('config', 'help')))}")
+        if dest not in known or dest in ("config", "help", "plan"):
+            raise UserError(f"{where}: unknown option '{key}'{nearest(dest, known)}; known: "
+                            f"{', '.join(sorted(k for k in known if k not in ('config', 'help', 'plan')))}")
         flag = known[dest].option_strings[-1]
         if isinstance(known[dest], (argparse._StoreTrueAction,)):
             tokens += [flag] if value else []
@@ -590,8 +605,36 @@ def with_config(argv, parser):
             tokens += [flag, ",".join(map(str, value))]
         else:
             tokens += [flag, str(value)]
-    where = rest.index(command) + 1
-    return rest[:where] + tokens + rest[where:]
+    return tokens
+
+
+# Options of `stbench run` that decide what a run is (they are in its plan) or how a grid is launched; the
+# others are how and where it runs, and a grid's runs get them with their plans (see :func:`_run_grid`).
+PLAN_OPTIONS = {"config", "dry_run", "models", "tasks", "profile", "epochs", "set", "samples", "select_on", "budget",
+                "seed", "seeds", "repeats", "metrics", "metric_option", "joint", "precision", "launcher", "jobs",
+                "launcher_option", "detach", "no_leaderboard", "out", "plan", "raw_argv", "func", "command"}
+
+
+def with_plan(argv, parser):
+    """``stbench run --plan FILE`` (a grid's run): the run options the plan file carries, as tokens."""
+    if "--plan" not in argv:
+        return argv
+    at = argv.index("--plan")
+    path = argv[at + 1] if at + 1 < len(argv) else ""
+    planned = _read_plan_file(path)
+    return argv + _option_tokens(planned.get("options") or {}, _known_options(parser, "run"), f"--plan {path}")
+
+
+def _read_plan_file(path) -> dict:
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UserError(f"--plan {path}: cannot read it ({error.strerror or error})") from None
+    except ValueError as error:
+        raise UserError(f"--plan {path}: not a plan file stbench wrote ({error})") from None
+    if not isinstance(values, dict) or not isinstance(values.get("plan"), dict):
+        raise UserError(f"--plan {path}: not a plan file stbench wrote")
+    return values
 
 
 def build_parser():
@@ -638,6 +681,7 @@ def build_parser():
     run.add_argument("--no-leaderboard", action="store_true",
                      help="write run records only (a launcher regenerates the boards once at the end)")
     _save_predictions_option(run)
+    run.add_argument("--plan", help=argparse.SUPPRESS)  # a grid's run: its frozen plan, written by the launcher
     run.add_argument("--launcher", choices=["local", "slurm"],
                      help="run the grid (models x tasks x seeds) as separate processes: a local pool, or one "
                           "Slurm job array through submitit (default: in this process, one after another)")
@@ -756,7 +800,7 @@ def main(argv=None):
     try:
         raw = list(sys.argv[1:] if argv is None else argv)
         parser = build_parser()
-        args = parser.parse_args(with_config(raw, parser))
+        args = parser.parse_args(with_plan(with_config(raw, parser), parser))
         args.raw_argv = raw
         allocator.keep_freed_memory()  # before any tensor exists (STBENCH_MALLOC=system opts out)
         _apply_environment(args)

@@ -28,13 +28,16 @@ def _batches(train_set, batch, seed):
         epoch += 1
 
 
-def resolve_budget(plan, data_root, out_dir, machine) -> None:
+def resolve_budget(plan, data_root, out_dir, machine):
     """Turn a ``--budget seconds=S`` or ``macs=M`` into epochs (and, below one epoch, training clips) for this
     model, the same way for every model: MACs as 3x the forward MACs of each training clip (forward and
     backward), seconds from timing a few training steps here. The conversion is kept beside the runs, so
-    an interrupted run resumes under the same epochs instead of timing again."""
+    an interrupted run resumes under the same epochs instead of timing again. Returns the plan with those
+    epochs (a new plan: plans are frozen), or the plan itself for an epochs budget or none."""
+    from dataclasses import replace
+
     if not plan.budget or plan.budget[0] == "epochs":
-        return
+        return plan
     kind, value = plan.budget
     part = plan.parts[0]
     cache = Path(out_dir) / "runs" / part.task.name / f".budget__{plan.model_spec.name}__{plan.profile}__{kind}{value:g}.json"
@@ -45,11 +48,11 @@ def resolve_budget(plan, data_root, out_dir, machine) -> None:
             estimate = _estimate_budget(plan, data_root, machine, kind, value)
             write_json_atomic(cache, estimate)
     estimate = machine.processes.broadcast(estimate)
-    for item in plan.parts:
-        item.train["epochs"] = int(estimate["epochs"])
-        if estimate.get("train_samples"):
-            item.train["train_samples"] = int(estimate["train_samples"])
-    plan.budget_estimate = estimate
+    settled = {"epochs": int(estimate["epochs"])}
+    if estimate.get("train_samples"):
+        settled["train_samples"] = int(estimate["train_samples"])
+    return replace(plan, parts=[replace(item, train={**item.train, **settled}) for item in plan.parts],
+                   budget_estimate=estimate)
 
 
 def _estimate_budget(plan, data_root, machine, kind, value) -> dict:

@@ -1,8 +1,9 @@
 """Grids of runs: a local pool of worker processes or a Slurm job array (submitit), and their status.
 
-A grid is a list of argvs, each the arguments of a plain ``stbench run`` for one (model, task, seed).
-A run executes in a fresh process by calling ``stbench.cli.main(argv)`` (exit code 0: finished, else
-failed), so it behaves as it does when typed by hand. Each launch keeps its bookkeeping under
+A grid is a list of argvs, each ``stbench run --plan FILE`` for one (model, task, seed): the command that
+launches the grid plans every run once and writes each frozen plan, with the command's run options, to a
+file (:func:`plan_argvs`). A run executes in a fresh process by calling ``stbench.cli.main(argv)`` (exit code
+0: finished, else failed). Each launch keeps its bookkeeping under
 ``OUT/launch/<timestamp>/``: ``index.json`` (launcher, options, every run's argv and job id),
 ``states/<n>.json`` (written as a run starts and ends) and the runs' logs; ``status(OUT)`` reads them.
 """
@@ -119,7 +120,7 @@ _FIELD_DEFAULTS = {"--models": "", "--tasks": "", "--profile": "quick", "--seed"
 
 def run_fields(argv: Sequence[str]) -> Dict:
     """The model(s), task(s), profile, seed and out folder an argv of ``stbench run`` names (the argvs
-    are the ones :func:`grid_argvs` made: options spelled out, as ``--name value`` or ``--name=value``)."""
+    are the ones :func:`plan_argvs` made: options spelled out, as ``--name value`` or ``--name=value``)."""
     found, tokens = dict(_FIELD_DEFAULTS), list(argv)
     for i, token in enumerate(tokens):
         name, sep, value = token.partition("=")
@@ -136,35 +137,22 @@ def run_label(argv: Sequence[str]) -> str:
             f"seed {fields['seed']}")
 
 
-# Options of `stbench run` that describe the grid rather than one run of it.
-GRID_OPTIONS = ("--models", "--tasks", "--seed", "--seeds", "--launcher", "--jobs", "--launcher-option")
-GRID_FLAGS = ("--detach",)
+PLAN_FOLDER = "plans"
 
 
-def grid_argvs(argv: Sequence[str], models, tasks, seeds, extra: Sequence[str] = ()) -> List[List[str]]:
-    """The argv of one plain ``stbench run`` per (model, task, seed), from the argv of a grid command.
-
-    Every other option of the grid command (profile, --set, --out, ...) is kept as given; ``extra`` is
-    appended to each (e.g. ``--no-leaderboard``: the launcher writes the boards once at the end).
-    The parser must not accept abbreviated options, or an abbreviation would slip through here.
-    """
-    kept, tokens = [], list(argv)
-    if tokens and tokens[0] == "run":
-        tokens = tokens[1:]
-    skip = False
-    for token in tokens:
-        if skip:
-            skip = False
-            continue
-        name = token.split("=", 1)[0]
-        if name in GRID_OPTIONS:
-            skip = "=" not in token
-            continue
-        if token in GRID_FLAGS:
-            continue
-        kept.append(token)
-    return [["run", "--models", str(model), "--tasks", str(task), "--seed", str(seed), *kept, *extra]
-            for seed in seeds for task in tasks for model in models]
+def plan_argvs(plans, options: Dict, out_dir) -> List[List[str]]:
+    """One ``stbench run --plan FILE`` per planned run: its frozen plan and the command's run options (device,
+    data root, loggers, ...) written to ``OUT/launch/plans/<run>.json``; the argv also names the model, task,
+    profile and seed, which the launcher's progress lines and ``stbench status`` read (the run reads its plan)."""
+    folder = Path(out_dir) / LAUNCH_FOLDER / PLAN_FOLDER
+    argvs = []
+    for plan in plans:
+        path = folder / f"{plan.run_name}.json"
+        write_json_atomic(path, {"plan": plan.to_json(), "options": options})
+        argvs.append(["run", "--plan", str(path), "--models", plan.model_spec.name,
+                      "--tasks", ",".join(p.task.name for p in plan.parts), "--profile", plan.profile,
+                      "--seed", str(plan.seed), "--out", str(out_dir), "--no-leaderboard"])
+    return argvs
 
 
 def _canonical_tasks(argvs) -> List[str]:

@@ -1,6 +1,6 @@
 """Planning: everything one run resolves before anything is trained or written, for 1..N tasks (N > 1 is
 one model trained jointly on all of them), and the run's training and evaluation identities."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -11,7 +11,7 @@ from .errors import UserError, nearest
 from .tasks import Task
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskPart:
     """One task of a run: its dataset, resolved settings and the metrics it is scored with."""
 
@@ -25,9 +25,13 @@ class TaskPart:
     ignored_budget: Dict[str, Any] = field(default_factory=dict)  # what the model declared for an equal-budget profile
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunPlan:
-    """One run: a model, its task(s), a profile and a seed, every setting resolved."""
+    """One run: a model, its task(s), a profile and a seed, every setting resolved.
+
+    Frozen: made once by :func:`plan_run` and never changed; a step that settles more (a seconds / MACs budget
+    turned into epochs, the weights file an evaluation scores) makes a new plan with ``dataclasses.replace``.
+    :meth:`to_json` / :func:`plan_from_json` carry it to another process (a grid's runs) as it is."""
 
     model_spec: Any
     parts: List[TaskPart]
@@ -99,11 +103,50 @@ class RunPlan:
     def run_dir(self, out_dir, part: TaskPart) -> Path:
         return Path(out_dir) / "runs" / part.task.name / self.run_name
 
+    def to_json(self) -> Dict[str, Any]:
+        """The plan as JSON values: names for the specs (a process looks them up in its own registry), every
+        resolved setting as it is, and the identity it had, which :func:`plan_from_json` checks."""
+        return {"model": self.model_spec.name, "profile": self.profile, "seed": self.seed,
+                "metric_options": dict(self.metric_options), "precision": self.precision,
+                "budget": list(self.budget) if self.budget else None, "budget_estimate": dict(self.budget_estimate),
+                "checkpoint_sha256": self.checkpoint_sha256, "samples": self.samples,
+                "frame_interval": self.frame_interval, "trained_on": self.trained_on,
+                "parts": [{"task": p.task.name, "train": dict(p.train), "hparams": dict(p.hparams),
+                           "overrides": dict(p.overrides), "metric_names": list(p.metric_names),
+                           "strict_metrics": p.strict_metrics, "ignored_budget": dict(p.ignored_budget)}
+                          for p in self.parts],
+                "identity": {"hash": self.hash, "run": self.run_name}}
+
     def checkpoint_path(self, out_dir) -> Path:
         """A single-task run keeps its checkpoint in its run folder; a joint run, beside all its tasks."""
         if self.joint:
             return Path(out_dir) / "runs" / "joint" / self.run_name / "checkpoint.pt"
         return self.run_dir(out_dir, self.parts[0]) / "checkpoint.pt"
+
+
+def plan_from_json(values: Dict[str, Any], where: str = "the plan") -> RunPlan:
+    """The plan :meth:`RunPlan.to_json` wrote, with this process's specs; one line if it no longer resolves to
+    the identity it was written with (a plugin changed in between)."""
+    try:
+        model_spec = plugins.get_model(values["model"])
+        parts = []
+        for part in values["parts"]:
+            task = plugins.resolve_task(part["task"])
+            parts.append(TaskPart(task, plugins.get_dataset(task.dataset), dict(part["train"]), dict(part["hparams"]),
+                                  dict(part["overrides"]), list(part["metric_names"]), bool(part["strict_metrics"]),
+                                  dict(part.get("ignored_budget") or {})))
+        plan = RunPlan(model_spec, parts, str(values["profile"]), check_seed(values["seed"]),
+                       dict(values["metric_options"]), str(values["precision"]),
+                       tuple(values["budget"]) if values.get("budget") else None, dict(values["budget_estimate"]),
+                       values.get("checkpoint_sha256"), int(values["samples"]), int(values["frame_interval"]),
+                       values.get("trained_on"))
+        expected = values["identity"]["hash"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f"{where}: not a plan stbench wrote ({type(error).__name__}: {error})") from None
+    if plan.hash != expected:
+        raise UserError(f"{where}: the run now resolves to identity {plan.hash}, not {expected} as planned (a plugin "
+                        "or its settings changed since); plan the runs again")
+    return plan
 
 
 ENSEMBLE_METRICS = ("crps", "spread_skill")
@@ -157,8 +200,7 @@ def plan_run(model_name, tasks, profile, seed=0, overrides=None, metrics=None, m
         raise UserError(f"--samples must be at least 1, got {samples}")
     parts = [plan_part(model_spec, task, profile, overrides, metrics, samples) for task in tasks]
     if budget and budget[0] == "epochs":  # the same epochs for every model; seconds / MACs resolve at run time
-        for part in parts:
-            part.train["epochs"] = budget[1]
+        parts = [replace(part, train={**part.train, "epochs": budget[1]}) for part in parts]
     return RunPlan(model_spec, parts, profile, check_seed(seed), dict(metric_options or {}), precision, budget,
                    samples=samples)
 
@@ -227,6 +269,4 @@ def plans_for(models: Sequence[str], tasks: Sequence, profile: str, seeds: Seque
              for group in groups for model in models for seed in seeds]
     checked = check_metric_options(metric_options, [name for plan in plans for part in plan.parts
                                                     for name in part.metric_names], "these runs")
-    for plan in plans:
-        plan.metric_options = dict(checked)
-    return plans
+    return [replace(plan, metric_options=dict(checked)) for plan in plans]

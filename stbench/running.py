@@ -3,7 +3,7 @@ the records), and a list of plans where one failing run never stops the others."
 import contextlib
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -189,7 +189,7 @@ def execute(plan: RunPlan, data_root, out_dir, machine: Optional[Machine] = None
     decides and holds the lock; every rank follows its decision."""
     machine = machine or Machine()
     processes = machine.processes
-    resolve_budget(plan, data_root, out_dir, machine)
+    plan = resolve_budget(plan, data_root, out_dir, machine)
     done = None
     if processes.main:
         done = finished_records(plan, out_dir, force or (save_predictions and not _predictions_saved(plan, out_dir)))
@@ -477,7 +477,7 @@ def evaluate_checkpoint(plan: RunPlan, path, data_root, out_dir, machine: Option
     weights = read_checkpoint(run_weights(path) if path.is_dir() else path)
     model = build_model(plan)
     loaded = load_weights(model, weights, plan.model_spec)  # a mismatch is one line, and nothing is written
-    plan.checkpoint_sha256 = weights.sha256
+    plan = replace(plan, checkpoint_sha256=weights.sha256)
     machine = machine or Machine()
     where = plan.checkpoint_path(out_dir).parent
     with locked(where / LOCK_NAME) if machine.processes.main else contextlib.nullcontext():

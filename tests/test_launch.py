@@ -280,16 +280,47 @@ def _dead_pid():
     return process.pid
 
 
-def test_grid_argvs_split_a_grid_command_into_plain_runs():
-    argv = ["run", "--models", "a,b", "--tasks=t-1-1", "--profile", "smoke", "--seeds", "0,1", "--launcher", "slurm",
-            "--jobs=4", "--launcher-option", "gpus=1", "--launcher-option=time=60", "--detach", "--set", "lr=0.1",
-            "--out", "o"]
-    argvs = launch.grid_argvs(argv, ["a", "b"], ["t-1-1"], [0, 1], extra=["--no-leaderboard"])
-    tail = ["--profile", "smoke", "--set", "lr=0.1", "--out", "o", "--no-leaderboard"]
-    assert argvs == [["run", "--models", m, "--tasks", "t-1-1", "--seed", s, *tail]
-                     for s in ("0", "1") for m in ("a", "b")]
-    assert launch.run_fields(argvs[3]) == {"models": ["b"], "tasks": ["t-1-1"], "profile": "smoke", "seed": "1",
-                                           "out": "o"}
+def test_a_grid_run_is_the_planned_run(toy_root, tmp_path, monkeypatch, capsys):
+    """Each run of a grid gets its frozen plan: model-specific --set and --config reach it (persistence
+    declares no `width`; tiny does), and its records are the plain command's."""
+    import dataclasses
+
+    from stbench import plugins
+    from stbench.cli import main
+    from stbench.errors import UserError
+    from stbench.planning import plan_from_json, plan_run
+
+    fixture = str(Path(__file__).parent / "plugin_fixture")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([fixture, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("STBENCH_PLUGINS", "testplug,baselines")
+    monkeypatch.syspath_prepend(fixture)
+    plugins.reset()
+    try:
+        config = tmp_path / "run.yaml"
+        config.write_text("set: {width: 4}\nmetrics: [mse, mae]\n")
+        command = ["run", "--config", str(config), "--models", "persistence,tiny", "--tasks", "toy-6-6", "--profile",
+                   "smoke", "--data-root", str(toy_root)]
+        assert main(command + ["--out", str(tmp_path / "plain")]) == 0
+        assert main(command + ["--out", str(tmp_path / "grid"), "--launcher", "local", "--jobs", "1"]) == 0, \
+            capsys.readouterr().err
+        records = {}
+        for out in ("plain", "grid"):
+            found = [json.loads(p.read_text()) for p in (tmp_path / out).glob("runs/toy-6-6/*/record.json")]
+            records[out] = {r["model"]: (r["run"], r["hparams"], r["metrics"]) for r in found}
+        assert records["plain"] == records["grid"] and records["grid"]["tiny"][1]["width"] == 4
+        assert set(records["grid"]["tiny"][2]) == {"mse", "mae"}
+        planned = sorted((tmp_path / "grid" / "launch" / "plans").glob("*.json"))
+        assert [p.stem for p in planned] == sorted(r[0] for r in records["grid"].values())
+        values = json.loads(planned[1].read_text())["plan"]
+        assert plan_from_json(values).run_name == planned[1].stem
+        values["parts"][0]["hparams"]["width"] = 5  # edited, or a plugin changed since: refused in one line
+        with pytest.raises(UserError, match="resolves to identity"):
+            plan_from_json(values)
+        plan = plan_run("tiny", "toy-6-6", "smoke")
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            plan.seed = 1
+    finally:
+        plugins.reset()
 
 
 def test_the_run_command_launches_a_grid_on_a_local_pool(toy_root, tmp_path, monkeypatch, capsys):
