@@ -303,11 +303,17 @@ def test_a_grid_run_is_the_planned_run(toy_root, tmp_path, monkeypatch, capsys):
         assert main(command + ["--out", str(tmp_path / "plain")]) == 0
         assert main(command + ["--out", str(tmp_path / "grid"), "--launcher", "local", "--jobs", "1"]) == 0, \
             capsys.readouterr().err
+        assert main(command + ["--out", str(tmp_path / "slurm"), "--launcher", "slurm", "--launcher-option",
+                               "cluster=local", "--launcher-option", "time=10"]) == 0, capsys.readouterr().err
         records = {}
-        for out in ("plain", "grid"):
+        for out in ("plain", "grid", "slurm"):
             found = [json.loads(p.read_text()) for p in (tmp_path / out).glob("runs/toy-6-6/*/record.json")]
             records[out] = {r["model"]: (r["run"], r["hparams"], r["metrics"]) for r in found}
-        assert records["plain"] == records["grid"] and records["grid"]["tiny"][1]["width"] == 4
+        for out in ("grid", "slurm"):  # the same runs; metrics to float tolerance (the pool sets torch's threads)
+            assert {m: r[:2] for m, r in records[out].items()} == {m: r[:2] for m, r in records["plain"].items()}
+            for model, (_, _, metrics) in records[out].items():
+                assert metrics == pytest.approx(records["plain"][model][2], rel=1e-6)
+        assert records["grid"]["tiny"][1]["width"] == 4
         assert set(records["grid"]["tiny"][2]) == {"mse", "mae"}
         planned = sorted((tmp_path / "grid" / "launch" / "plans").glob("*.json"))
         assert [p.stem for p in planned] == sorted(r[0] for r in records["grid"].values())
