@@ -14,7 +14,8 @@ from .config import TRAIN_KEYS, Setting
 
 if TYPE_CHECKING:  # for type hints only; importing torch here would make every declaration cost it
     import torch
-    from torch.utils.data import Dataset
+
+    from .data import Clips
 
 # The hints "STModel", "MultiTaskModel" (stbench.models), "Metric" and "MetricContext" (stbench.metrics.base)
 # stay strings that are never imported here: those modules import this one.
@@ -210,9 +211,11 @@ class ModelSpec:
 class DatasetSpec:
     """One registered dataset.
 
-    ``open(root, split, t_in, t_out)`` returns a torch ``Dataset`` of
+    ``open(root, split, t_in, t_out)`` returns :class:`stbench.Clips` (a torch ``Dataset``) of
     ``(x, y)`` pairs, ``x: [t_in, C, H, W]`` and ``y: [t_out, C, H, W]``,
-    float32, normalised as ``(native - mean) / std``. ``value_range`` is the
+    float32, normalised as ``(native - mean) / std``; missing or unreadable data is a one-line
+    :class:`stbench.UserError`. (Core wraps a plain torch ``Dataset`` into ``Clips`` once, when it
+    opens a split, and refuses anything else.) ``value_range`` is the
     range of the *native* values (``None`` when unbounded, e.g. temperature);
     bounded data have predictions clipped to it before SSIM / PSNR.
     ``layout`` tells a user where to get the data and how the folder must look.
@@ -247,7 +250,7 @@ class DatasetSpec:
 
     name: str
     shape: Tuple[int, int, int]
-    open: Callable[..., "Dataset"]
+    open: Callable[..., "Clips"]
     max_length: int
     layout: str
     canonical_tasks: Sequence[str] = ()

@@ -2,7 +2,7 @@
 import re
 
 from stbench import hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "kth"

@@ -1,6 +1,6 @@
 """stbench dataset plugin: RoboNet (HDF5 trajectories of seven robot platforms) with PredBench's splits."""
 from stbench import hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "robonet/hdf5"  # the download's hdf5/ folder (PredBench: data_root = 'data/robonet/hdf5')

@@ -1,6 +1,6 @@
 """stbench dataset plugin: UCF Sports at full 720x480 resolution with the STRPM clip lists (ucfsports-4-1)."""
 from stbench import hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "ucfsports"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from stbench import DatasetSpec, hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 
 SOURCE = "WeatherBench (github.com/pangeo-data/WeatherBench; files at dataserv.ub.tum.de/s/m1524895)"
 LEVELS = (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)  # hPa, as WeatherBench ships them

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from stbench import STModel, Task, UserError
-from stbench.config import hparam_schema
+from stbench import hparam_schema
 
 from .diffusion import SCHEDULES, beta_schedule, cumulative_alphas, q_sample, sample, sampling_levels
 from .gtunet import ContextEncoder, GTUNet

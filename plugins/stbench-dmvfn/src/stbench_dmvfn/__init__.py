@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 
 __all__ = ["DMVFN", "FlowBlock", "VGG19Features", "build_dmvfn", "find_vgg19", "warp", "OPENSTL_KEYS"]
 

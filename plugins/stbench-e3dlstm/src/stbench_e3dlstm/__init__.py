@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 
 __all__ = ["E3DLSTM", "E3DLSTMCell", "OPENSTL_KEYS", "WindowConv", "WindowReadout", "build_e3dlstm", "recall"]
 

@@ -3,7 +3,7 @@ self / cross attention with global vectors, faithful to the authors' CuboidTrans
 from pathlib import Path
 
 from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 
 __all__ = ["EarthformerModel", "build_model", "check_hparams", "CHECKPOINT_RENAME"]
 

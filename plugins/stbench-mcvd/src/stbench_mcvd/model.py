@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from stbench import UserError
-from stbench.models import STModel
+from stbench import STModel
 
 from .layers import ActNorm, AttnBlockpp, ResnetBlockBigGAN, conv3x3, dense, timestep_embedding
 

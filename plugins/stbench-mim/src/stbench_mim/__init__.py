@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 
 __all__ = ["MIM", "MIMBlock", "MIMState", "PeepholeConvLSTMCell", "build_mim", "OPENSTL_KEYS", "OPENSTL_UNUSED"]
 

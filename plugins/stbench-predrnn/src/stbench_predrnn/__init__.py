@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 from stbench_convlstm import OPENSTL_CELL_KEYS
 
 __all__ = ["CausalLSTMCell", "GradientHighwayUnit", "PredRNN", "PredRNNpp", "PredRNNv2", "SpatioTemporalLSTMCell",

@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 
 __all__ = ["Decoder", "Dense", "Encoder", "Pointwise", "SimVPModel", "TRANSLATORS", "build_translator", "frame_geometry",
            "latent_size", "sampling_pattern", "to_layout", "build_model", "MODELS", "openstl_keys", "openstl_ignore"]

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 
 __all__ = ["REFERENCE_KEYS", "REFERENCE_UNUSED", "SwinBlock", "SwinLSTM", "SwinLSTMCell", "build_swinlstm"]
 

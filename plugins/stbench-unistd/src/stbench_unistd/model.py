@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from stbench import MultiTaskModel, UserError
-from stbench.config import TRAIN_KEYS
+from stbench import TRAIN_KEYS
 
 from .backbone import Backbone
 from .codec import TaskCodec, auto_blocks

@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 
 __all__ = ["CrossSegmentGates", "SegmentModule", "USTEPModel", "Segmentation", "default_delta_t", "pad_front",
            "partition", "segmentation", "build_ustep", "MODELS"]

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stbench import UserError
-from stbench.models import STModel
+from stbench import STModel
 
 from .scan import SCANS, selective_scan
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 
 __all__ = ["ARCH_KEYS", "CUTMODES", "OPENSTL_KEYS", "OPENSTL_DERIVED", "WaSTModel", "build_wast",
            "high_frequency_focal_loss"]
