@@ -17,7 +17,7 @@ __all__ = [
     "ModelSpec", "MultiTaskModel", "NotAvailable", "PluginError", "STModel", "Setting", "TRAIN_KEYS", "Task",
     "TaskView", "Unavailable", "UserError", "as_disk_full", "checked_npy", "checked_npz_member",
     "checked_prediction", "default_data_root", "free_bytes", "hookimpl", "hparam_schema", "lazy", "lazy_exports",
-    "load_yaml", "nearest", "parse_task", "require", "yaml_text", "__version__",
+    "load_yaml", "nearest", "parse_task", "plugins", "require", "yaml_text", "__version__",
 ]
 
 # Loaded on first access (PEP 562): torch for data / metrics / models; the file and plugin helpers are light
@@ -28,6 +28,8 @@ _HEAVY = {
     "Unavailable": "metrics.base",
     "MultiTaskModel": "models", "STModel": "models", "TaskView": "models", "checked_prediction": "models",
     "PluginError": "plugins",
+    # the registries themselves (get_model, get_dataset, datasets(), ...), for a plugin composing another's models
+    "plugins": "plugins",
     "as_disk_full": "files", "free_bytes": "files",
 }
 
@@ -38,7 +40,8 @@ def __getattr__(name):
         raise AttributeError(f"module 'stbench' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    found = importlib.import_module(f"{__name__}.{module}")
+    return found if module == name else getattr(found, name)
 
 
 def __dir__():

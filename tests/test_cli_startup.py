@@ -138,6 +138,23 @@ def test_stbench_exports_every_name_of_its_api():
         stbench.Nothing  # noqa: B018
 
 
+
+def test_bundled_plugins_import_the_api_from_stbench_only():
+    """A plugin needs nothing from inside stbench's modules: every name it imports is in stbench.__all__."""
+    import ast
+
+    inside, missing = [], []
+    for path in sorted((HERE.parent / "plugins").glob("*/src/**/*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("stbench."):
+                if not (node.module or "").startswith("stbench_"):
+                    inside.append(f"{path.relative_to(HERE.parent)}:{node.lineno} from {node.module}")
+            elif isinstance(node, ast.ImportFrom) and node.module == "stbench":
+                missing += [f"{path.relative_to(HERE.parent)}:{node.lineno} {alias.name}" for alias in node.names
+                            if alias.name not in stbench.__all__]
+    assert not inside, inside
+    assert not missing, missing
+
 def _lazy_targets(value):
     """The lazy references in a spec field: a lazy, a partial of one, or a list of them (extra checks)."""
     if isinstance(value, lazy):

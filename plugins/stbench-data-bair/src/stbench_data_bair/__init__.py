@@ -1,6 +1,5 @@
 """stbench dataset plugin: BAIR robot pushing as PredBench stores it (one .npy array of videos per split)."""
-from stbench import hookimpl, lazy
-from stbench import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "bair"

@@ -1,6 +1,5 @@
 """stbench dataset plugin: BridgeData v1 (WidowX kitchen trajectories, raw JPEG frames) with PredBench's splits."""
-from stbench import hookimpl, lazy
-from stbench import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "bridge_data_v1"  # the download's own folder name (PredBench: data_root = 'data/bridge_data_v1')

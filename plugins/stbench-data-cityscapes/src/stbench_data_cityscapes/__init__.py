@@ -1,6 +1,5 @@
 """stbench dataset plugin: Cityscapes sequences as PredBench reads them (MCVD's 128x128 HDF5 shards)."""
-from stbench import hookimpl, lazy
-from stbench import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "cityscapes/Cityscapes128_h5"

@@ -19,8 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable, Iterator, List, Optional, Tuple
 
-from stbench import UserError
-from stbench import DiskFull
+from stbench import DiskFull, UserError
 
 Member = Tuple[str, Callable[[], BinaryIO]]  # (path inside the download, open it for reading)
 

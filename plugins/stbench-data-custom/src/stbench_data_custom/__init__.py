@@ -7,8 +7,7 @@ stderr and skipped; it never stops other datasets or commands.
 import sys
 from pathlib import Path
 
-from stbench import UserError, hookimpl
-from stbench import default_data_root
+from stbench import UserError, default_data_root, hookimpl
 
 from .config import ConfigError, CustomConfig, parse
 

@@ -1,6 +1,5 @@
 """stbench dataset plugin: ICAR-ENSO CMIP sea-surface temperature anomalies (PredBench's 12 -> 14 months)."""
-from stbench import DatasetSpec, hookimpl, lazy
-from stbench import lazy_exports
+from stbench import DatasetSpec, hookimpl, lazy, lazy_exports
 
 FOLDER, FILE, VARIABLE = "enso", "CMIP_train.nc", "sst"
 DIMS = ("year", "month", "lat", "lon")

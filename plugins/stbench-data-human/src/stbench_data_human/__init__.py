@@ -1,6 +1,5 @@
 """stbench dataset plugin: Human3.6M as OpenSTL prepares it (256x256 JPEG frames + clip lists), streamed from disk."""
-from stbench import hookimpl, lazy
-from stbench import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "human"

@@ -1,6 +1,5 @@
 """stbench dataset plugin: Kinetics-400 (10-second YouTube action clips) as OpenSTL samples and normalises them."""
-from stbench import hookimpl, lazy
-from stbench import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "kinetics400"  # OpenSTL: data_root/kinetics400

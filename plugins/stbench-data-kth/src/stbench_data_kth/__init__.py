@@ -1,8 +1,7 @@
 """stbench dataset plugin: KTH Action, read from the official AVIs or OpenSTL's JPEG frame folders."""
 import re
 
-from stbench import hookimpl, lazy
-from stbench import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "kth"

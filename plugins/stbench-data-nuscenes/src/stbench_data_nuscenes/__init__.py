@@ -1,6 +1,5 @@
 """stbench dataset plugin: nuScenes front camera (CAM_FRONT key frames and sweeps, 12 Hz) with PredBench's splits."""
-from stbench import hookimpl, lazy
-from stbench import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "nuscenes"  # PredBench: data_root = 'data/nuscenes'

@@ -1,6 +1,5 @@
 """stbench dataset plugin: RoboNet (HDF5 trajectories of seven robot platforms) with PredBench's splits."""
-from stbench import hookimpl, lazy
-from stbench import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "robonet/hdf5"  # the download's hdf5/ folder (PredBench: data_root = 'data/robonet/hdf5')

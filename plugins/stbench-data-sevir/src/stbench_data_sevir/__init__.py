@@ -1,6 +1,5 @@
 """stbench dataset plugin: SEVIR vertically integrated liquid (VIL) radar, streamed from HDF5."""
-from stbench import DatasetSpec, hookimpl, lazy
-from stbench import lazy_exports
+from stbench import DatasetSpec, hookimpl, lazy, lazy_exports
 
 FOLDER = "sevir/processed"
 FILES = {"train": "vil_training.h5", "test": "vil_testing.h5"}

@@ -1,6 +1,5 @@
 """stbench dataset plugin: TaxiBJ crowd flows (inflow / outflow on a 32x32 grid of Beijing)."""
-from stbench import DatasetSpec, hookimpl, lazy
-from stbench import lazy_exports
+from stbench import DatasetSpec, hookimpl, lazy, lazy_exports
 
 FOLDER = "taxibj"
 FILE = "dataset.npz"

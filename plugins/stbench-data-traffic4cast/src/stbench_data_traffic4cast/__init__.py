@@ -1,6 +1,5 @@
 """stbench dataset plugin: Traffic4Cast 2021 traffic movies (PredBench's 9 -> 3 setting), streamed from HDF5."""
-from stbench import DatasetSpec, hookimpl, lazy
-from stbench import lazy_exports
+from stbench import DatasetSpec, hookimpl, lazy, lazy_exports
 
 FOLDER = "traffic4cast"
 CROP = (128, 112)  # (H, W) centre crop of the 495x436 city grid, as PredBench

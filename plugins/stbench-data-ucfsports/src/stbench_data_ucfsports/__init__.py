@@ -1,6 +1,5 @@
 """stbench dataset plugin: UCF Sports at full 720x480 resolution with the STRPM clip lists (ucfsports-4-1)."""
-from stbench import hookimpl, lazy
-from stbench import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "ucfsports"
