@@ -7,15 +7,15 @@ from .config import TRAIN_KEYS, Setting, hparam_schema  # noqa: E402
 from .errors import DiskFull, UserError, nearest, require  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .safeload import checked_npy, checked_npz_member, yaml_text  # noqa: E402
-from .specs import (DatasetSpec, MetricSpec, ModelSpec, NotAvailable, default_data_root, lazy,  # noqa: E402
-                    lazy_exports, load_yaml)
+from .specs import (DatasetSpec, MetricSpec, ModelSpec, NotAvailable, SampleData, default_data_root,  # noqa: E402
+                    lazy, lazy_exports, load_yaml)
 from .tasks import Task, parse_task  # noqa: E402
 
 # Every name a plugin needs; a plugin imports from `stbench`, never from a module inside it.
 __all__ = [
     "ArrayClips", "Clips", "DatasetSpec", "DiskFull", "FrameMetric", "Metric", "MetricContext", "MetricSpec",
-    "ModelSpec", "MultiTaskModel", "NotAvailable", "PluginError", "STModel", "Setting", "TRAIN_KEYS", "Task",
-    "TaskView", "Unavailable", "UserError", "as_disk_full", "checked_npy", "checked_npz_member",
+    "ModelSpec", "MultiTaskModel", "NotAvailable", "PluginError", "STModel", "SampleData", "Setting", "TRAIN_KEYS",
+    "Task", "TaskView", "Unavailable", "UserError", "as_disk_full", "checked_npy", "checked_npz_member",
     "checked_prediction", "default_data_root", "free_bytes", "hookimpl", "hparam_schema", "lazy", "lazy_exports",
     "load_yaml", "nearest", "parse_task", "plugins", "require", "yaml_text", "__version__",
 ]

@@ -207,6 +207,18 @@ class ModelSpec:
                 for k in (per_ds or {})}
 
 
+@dataclass(frozen=True)
+class SampleData:
+    """What a dataset's ``sample_data(root)`` wrote under ``root``: a task of the dataset, how many clips each
+    split it wrote holds for that task (every split ``open`` accepts, or a subset), and lines its ``check(root)``
+    report must contain. Smoke runs sample at most 16 training and 8 test clips, so the counts stay within
+    those for a run to use every clip."""
+
+    task: str
+    clips: Mapping[str, int]
+    check_lines: Sequence[str] = ()
+
+
 @dataclass
 class DatasetSpec:
     """One registered dataset.
@@ -232,6 +244,10 @@ class DatasetSpec:
     prepare TASK --from SOURCE`` calls it. ``splits`` names the splits ``open`` accepts.
     ``image_origin`` says where row 0 of a frame belongs when drawn: ``"upper"`` (images) or
     ``"lower"`` (grids stored south to north, e.g. WeatherBench's ascending latitudes).
+    ``sample_data(root) -> SampleData`` (optional) writes a tiny copy of the data in the layout ``open``
+    reads under ``root`` (offline, in seconds) and says what it holds; core's dataset contract test
+    opens every split of it, checks it and runs a smoke run on it, so a plugin that offers it has that
+    coverage with no test of its own (its tests may use it as their fixture).
 
     ``validation`` declares where validation clips come from (model selection and early stopping
     never see the test split):
@@ -267,6 +283,7 @@ class DatasetSpec:
     image_origin: str = "upper"
     description: str = ""
     validation: Union[str, float, None] = None
+    sample_data: Optional[Callable[[str], SampleData]] = None
     plugin: Optional[str] = None  # filled in by the registry
 
     def __post_init__(self):

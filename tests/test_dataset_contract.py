@@ -1,12 +1,55 @@
-"""Every installed dataset plugin against the dataset contract (registry-driven, as the model contract test is)."""
+"""Every installed dataset plugin against the dataset contract (registry-driven, as the model contract test is):
+its declarations, and, where the plugin offers ``sample_data``, its clips opened from made data, its check
+report and a smoke run on them. A new dataset plugin is covered with no test written."""
+import json
+import math
+from pathlib import Path
+
 import pytest
 import torch
 
-from stbench import plugins
-from stbench.data import base_dataset, open_all_splits
-from stbench.tasks import parse_task
+from stbench import Clips, SampleData, plugins
+from stbench.cli import main
+from stbench.data import base_dataset, open_all_splits, open_split
+from stbench.specs import DATA_ROOT_VARIABLE
+from stbench.tasks import check_name, parse_task
 
 DATASETS = sorted(plugins.datasets())
+SAMPLED = [name for name in DATASETS if plugins.get_dataset(name).sample_data is not None]
+SMOKE_CAPS = {"train": 16, "test": 8}  # the smoke profile's clip caps
+
+
+def test_the_datasets_that_offer_sample_data_are_covered():
+    assert {"bair", "bridgedata", "cityscapes", "human", "kinetics", "kitti", "kitticaltech", "kth", "nuscenes",
+            "robonet", "ucfsports"} <= set(SAMPLED)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_every_dataset_declares_what_the_contract_asks(name):
+    spec = plugins.get_dataset(name)
+    where = f"{name} ({spec.plugin})"
+    assert len(spec.shape) == 3 and all(isinstance(n, int) and n > 0 for n in spec.shape), where
+    assert isinstance(spec.max_length, int) and spec.max_length >= 2, where
+    assert isinstance(spec.layout, str) and spec.layout.strip(), f"{where}: layout must tell where the data goes"
+    assert spec.canonical_tasks, where
+    for text in spec.canonical_tasks:
+        task = plugins.resolve_task(text)  # parses, names this dataset, fits max_length
+        assert task.dataset == name and task.shape == tuple(spec.shape), (where, text)
+    if spec.value_range is not None:
+        low, high = spec.value_range
+        assert math.isfinite(low) and math.isfinite(high) and low < high, where
+    channels = spec.shape[0]
+    for stat in (spec.mean, spec.std):
+        values = [stat] if isinstance(stat, (int, float)) else list(stat)
+        assert len(values) in (1, channels) and all(math.isfinite(v) for v in values), where
+    assert all(v != 0 for v in ([spec.std] if isinstance(spec.std, (int, float)) else spec.std)), where
+    assert {"train", "test"} <= set(spec.splits), where
+    assert spec.image_origin in ("upper", "lower"), where
+    for metric in spec.default_metrics:
+        check_name(metric, "metric")
+    assert callable(spec.open), where
+    for optional in (spec.check, spec.prepare, spec.sample_data):
+        assert optional is None or callable(optional), where
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -67,3 +110,69 @@ def test_open_split_gives_clips_wrapping_a_plain_dataset_once_and_refusing_anyth
     with pytest.raises(UserError, match=r"dataset 'listy' \(plugin 'someplugin'\): open\(\) returned a list, not "
                                         r"stbench.Clips"):
         open_split(refused, tmp_path, "test", task)
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    """Each sampled dataset's made data, written once for the tests below: {name: (root, SampleData)}."""
+    made = {}
+
+    def sample(name):
+        if name not in made:
+            root = tmp_path_factory.mktemp(f"sample-{name}")
+            found = plugins.get_dataset(name).sample_data(str(root))
+            assert isinstance(found, SampleData), f"{name}: sample_data must return stbench.SampleData"
+            made[name] = (root, found)
+        return made[name]
+
+    return sample
+
+
+@pytest.mark.parametrize("name", SAMPLED)
+def test_sample_data_opens_as_clips_of_the_declared_shape_and_range(name, samples):
+    spec = plugins.get_dataset(name)
+    root, sample = samples(name)
+    task = plugins.resolve_task(sample.task)
+    assert task.dataset == name and {"train", "test"} <= set(sample.clips) <= set(spec.splits)
+    for split, count in sample.clips.items():
+        clips = open_split(spec, root, split, task)
+        assert isinstance(clips, Clips) and len(clips) == count, (split, len(clips), count)
+        for index in sorted({0, count - 1}):
+            x, y = clips[index]
+            assert x.shape == (task.t_in, *spec.shape) and y.shape == (task.t_out, *spec.shape), (split, index)
+            assert x.dtype == torch.float32 and y.dtype == torch.float32
+            native = spec.denormalize(torch.cat([x, y])) if clips.mean is None else None
+            if native is not None and spec.value_range is not None:
+                low, high = spec.value_range
+                assert float(native.min()) >= low - 1e-5 and float(native.max()) <= high + 1e-5, (split, index)
+            assert torch.isfinite(x).all() and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", [n for n in SAMPLED if plugins.get_dataset(n).check is not None])
+def test_check_reports_the_sample_data(name, samples):
+    root, sample = samples(name)
+    report = plugins.get_dataset(name).check(str(root))
+    assert isinstance(report, str) and report.strip()
+    for line in sample.check_lines:
+        assert line in report, report
+
+
+@pytest.mark.parametrize("name", SAMPLED)
+def test_a_smoke_run_on_the_sample_data_uses_every_clip(name, samples, tmp_path, monkeypatch, capsys):
+    if "persistence" not in plugins.models():
+        pytest.skip("the persistence baseline (stbench-baselines) is not installed")
+    root, sample = samples(name)
+    assert all(sample.clips[split] <= cap for split, cap in SMOKE_CAPS.items()), "sample_data holds too many clips"
+    monkeypatch.setenv(DATA_ROOT_VARIABLE, str(root))  # the run sets it; put back afterwards
+    code = main(["run", "--models", "persistence", "--tasks", sample.task, "--profile", "smoke",
+                 "--data-root", str(root), "--out", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    records = [json.loads(p.read_text()) for p in sorted(Path(tmp_path, "out", "runs").rglob("*.json"))]
+    assert len(records) == 1
+    record = records[0]
+    assert record["status"] == "ok" and record["task"] == sample.task
+    assert record["data"]["train"]["clips"] == sample.clips["train"], record["data"]
+    assert record["data"]["test"]["clips"] == sample.clips["test"], record["data"]
+    assert record["shape"] == list(plugins.get_dataset(name).shape)
+    scored = {key for key, value in record["metrics"].items() if value is not None}
+    assert scored >= set(plugins.get_dataset(name).default_metrics) & set(plugins.metrics())

@@ -28,6 +28,7 @@ SPEC = video_spec(
     canonical_tasks=("bair-2-10",),
     description="BAIR robot pushing: a robot arm moving objects, RGB 64x64",
     validation=0.1,  # no official validation split: 10% of the training clips, held out by core
+    sample_data=lazy("stbench_data_bair.sample:make_sample"),
 )
 
 

@@ -41,6 +41,7 @@ SPEC = video_spec(
     extra_checks=[lazy("stbench_data_bridgedata.reader:check_frames"),
                   lazy("stbench_data_bridgedata.reader:check_val")],
     description="BridgeData v1: a WidowX arm in toy kitchens, RGB 120x160 (PredBench's splits), 2 -> 10",
+    sample_data=lazy("stbench_data_bridgedata.sample:make_sample"),
 )
 
 

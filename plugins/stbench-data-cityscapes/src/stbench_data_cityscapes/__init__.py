@@ -29,6 +29,7 @@ SPEC = video_spec(
     canonical_tasks=("cityscapes-2-5",),
     description="Cityscapes street-scene sequences, RGB 128x128 at 17 fps",
     validation=0.1,  # no official validation split: 10% of the training clips, held out by core
+    sample_data=lazy("stbench_data_cityscapes.sample:make_sample"),
 )
 
 

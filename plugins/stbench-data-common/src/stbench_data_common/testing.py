@@ -62,6 +62,15 @@ def jpeg_bytes(array, quality=95):
     return buffer.getvalue()
 
 
+def write_split_lists(root, dataset, lists):
+    """PredBench's annotation lists: ``root/annotations/<dataset>/<dataset>_<split>.json`` for each split of ``lists``
+    (whatever each split's listing is: names, or names with frame counts or frame paths)."""
+    folder = Path(root) / "annotations" / dataset
+    folder.mkdir(parents=True)
+    for split, listed in lists.items():
+        (folder / f"{dataset}_{split}.json").write_text(json.dumps(listed, indent=4))
+
+
 def stbench(*args, timeout=600):
     """Run ``python -m stbench ARGS``; the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "stbench", *map(str, args)], capture_output=True, text=True,

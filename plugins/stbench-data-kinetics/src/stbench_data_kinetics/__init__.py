@@ -43,6 +43,7 @@ SPEC = video_spec(
     extra_checks=[lazy("stbench_data_kinetics.reader:check_videos"),
                   lazy("stbench_data_kinetics.reader:check_val")],
     description="Kinetics-400: human actions in YouTube videos, RGB 256x256, every second frame (OpenSTL), 4 -> 4",
+    sample_data=lazy("stbench_data_kinetics.sample:make_sample"),
 )
 
 

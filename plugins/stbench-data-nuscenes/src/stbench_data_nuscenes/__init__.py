@@ -44,6 +44,7 @@ SPEC = video_spec(
     extra_checks=[lazy("stbench_data_nuscenes.reader:check_frames"),
                   lazy("stbench_data_nuscenes.reader:check_val")],
     description="nuScenes front camera: driving in Boston and Singapore, RGB 128x160 at 12 Hz (PredBench), 10 -> 10",
+    sample_data=lazy("stbench_data_nuscenes.sample:make_sample"),
 )
 
 

@@ -43,6 +43,7 @@ SPEC = video_spec(
     extra_checks=[lazy("stbench_data_robonet.reader:check_files"),
                   lazy("stbench_data_robonet.reader:check_val")],
     description="RoboNet: seven robot platforms pushing and grasping, RGB 120x160 (PredBench's splits), 2 -> 10",
+    sample_data=lazy("stbench_data_robonet.sample:make_sample"),
 )
 
 

@@ -31,6 +31,7 @@ SPEC = video_spec(
     extra_checks=[lazy("stbench_data_ucfsports.reader:check_frames")],
     description="UCF Sports: broadcast sports actions, RGB 480x720",
     validation=0.1,  # no official validation split: 10% of the training clips, held out by core
+    sample_data=lazy("stbench_data_ucfsports.sample:make_sample"),
 )
 
 
