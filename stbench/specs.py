@@ -15,10 +15,8 @@ from .config import TRAIN_KEYS, Setting
 if TYPE_CHECKING:  # for type hints only; importing torch here would make every declaration cost it
     import torch
 
-    from .data import Clips
-
-# The hints "STModel", "MultiTaskModel" (stbench.models), "Metric" and "MetricContext" (stbench.metrics.base)
-# stay strings that are never imported here: those modules import this one.
+# The hints "STModel", "MultiTaskModel" (stbench.models), "Clips" (stbench.data), "Metric" and "MetricContext"
+# (stbench.metrics.base) stay strings that are never imported here: those modules import this one.
 
 FAMILIES = ("recurrent", "recurrent-free", "hybrid", "baseline")
 DATA_ROOT_VARIABLE = "STBENCH_DATA_ROOT"

@@ -211,6 +211,7 @@ def _cli(out, root, *extra):
             "--data-root", str(root), "--out", str(out), *extra], env
 
 
+@pytest.mark.slow
 def test_four_processes_into_one_out(toy_root, tmp_path):
     out = tmp_path / "out"
     runs = [_cli(out, toy_root, "--seed", seed) for seed in ("0", "0", "1", "2")]
@@ -253,6 +254,7 @@ def _checkpoint_epoch(out):
     return torch.load(found[0], weights_only=True)["epoch"] if found else None
 
 
+@pytest.mark.slow
 def test_kill_9_in_training_and_in_evaluation_then_resume_gives_the_uninterrupted_metrics(toy_root, tmp_path):
     """Three steps per epoch, four epochs: each kill lands where its run reported holding, and the files it leaves
     say so (no checkpoint in the first epoch, two epochs' checkpoint in the third, every epoch's during evaluation
@@ -396,6 +398,7 @@ def test_a_stale_temporary_beside_a_finished_record_is_removed(use_plugins, toy_
     json.loads(record.read_text())
 
 
+@pytest.mark.slow
 def test_a_staging_folder_left_by_a_killed_prepare_is_removed(tmp_path, capsys):
     pytest.importorskip("stbench_data_kth")
     from stbench_data_kth import ACTIONS, FAST_ACTIONS

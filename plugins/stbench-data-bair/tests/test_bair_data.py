@@ -61,6 +61,7 @@ def test_truncated_array(bair_root):
         SPEC.open(bair_root, "test", 2, 10)
 
 
+@pytest.mark.slow
 def test_cli_data_check_exits_2(bair_root):
     np.save(bair_root / "bair" / "test.npy", np.zeros((2, 30, 64, 64), np.uint8))
     line = assert_user_error("data", "check", "bair-2-10", "--data-root", bair_root)

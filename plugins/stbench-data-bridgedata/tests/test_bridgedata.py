@@ -98,6 +98,7 @@ def test_missing_frame_is_named(tmp_path):
         SPEC.open(root, "test", 6, 10)[1]  # 16 frames: start 0, frames 0..15
 
 
+@pytest.mark.slow
 def test_cli_data_check_missing_is_one_line(tmp_path):
     line = assert_user_error("data", "check", "bridgedata-2-10", "--data-root", tmp_path)
     assert "bridgedata_train.json" in line and "'stbench data check bridgedata-2-10'" in line

@@ -61,6 +61,7 @@ def test_wrong_frame_shape_and_missing_frame(tmp_path):
         dataset[1]
 
 
+@pytest.mark.slow
 def test_cli_data_check_exits_2(tmp_path):
     line = assert_user_error("data", "check", "cityscapes-2-5", "--data-root", tmp_path)
     assert "Cityscapes128_h5" in line

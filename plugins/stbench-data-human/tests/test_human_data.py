@@ -58,6 +58,7 @@ def test_missing_and_corrupt_frames(human_root):
         SPEC.open(human_root, "train", 4, 4)[0]
 
 
+@pytest.mark.slow
 def test_cli_corrupt_frame_exits_2(human_root, tmp_path):
     (human_root / "human" / "images" / "S9_Posing.58860488_000001.jpg").write_bytes(b"broken")
     line = assert_user_error("run", "--models", "persistence", "--tasks", "human-4-4", "--profile", "smoke",

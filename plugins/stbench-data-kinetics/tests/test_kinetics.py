@@ -135,6 +135,7 @@ def test_damaged_video(tmp_path):
         SPEC.open(root, "test", 4, 4)[0]
 
 
+@pytest.mark.slow
 def test_cli_data_check_missing_is_one_line(tmp_path):
     line = assert_user_error("data", "check", "kinetics-4-4", "--data-root", tmp_path)
     assert "kinetics400" in line and "'stbench data check kinetics-4-4'" in line

@@ -80,6 +80,7 @@ def test_raw_drives_read_the_left_colour_camera(tmp_path):
     assert (first / "image_03").is_dir()
 
 
+@pytest.mark.slow
 def test_cli_data_check_exits_2(tmp_path):
     line = assert_user_error("data", "check", "kitti-10-10", "--data-root", tmp_path)
     assert "kitti/train" in line

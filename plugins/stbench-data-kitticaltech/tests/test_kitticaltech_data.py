@@ -129,6 +129,7 @@ def test_corrupt_jpeg_inside_seq(tmp_path):
         decode_image(seq.jpeg(0), "RGB", what=f"{seq.path} frame 0")
 
 
+@pytest.mark.slow
 def test_cli_data_check_exits_2(kc_root):
     seq = kc_root / "caltech" / "set07" / "V000.seq"
     seq.write_bytes(seq.read_bytes()[:3000])

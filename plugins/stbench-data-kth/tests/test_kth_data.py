@@ -174,6 +174,7 @@ def test_too_long_and_too_short(kth_root):
         SPEC.open(kth_root, "train", 20, 20)
 
 
+@pytest.mark.slow
 def test_cli_missing_data_exits_2(tmp_path):
     line = assert_user_error("run", "--models", "persistence", "--tasks", "kth-10-20", "--profile", "smoke",
                              "--data-root", tmp_path, "--out", tmp_path / "out")

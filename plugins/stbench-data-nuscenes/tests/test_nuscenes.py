@@ -86,6 +86,7 @@ def test_too_short_logs_and_missing_frames(tmp_path):
         SPEC.open(root, "test", 10, 10)[0]
 
 
+@pytest.mark.slow
 def test_cli_data_check_missing_is_one_line(tmp_path):
     line = assert_user_error("data", "check", "nuscenes-10-10", "--data-root", tmp_path)
     assert "nuscenes_train.json" in line and "'stbench data check nuscenes-10-10'" in line

@@ -120,6 +120,7 @@ def test_index_follows_changed_files(tmp_path):
     assert len(SPEC.open(root, "train", 2, 10)) == 2
 
 
+@pytest.mark.slow
 def test_cli_data_check_missing_is_one_line(tmp_path):
     line = assert_user_error("data", "check", "robonet-2-10", "--data-root", tmp_path)
     assert "robonet" in line and "'stbench data check robonet-2-10'" in line

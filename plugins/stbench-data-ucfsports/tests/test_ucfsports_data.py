@@ -64,6 +64,7 @@ def test_length_limit(ucf_root):
         SPEC.open(ucf_root, "test", 10, 1)
 
 
+@pytest.mark.slow
 def test_cli_data_check_exits_2(ucf_root):
     (ucf_root / "ucfsports" / "train.txt").unlink()
     line = assert_user_error("data", "check", "ucfsports-4-1", "--data-root", ucf_root)
