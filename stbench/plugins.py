@@ -96,8 +96,8 @@ def _attributed(impl, hook_name: str) -> None:
     Done once per hookimpl; pluggy keeps calling the hook in its documented order (tryfirst / trylast, then
     last registered first)."""
     function = impl.function
-    if getattr(function, "_stbench_attributed", False):
-        return
+    if getattr(function, "_stbench_attributed", False) or impl.hookwrapper or impl.wrapper:
+        return  # a wrapper registers nothing itself; it runs around the others
 
     def call(*args, **kwargs):
         token = _calling.set(impl.plugin_name)
