@@ -14,7 +14,7 @@ CLIPS, FRAMES, SHAPE = 3, 4, (1, 32, 32)
 HIGH = 255.0  # native values in [0, 255]: thresholds of the categorical scores (VIL levels) fall inside
 
 
-def context(name):
+def context():
     return MetricContext(dataset="contract", task=f"contract-2-{FRAMES}", value_range=(0.0, HIGH), data_range=HIGH)
 
 
@@ -32,7 +32,7 @@ def batch(seed, noise):
 def score(spec, parts):
     """compute(), per_frame() and per_clip() of a fresh reset, fed ``parts`` (a list of (pred, true) batches), keyed
     by the registered name."""
-    metric = spec.build(context(spec.name))
+    metric = spec.build(context())
     assert isinstance(metric, Metric), f"{spec.name}: build(context) must return a stbench.Metric"
     metric.reset()
     for pred, true in parts:

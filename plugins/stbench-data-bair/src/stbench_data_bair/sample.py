@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 
 from stbench import SampleData
-from stbench_data_common.testing import frames
+from stbench_data_common.testing import frames, sample_of
 
 
 def videos(count, length=30, size=64, seed=0):
@@ -18,5 +18,4 @@ def make_sample(root) -> SampleData:
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "train.npy", videos(6))
     np.save(folder / "test.npy", videos(4, seed=10))
-    return SampleData(task="bair-2-10", clips={"train": 6, "test": 4},
-                      check_lines=("test: 4 clips of 12 frames, frame shape (3, 64, 64)",))
+    return sample_of("bair-2-10", {"train": 6, "test": 4}, (3, 64, 64))

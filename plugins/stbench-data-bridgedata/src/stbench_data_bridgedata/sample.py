@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from stbench import SampleData
-from stbench_data_common.testing import write_image, write_split_lists
+from stbench_data_common.testing import sample_of, write_image, write_split_lists
 
 GROUP = "berkeley/toykitchen1/put_pan_in_sink/2021-06-08_19-38-00/raw/traj_group0"
 # trajectory -> (frames, height, width, split); traj1 is too short for a 12-frame clip, traj2 is stored at 240x320
@@ -41,7 +41,5 @@ def write_root(root, lists=True):
 def make_sample(root) -> SampleData:
     """bridgedata-2-10: 2 train clips (traj1's 8 frames are dropped, as PredBench does), 1 val, 2 test."""
     write_root(root)
-    return SampleData(task="bridgedata-2-10", clips={"train": 2, "val": 1, "test": 2},
-                      check_lines=("train: all frames of the 3 trajectories in bridgedata_train.json exist",
-                                   "train: 2 clips of 12 frames, frame shape (3, 120, 160)", "val: 1 clips of 12 frames",
-                                   "test: 2 clips of 12 frames"))
+    return sample_of("bridgedata-2-10", {"train": 2, "val": 1, "test": 2}, (3, 120, 160),
+                     "train: all frames of the 3 trajectories in bridgedata_train.json exist")

@@ -4,7 +4,7 @@ from pathlib import Path
 import h5py
 
 from stbench import SampleData
-from stbench_data_common.testing import frames
+from stbench_data_common.testing import frames, sample_of
 
 LENGTHS = {"train": [30, 12], "test": [30, 12, 5]}
 
@@ -32,5 +32,4 @@ def make_sample(root) -> SampleData:
     """
     for split, lengths in LENGTHS.items():
         write_shard(Path(root) / "cityscapes" / "Cityscapes128_h5" / split / "shard_0001.hdf5", lengths)
-    return SampleData(task="cityscapes-2-5", clips={"train": 7, "test": 2},
-                      check_lines=("train: 7 clips of 7 frames, frame shape (3, 128, 128)",))
+    return sample_of("cityscapes-2-5", {"train": 7, "test": 2}, (3, 128, 128))

@@ -3,7 +3,7 @@ this plugin's."""
 from pathlib import Path
 
 from stbench import SampleData
-from stbench_data_common.testing import frames, write_image
+from stbench_data_common.testing import frames, sample_of, write_image
 
 VIDEOS = {"train": ["S1_Walking.54138969_", "S5_Eating.55011271_"], "test": ["S9_Posing.58860488_"]}
 STARTS = {"train": [1, 6, 26], "test": [1, 11, 16]}
@@ -25,6 +25,4 @@ def write_human(root, size=48):
 def make_sample(root) -> SampleData:
     """Two training videos and one test video, three clips each (human-4-4: 6 train, 3 test clips)."""
     write_human(root)
-    return SampleData(task="human-4-4", clips={"train": 6, "test": 3},
-                      check_lines=("train: 6 clips of 8 frames, frame shape (3, 256, 256)",
-                                   "test: all 24 frames named by test.txt exist"))
+    return sample_of("human-4-4", {"train": 6, "test": 3}, (3, 256, 256), "test: all 24 frames named by test.txt exist")

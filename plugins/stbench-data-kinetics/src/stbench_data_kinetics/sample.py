@@ -6,6 +6,7 @@ import av
 import numpy as np
 
 from stbench import SampleData
+from stbench_data_common.testing import sample_of
 
 HEADER = "label,youtube_id,time_start,time_end,split\n"
 # youtube id -> (frames, height, width, split); 100x134 resizes to 256x343, whose centre crop starts at
@@ -64,7 +65,5 @@ def write_root(root):
 def make_sample(root) -> SampleData:
     """kinetics-4-4: 2 train clips (a missing and an under-1-KB video are left out, as OpenSTL does), 1 val, 2 test."""
     write_root(root)
-    return SampleData(task="kinetics-4-4", clips={"train": 2, "val": 1, "test": 2},
-                      check_lines=("train: 2 of the 4 videos in train.csv are in train/",
-                                   "train: 2 clips of 8 frames, frame shape (3, 256, 256)", "val: 1 clips of 8 frames",
-                                   "test: 2 clips of 8 frames"))
+    return sample_of("kinetics-4-4", {"train": 2, "val": 1, "test": 2}, (3, 256, 256),
+                     "train: 2 of the 4 videos in train.csv are in train/")

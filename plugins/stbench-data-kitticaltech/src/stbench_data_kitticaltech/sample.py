@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 
 from stbench import SampleData
-from stbench_data_common.testing import frames, jpeg_bytes, write_image
+from stbench_data_common.testing import frames, jpeg_bytes, sample_of, write_image
 
 SOURCES = ["city-2011_09_26_drive_0001_sync"] * 34 + ["road-2011_09_26_drive_0015_sync"] * 26
 
@@ -28,8 +28,7 @@ def make_kitti_sample(root) -> SampleData:
     write_drive(root / "kitti" / "train" / "2011_09_26_drive_0001_sync" / "image_02" / "data", 25, raw_names=True)
     write_drive(root / "kitti" / "train" / "2011_09_26_drive_0002_sync", 22, seed=1)
     write_drive(root / "kitti" / "test" / "2011_09_26_drive_0005_sync", 22, seed=2)
-    return SampleData(task="kitti-10-10", clips={"train": 3, "test": 2},
-                      check_lines=("train: 3 clips of 20 frames, frame shape (3, 128, 160)",))
+    return sample_of("kitti-10-10", {"train": 3, "test": 2}, (3, 128, 160))
 
 
 def write_hkl_v2(path, frames_array, sources):
@@ -72,5 +71,4 @@ def make_kitticaltech_sample(root) -> SampleData:
     write_seq(root / "caltech" / "set06" / "V000.seq", frames(40, 48, 64, seed=1))
     write_seq(root / "caltech" / "set06" / "V001.seq", frames(70, 48, 64, seed=2), gap=16)
     write_seq(root / "caltech" / "set07" / "V000.seq", frames(20, 48, 64, seed=3))
-    return SampleData(task="kitticaltech-10-1", clips={"train": 5, "test": 3},
-                      check_lines=("train: 5 clips of 11 frames, frame shape (3, 128, 160)", "test: 3 clips of 11 frames"))
+    return sample_of("kitticaltech-10-1", {"train": 5, "test": 3}, (3, 128, 160))

@@ -3,7 +3,7 @@ this plugin's."""
 from pathlib import Path
 
 from stbench import SampleData
-from stbench_data_common.testing import frames, write_image
+from stbench_data_common.testing import frames, sample_of, write_image
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 
@@ -30,6 +30,4 @@ def make_sample(root) -> SampleData:
     for action in ACTIONS:
         for person in (1, 17):
             write_video(root, action, person)
-    return SampleData(task="kth-10-20", clips={"train": 8, "test": 8},
-                      check_lines=("train: 8 clips of 30 frames, frame shape (1, 128, 128)",
-                                   "test: 16 clips of 20 frames"))
+    return sample_of("kth-10-20", {"train": 8, "test": 8}, (1, 128, 128), "test: 16 clips of 20 frames")

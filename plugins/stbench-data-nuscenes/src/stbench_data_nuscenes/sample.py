@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from stbench import SampleData
-from stbench_data_common.testing import write_image, write_split_lists
+from stbench_data_common.testing import sample_of, write_image, write_split_lists
 
 HEIGHT, WIDTH = 90, 160  # the made frames keep nuScenes' 900x1600 aspect at a tenth of the size
 LOGS = {  # log -> (frames, split); clip starts range(0, frames - 20, 4)
@@ -45,7 +45,5 @@ def write_root(root, lists=True):
 def make_sample(root) -> SampleData:
     """nuscenes-10-10: 5 train clips (3 + 0 + 2), 1 val, 3 test."""
     write_root(root)
-    return SampleData(task="nuscenes-10-10", clips={"train": 5, "val": 1, "test": 3},
-                      check_lines=("train: all 75 frames of the 3 logs in nuscenes_train.json exist",
-                                   "train: 5 clips of 20 frames, frame shape (3, 128, 160)", "val: 1 clips of 20 frames",
-                                   "test: 3 clips of 20 frames"))
+    return sample_of("nuscenes-10-10", {"train": 5, "val": 1, "test": 3}, (3, 128, 160),
+                     "train: all 75 frames of the 3 logs in nuscenes_train.json exist")

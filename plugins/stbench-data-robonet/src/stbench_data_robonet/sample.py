@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 
 from stbench import SampleData
-from stbench_data_common.testing import jpeg_bytes, write_split_lists
+from stbench_data_common.testing import jpeg_bytes, sample_of, write_split_lists
 
 HEIGHT, WIDTH = 48, 64  # stored size of the made frames (RoboNet's own are larger); resized to 120x160 on reading
 
@@ -87,7 +87,5 @@ def write_root(root, lists=True):
 def make_sample(root) -> SampleData:
     """robonet-2-10: 2 train clips (the 8-frame file is dropped), 1 val, 2 test."""
     write_root(root)
-    return SampleData(task="robonet-2-10", clips={"train": 2, "val": 1, "test": 2},
-                      check_lines=("train: 3 files, 8..14 frames, 1..3 cameras, jpg/mp4 streams",
-                                   "train: 2 clips of 12 frames, frame shape (3, 120, 160)", "val: 1 clips of 12 frames",
-                                   "test: 2 clips of 12 frames"))
+    return sample_of("robonet-2-10", {"train": 2, "val": 1, "test": 2}, (3, 120, 160),
+                     "train: 3 files, 8..14 frames, 1..3 cameras, jpg/mp4 streams")

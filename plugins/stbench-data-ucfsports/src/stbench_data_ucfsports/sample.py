@@ -3,7 +3,7 @@ plugin's."""
 from pathlib import Path
 
 from stbench import SampleData
-from stbench_data_common.testing import frames, write_image
+from stbench_data_common.testing import frames, sample_of, write_image
 
 PREFIX = "E:/datasets/UCF-sport/ucf_sports_actions/ucf_action_images/"
 VIDEOS = {"train": ["Diving-Side/001", "Lifting/002"], "test": ["Walk-Front/019"]}
@@ -26,6 +26,5 @@ def write_ucf(root, size=(24, 36), count=15):
 def make_sample(root) -> SampleData:
     """The lists' clips: 4 for training, 2 for testing (ucfsports-4-1)."""
     write_ucf(root)
-    return SampleData(task="ucfsports-4-1", clips={"train": 4, "test": 2},
-                      check_lines=("train: 4 clips of 5 frames, frame shape (3, 480, 720)",
-                                   "test: all 10 frames named by test.txt exist"))
+    return sample_of("ucfsports-4-1", {"train": 4, "test": 2}, (3, 480, 720),
+                     "test: all 10 frames named by test.txt exist")
