@@ -52,9 +52,10 @@ hookimpl = pluggy.HookimplMarker("stbench")
 def stbench_register_models(register) -> None:
     """Register model families.
 
-    Called once per process, the first time a command needs the model registry (``stbench list``, ``run``,
-    ``eval``, ...), after every plugin has loaded; pluggy calls the plugins' implementations in its order
-    (``tryfirst`` ones first, ``trylast`` ones last, otherwise the last registered first).
+    Called once per process, the first time a command needs a registry (``stbench list``, ``run``, ``eval``,
+    ...), after every plugin has loaded; the three hooks are called then, models first, then datasets, then
+    metrics. Pluggy calls the plugins' implementations in its order (``tryfirst`` ones first, ``trylast`` ones
+    last, otherwise the last registered first).
 
     :param register:
         A callback taking one :class:`stbench.ModelSpec`; call it once per model name. It checks the spec
@@ -76,10 +77,9 @@ def stbench_register_models(register) -> None:
 def stbench_register_datasets(register) -> None:
     """Register datasets.
 
-    Called once per process, the first time a command needs the dataset registry, in pluggy's order as for
-    :func:`stbench_register_models`. A plugin that may clash with others by design (datasets declared by the
-    user's files) marks its implementation ``trylast`` so that, on a clash, its own registration is the one
-    refused.
+    Called once per process, right after :func:`stbench_register_models`, in pluggy's order as for it. A
+    plugin that may clash with others by design (datasets declared by the user's files) marks its
+    implementation ``trylast`` so that, on a clash, its own registration is the one refused.
 
     :param register:
         A callback taking one :class:`stbench.DatasetSpec`; call it once per dataset name. It checks the
@@ -89,7 +89,7 @@ def stbench_register_datasets(register) -> None:
     The spec knows the on-disk layout, the frame shape, the normalisation and the canonical tasks of the
     dataset. ``open(root, split, t_in, t_out)`` returns :class:`stbench.Clips`; ``check(root)`` describes a
     data folder; ``prepare(source, root)`` converts an official download the user has into the layout
-    ``open`` reads.
+    ``open`` reads; ``sample_data(root)`` writes a tiny copy of that layout for the dataset contract test.
 
     The return value is ignored; an exception other than :class:`stbench.PluginError` skips the plugin as
     for :func:`stbench_register_models`.
@@ -100,7 +100,7 @@ def stbench_register_datasets(register) -> None:
 def stbench_register_metrics(register) -> None:
     """Register streaming metrics.
 
-    Called once per process, the first time a command needs the metric registry, in pluggy's order as for
+    Called once per process, right after :func:`stbench_register_datasets`, in pluggy's order as for
     :func:`stbench_register_models`.
 
     :param register:
