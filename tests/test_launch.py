@@ -285,6 +285,7 @@ def _dead_pid():
     return process.pid
 
 
+@pytest.mark.slow
 def test_a_grid_run_is_the_planned_run(toy_root, tmp_path, monkeypatch, capsys):
     """Each run of a grid gets its frozen plan: model-specific --set and --config reach it (persistence
     declares no `width`; tiny does), and its records are the plain command's."""
