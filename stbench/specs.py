@@ -209,8 +209,7 @@ class ModelSpec:
 class SampleData:
     """What a dataset's ``sample_data(root)`` wrote under ``root``: a task of the dataset, how many clips each
     split it wrote holds for that task (every split ``open`` accepts, or a subset), and lines its ``check(root)``
-    report must contain. Smoke runs sample at most 16 training and 8 test clips, so the counts stay within
-    those for a run to use every clip."""
+    report must contain (a smoke run on the data uses at most 16 training and 8 test clips of them)."""
 
     task: str
     clips: Mapping[str, int]

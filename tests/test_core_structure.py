@@ -92,7 +92,7 @@ SPAWNING_HELPERS = {"assert_user_error", "stbench", "smoke_run", "smoke_record",
 SUBPROCESS_CALLS = {"run", "Popen", "call", "check_call", "check_output"}
 
 
-def _starts_a_process(node) -> bool:
+def _starts_a_process(node, helpers=frozenset(SPAWNING_HELPERS)) -> bool:
     """Whether this node starts stbench (or a browser) in another process: a subprocess call other than a system
     tool named by a literal command (``mount``), a helper that does, or a local pool or local Slurm executor
     (``launcher="local"``, ``cluster="local"``, ``--launcher local``)."""
@@ -109,7 +109,7 @@ def _starts_a_process(node) -> bool:
         return name in SUBPROCESS_CALLS and not tool
     local = any(k.arg in ("launcher", "cluster") and isinstance(k.value, ast.Constant) and k.value.value == "local"
                 for k in node.keywords)
-    return name in SPAWNING_HELPERS or local
+    return name in helpers or local
 
 
 def spawning_tests(path: Path):
@@ -117,7 +117,9 @@ def spawning_tests(path: Path):
     helper, or through a fixture of the file that does."""
     tree = ast.parse(path.read_text())
     functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
-    direct = {name: any(_starts_a_process(n) for n in ast.walk(node))
+    helpers = SPAWNING_HELPERS | {alias.asname for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                                  for alias in node.names if alias.asname and alias.name in SPAWNING_HELPERS}
+    direct = {name: any(_starts_a_process(n, helpers) for n in ast.walk(node))
               for name, node in functions.items()}
     calls = {name: {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
              for name, node in functions.items()}

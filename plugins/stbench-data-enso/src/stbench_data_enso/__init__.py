@@ -57,6 +57,7 @@ SPEC = DatasetSpec(
     validation="val",  # CMIP5 run 16, the official validation run
     image_origin="lower",  # latitudes ascend (-55 .. 60): row 0 is the southernmost
     description="ICAR-ENSO: monthly CMIP SST anomalies, Pacific 24x48 (5 deg)",
+    sample_data=lazy("stbench_data_enso.sample:make_sample"),
 )
 
 

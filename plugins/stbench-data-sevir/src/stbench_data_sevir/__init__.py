@@ -36,6 +36,7 @@ SPEC = DatasetSpec(
     check=lazy("stbench_data_sevir.reader:check_sevir"),
     description="SEVIR: radar vertically integrated liquid, 384x384, 5-minute frames",
     validation=0.1,  # no official validation split: 10% of the training clips, held out by core
+    sample_data=lazy("stbench_data_sevir.sample:make_sample"),
 )
 
 

@@ -38,6 +38,7 @@ SPEC = DatasetSpec(
     check=lazy("stbench_data_traffic4cast.reader:check_traffic4cast"),
     description="Traffic4Cast 2021: 8-channel traffic volume/speed movies, 128x112 centre crop, 5-minute frames",
     validation=0.1,  # PredBench's val annotation is its test set: 10% of the training clips instead
+    sample_data=lazy("stbench_data_traffic4cast.sample:make_sample"),
 )
 
 

@@ -374,6 +374,7 @@ def spec(dataset: Dataset) -> DatasetSpec:
         description=(f"WeatherBench {weather_set.about}, {grid.degrees} deg ({grid.rows}x{grid.cols}), "
                      f"{protocol.frame_words} frames ({where})"),
         validation="val",  # WeatherBench 2016, in both references
+        sample_data=lazy("stbench_data_weather.sample:make_sample") if dataset.name == "weather" else None,
         **fixed,
     )
 
