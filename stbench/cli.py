@@ -320,7 +320,7 @@ def cmd_score(args):
 
     import torch
 
-    from .evaluation import build_metrics
+    from .evaluation import build_metrics, keyed
     from .metrics import NotAvailable
 
     task = plugins.resolve_task(args.task)
@@ -342,8 +342,8 @@ def cmd_score(args):
         for _, metric in metrics:
             metric.update(p, t)
     values, unavailable = {}, {}
-    for _, metric in metrics:
-        for key, value in metric.compute().items():
+    for metric_spec, metric in metrics:
+        for key, value in keyed(metric_spec, metric, metric.compute()).items():
             if isinstance(value, NotAvailable):
                 values[key], unavailable[key] = None, value.reason
             elif value is None or not math.isfinite(value):

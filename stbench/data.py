@@ -1,4 +1,5 @@
 """The dataset contract: DatasetSpec, normalisation and clip helpers."""
+from abc import ABCMeta, abstractmethod
 from pathlib import Path
 from dataclasses import replace
 from typing import Any, Dict, Optional
@@ -11,8 +12,8 @@ from torch.utils.data import Dataset, Subset
 from .specs import DATA_ROOT_VARIABLE, DatasetSpec, Number, default_data_root  # noqa: F401
 
 
-def base_dataset(dataset):
-    """The dataset a (possibly nested) ``Subset`` or :class:`EveryKth` draws from."""
+def base_dataset(dataset) -> "Clips":
+    """The :class:`Clips` a (possibly nested) ``Subset`` or :class:`EveryKth` of an opened split draws from."""
     while isinstance(dataset, (Subset, EveryKth)):
         dataset = dataset.dataset if isinstance(dataset, Subset) else dataset.stretched
     return dataset
@@ -21,28 +22,38 @@ def base_dataset(dataset):
 def statistics_of(spec: DatasetSpec, dataset) -> DatasetSpec:
     """``spec`` with the ``mean`` / ``std`` an opened :class:`Clips` carries (also through a ``Subset``), or ``spec``."""
     dataset = base_dataset(dataset)
-    if not isinstance(dataset, Clips) or dataset.mean is None or dataset.std is None:
+    if dataset.mean is None or dataset.std is None:
         return spec
     return replace(spec, mean=dataset.mean, std=dataset.std)
 
 
 def describe(dataset) -> Dict[str, Any]:
     """How many clips a (limited) split holds and where they came from, for the run record."""
-    base = base_dataset(dataset)
-    return {"clips": len(dataset), "source": base.description if isinstance(base, Clips) else ""}
+    return {"clips": len(dataset), "source": base_dataset(dataset).description}
 
 
-def open_split(spec: DatasetSpec, root, split: str, task):
-    """Open one split, turning the plugin's I/O failures into one line that says where to look."""
+def open_split(spec: DatasetSpec, root, split: str, task) -> "Clips":
+    """Open one split as :class:`Clips`, turning the plugin's I/O failures into one line that says where to look.
+
+    ``DatasetSpec.open`` returns :class:`Clips`; a plain torch ``Dataset`` of ``(x, y)`` pairs (what the contract
+    once said) is wrapped here, once, so everything after this sees :class:`Clips`; anything else is refused.
+    """
     from .errors import UserError
 
     try:
-        return spec.open(str(root), split, task.t_in, task.t_out)
+        opened = spec.open(str(root), split, task.t_in, task.t_out)
     except UserError:
         raise
     except (OSError, ValueError, KeyError, EOFError) as error:
         raise UserError(f"cannot read {spec.name} data under {Path(root).resolve()}: {error}; "
                         f"see 'stbench data check {task.name}'") from None
+    if isinstance(opened, Clips):
+        return opened
+    if isinstance(opened, Dataset):
+        return DatasetClips(opened)
+    raise UserError(f"dataset '{spec.name}' (plugin '{spec.plugin or '?'}'): open() returned a "
+                    f"{type(opened).__name__}, not stbench.Clips; the plugin must return Clips (update or "
+                    "uninstall it)")
 
 
 def limit(dataset, count: Optional[int]):
@@ -152,9 +163,10 @@ def open_all_splits(spec: DatasetSpec, root, task, train_samples: Optional[int],
     return train_set, val_set, test_set
 
 
-class Clips(Dataset):
+class Clips(Dataset, metaclass=ABCMeta):
     """The base of every dataset's clips: item ``i`` is ``(x, y)``, ``x: [t_in, C, H, W]``,
-    ``y: [t_out, C, H, W]``, float32, normalised.
+    ``y: [t_out, C, H, W]``, float32, normalised. ``__len__`` and ``__getitem__`` are abstract: clips
+    missing one cannot be constructed.
 
     Documented attributes, all with defaults here:
 
@@ -172,11 +184,13 @@ class Clips(Dataset):
     def set_epoch(self, epoch: int) -> None:
         """Called before training epoch ``epoch`` (0-based); the default does nothing."""
 
-    def __len__(self) -> int:  # pragma: no cover - contract
-        raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+    @abstractmethod
+    def __len__(self) -> int:
+        """How many clips."""
 
-    def __getitem__(self, index):  # pragma: no cover - contract
-        raise NotImplementedError(f"{type(self).__name__} must implement __getitem__ -> (x, y)")
+    @abstractmethod
+    def __getitem__(self, index):
+        """Clip ``index`` as ``(x, y)``."""
 
 
 class ArrayClips(Clips):
@@ -200,3 +214,17 @@ class ArrayClips(Clips):
         clip = torch.from_numpy(clip * self.scale if self.scale != 1.0 else clip)
         clip = self.spec.normalize(clip)
         return clip[: self.t_in], clip[self.t_in:]
+
+
+class DatasetClips(Clips):
+    """A plain torch ``Dataset`` of ``(x, y)`` pairs that a plugin's ``open`` returned, as :class:`Clips` with the
+    defaults (the spec's statistics, no per-epoch state)."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return self.dataset[index]

@@ -220,6 +220,12 @@ def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cp
                       sequences, sample, sampling=sampling, diagnostics=diagnostics.result())
 
 
+def keyed(spec, metric, result) -> Dict:
+    """A metric's result (``compute``, ``per_frame`` or ``per_clip``) keyed by its registered name: the key named
+    ``Metric.name`` becomes ``MetricSpec.name``; the other keys it reports (``csi_74``) keep their form."""
+    return {spec.name if key == metric.name else key: value for key, value in (result or {}).items()}
+
+
 def _computed(metrics, sequences, ensembles=True):
     """(values, per_frame, per_clip, unavailable, info, provenance) of one set of metrics after a pass (the
     ensemble metrics only where ``ensembles``: they see all samples in the first set)."""
@@ -227,7 +233,7 @@ def _computed(metrics, sequences, ensembles=True):
     for spec, metric in metrics:
         if metric.ensemble and not ensembles:
             continue
-        computed = metric.compute() if sequences else {}
+        computed = keyed(spec, metric, metric.compute()) if sequences else {}
         for key, value in computed.items():
             info[key] = _info_of(spec, key)
             if isinstance(value, NotAvailable) or value is None:
@@ -235,11 +241,11 @@ def _computed(metrics, sequences, ensembles=True):
                 unavailable[key] = value.reason if isinstance(value, NotAvailable) else "unavailable"
             else:
                 values[key] = float(value)
-        if sequences and not unavailable.get(metric.name):
-            per_frame.update(metric.per_frame() or {})
-            per_clip.update(metric.per_clip() or {})
+        if sequences and not unavailable.get(spec.name):
+            per_frame.update(keyed(spec, metric, metric.per_frame()))
+            per_clip.update(keyed(spec, metric, metric.per_clip()))
         if metric.provenance():
-            provenance[metric.name] = dict(metric.provenance())
+            provenance[spec.name] = dict(metric.provenance())
     return values, per_frame, per_clip, unavailable, info, provenance
 
 

@@ -2,8 +2,8 @@
 
 A plugin is a module named by an entry point in the ``stbench`` group (built-in plugins register exactly
 as a third party does). It implements any of the three hooks below with ``@stbench.hookimpl``; each hook
-receives a ``register`` callback and calls it once per thing it adds. Core checks every spec as it
-registers: a safe name (lowercase letters, digits, ``.``, ``_``, ``-``), and for models and datasets
+receives a ``register`` callback and calls it once per thing it adds; core calls the hooks through
+pluggy, so ``tryfirst`` / ``trylast`` mean what pluggy documents. Core checks every spec as it registers: a safe name (lowercase letters, digits, ``.``, ``_``, ``-``), and for models and datasets
 declarations that fit the settings schema (:mod:`stbench.config`). A plugin that fails to import or
 to register is reported and skipped; it never breaks the others.
 
@@ -49,31 +49,69 @@ hookimpl = pluggy.HookimplMarker("stbench")
 
 
 @hookspec
-def stbench_register_models(register):
+def stbench_register_models(register) -> None:
     """Register model families.
 
-    Call ``register(ModelSpec(...))`` once per model name. ``ModelSpec.build`` is called as
-    ``build(task, hparams)`` and returns an :class:`stbench.STModel`; ``ModelSpec.build_joint``
-    (optional) as ``build_joint(tasks, {task.name: hparams})`` and returns a
+    Called once per process, the first time a command needs a registry (``stbench list``, ``run``, ``eval``,
+    ...), after every plugin has loaded; the three hooks are called then, models first, then datasets, then
+    metrics. Pluggy calls the plugins' implementations in its order (``tryfirst`` ones first, ``trylast`` ones
+    last, otherwise the last registered first).
+
+    :param register:
+        A callback taking one :class:`stbench.ModelSpec`; call it once per model name. It checks the spec
+        (a safe name, declarations that fit the settings schema) and raises :class:`stbench.UserError` if
+        they do not fit, or :class:`stbench.PluginError` if the name is already registered (the error names
+        both plugins).
+
+    ``ModelSpec.build`` is later called as ``build(task, hparams)`` and returns an :class:`stbench.STModel`;
+    ``ModelSpec.build_joint`` (optional) as ``build_joint(tasks, {task.name: hparams})`` and returns a
     :class:`stbench.MultiTaskModel`.
+
+    The return value is ignored. An exception other than :class:`stbench.PluginError` is reported as that
+    plugin's failure and the plugin is skipped (what it registered before failing stays); the other
+    plugins are still called.
     """
 
 
 @hookspec
-def stbench_register_datasets(register):
+def stbench_register_datasets(register) -> None:
     """Register datasets.
 
-    Call ``register(DatasetSpec(...))`` once per dataset name. The spec knows the on-disk layout, the
-    frame shape, the normalisation and the canonical tasks of that dataset; ``open`` returns
-    :class:`stbench.Clips`, ``check`` describes a data folder, ``prepare`` converts an official
-    download the user has into the layout ``open`` reads.
+    Called once per process, right after :func:`stbench_register_models`, in pluggy's order as for it. A
+    plugin that may clash with others by design (datasets declared by the user's files) marks its
+    implementation ``trylast`` so that, on a clash, its own registration is the one refused.
+
+    :param register:
+        A callback taking one :class:`stbench.DatasetSpec`; call it once per dataset name. It checks the
+        spec's name and ``train_defaults`` (:class:`stbench.UserError`) and refuses a name already registered
+        (:class:`stbench.PluginError`, naming both plugins).
+
+    The spec knows the on-disk layout, the frame shape, the normalisation and the canonical tasks of the
+    dataset. ``open(root, split, t_in, t_out)`` returns :class:`stbench.Clips`; ``check(root)`` describes a
+    data folder; ``prepare(source, root)`` converts an official download the user has into the layout
+    ``open`` reads; ``sample_data(root)`` writes a tiny copy of that layout for the dataset contract test.
+
+    The return value is ignored; an exception other than :class:`stbench.PluginError` skips the plugin as
+    for :func:`stbench_register_models`.
     """
 
 
 @hookspec
-def stbench_register_metrics(register):
+def stbench_register_metrics(register) -> None:
     """Register streaming metrics.
 
-    Call ``register(MetricSpec(...))`` once per metric name. ``MetricSpec.build`` is called as
-    ``build(context)`` with a :class:`stbench.MetricContext` and returns a :class:`stbench.Metric`.
+    Called once per process, right after :func:`stbench_register_datasets`, in pluggy's order as for
+    :func:`stbench_register_models`.
+
+    :param register:
+        A callback taking one :class:`stbench.MetricSpec`; call it once per metric name. It checks the name
+        (:class:`stbench.UserError`) and refuses a name already registered (:class:`stbench.PluginError`,
+        naming both plugins).
+
+    ``MetricSpec.build`` is later called as ``build(context)`` with a :class:`stbench.MetricContext` and
+    returns a :class:`stbench.Metric`. Its results are reported under the registered name: the key
+    ``Metric.name`` becomes ``MetricSpec.name``; other keys (``csi_74``) are kept as they are.
+
+    The return value is ignored; an exception other than :class:`stbench.PluginError` skips the plugin as
+    for :func:`stbench_register_models`.
     """

@@ -1,4 +1,5 @@
 """The model contract: STModel (one task), MultiTaskModel (joint training) and ModelSpec."""
+from abc import ABCMeta, abstractmethod
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -9,10 +10,10 @@ from .config import PROFILES, TRAIN_KEYS  # noqa: F401 - PROFILES is part of thi
 from .specs import FAMILIES, ModelSpec, load_yaml  # noqa: F401 - declared torch-free in specs, re-exported here
 
 
-class STModel(nn.Module):
+class STModel(nn.Module, metaclass=ABCMeta):
     """A spatio-temporal predictor: ``[B, T_in, C, H, W] -> [B, t_out, C, H, W]``.
 
-    Subclasses implement :meth:`forward`. Every other hook has a default here, and the trainer
+    Subclasses implement :meth:`forward` (abstract: a model without it cannot be constructed). Every other hook has a default here, and the trainer
     calls each of them on every model, so a model overrides only what it needs:
 
     - :meth:`loss` (default: MSE of ``forward`` against the target). Recurrent models override it
@@ -43,8 +44,9 @@ class STModel(nn.Module):
     # generator (the evaluator seeds it per sample); evaluation then draws K predictions per clip.
     stochastic: bool = False
 
-    def forward(self, x: torch.Tensor, t_out: int) -> torch.Tensor:  # pragma: no cover - contract
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(x, t_out)")
+    @abstractmethod
+    def forward(self, x: torch.Tensor, t_out: int) -> torch.Tensor:
+        """The prediction ``[B, t_out, C, H, W]`` for inputs ``x`` ``[B, T_in, C, H, W]``, any ``t_out``."""
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, step: int) -> torch.Tensor:
         """Training loss for one batch (or one piece of it, see :meth:`split_batch`); ``step`` counts
@@ -109,8 +111,9 @@ class MultiTaskModel(STModel):
     :meth:`for_task`.
     """
 
-    def forward(self, x: torch.Tensor, t_out: int, task: Optional[str] = None) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(x, t_out, task)")
+    @abstractmethod
+    def forward(self, x: torch.Tensor, t_out: int, task: Optional[str] = None) -> torch.Tensor:
+        """The prediction ``[B, t_out, C, H, W]`` for inputs of ``task`` (a task name)."""
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, step: int, task: Optional[str] = None) -> torch.Tensor:
         return F.mse_loss(checked_prediction(self(x, y.shape[1], task), y), y)

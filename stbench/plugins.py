@@ -1,4 +1,5 @@
 """The plugin manager: entry-point loading and the model / dataset / metric registries."""
+import contextvars
 import importlib
 import importlib.metadata
 import os
@@ -86,28 +87,56 @@ def check_spec(hook_name: str, spec) -> None:
         check_dataset_declarations(spec)
 
 
-def _collect(hook_name: str) -> Dict[str, object]:
-    registry: Dict[str, object] = {}
-    for impl in pm.hook.__dict__[hook_name].get_hookimpls():
-        plugin_name = impl.plugin_name
+_calling: "contextvars.ContextVar[str]" = contextvars.ContextVar("stbench_calling_plugin")
 
-        def register(spec, _plugin=plugin_name):
-            check_spec(hook_name, spec)
-            if spec.name in registry:
-                raise PluginError(
-                    f"{hook_name.split('_')[-1][:-1]} '{spec.name}' is registered twice: by plugin "
-                    f"'{registry[spec.name].plugin}' and by plugin '{_plugin}'; uninstall one or restrict "
-                    "plugins with STBENCH_PLUGINS"
-                )
-            spec.plugin = _plugin
-            registry[spec.name] = spec
 
+def _attributed(impl, hook_name: str) -> None:
+    """Wrap one hookimpl so that what it registers is attributed to its plugin, and so that a plugin failing in
+    the hook is reported and skipped while pluggy goes on to the others (a conflict, PluginError, still stops).
+    Done once per hookimpl; pluggy keeps calling the hook in its documented order (tryfirst / trylast, then
+    last registered first)."""
+    function = impl.function
+    if getattr(function, "_stbench_attributed", False) or impl.hookwrapper or impl.wrapper:
+        return  # a wrapper registers nothing itself; it runs around the others
+
+    def call(*args, **kwargs):
+        token = _calling.set(impl.plugin_name)
         try:
-            impl.function(register=register)
+            return function(*args, **kwargs)
         except PluginError:
             raise
-        except Exception as error:
-            failures.append((plugin_name, f"{hook_name}: {type(error).__name__}: {error}"))
+        except Exception as error:  # a broken plugin must never break the others
+            failures.append((impl.plugin_name, f"{hook_name}: {type(error).__name__}: {error}"))
+            return None
+        finally:
+            _calling.reset(token)
+
+    call._stbench_attributed = True
+    call.__name__ = getattr(function, "__name__", "hookimpl")
+    call.__wrapped__ = function
+    impl.function = call
+
+
+def _collect(hook_name: str) -> Dict[str, object]:
+    """Call one registration hook through pluggy and collect what every plugin registers, by name."""
+    registry: Dict[str, object] = {}
+    caller = getattr(pm.hook, hook_name)
+    for impl in caller.get_hookimpls():
+        _attributed(impl, hook_name)
+
+    def register(spec):
+        plugin = _calling.get("?")
+        check_spec(hook_name, spec)
+        if spec.name in registry:
+            raise PluginError(
+                f"{hook_name.split('_')[-1][:-1]} '{spec.name}' is registered twice: by plugin "
+                f"'{registry[spec.name].plugin}' and by plugin '{plugin}'; uninstall one or restrict "
+                "plugins with STBENCH_PLUGINS"
+            )
+        spec.plugin = plugin
+        registry[spec.name] = spec
+
+    caller(register=register)
     return registry
 
 

@@ -14,10 +14,9 @@ from .config import TRAIN_KEYS, Setting
 
 if TYPE_CHECKING:  # for type hints only; importing torch here would make every declaration cost it
     import torch
-    from torch.utils.data import Dataset
 
-# The hints "STModel", "MultiTaskModel" (stbench.models), "Metric" and "MetricContext" (stbench.metrics.base)
-# stay strings that are never imported here: those modules import this one.
+# The hints "STModel", "MultiTaskModel" (stbench.models), "Clips" (stbench.data), "Metric" and "MetricContext"
+# (stbench.metrics.base) stay strings that are never imported here: those modules import this one.
 
 FAMILIES = ("recurrent", "recurrent-free", "hybrid", "baseline")
 DATA_ROOT_VARIABLE = "STBENCH_DATA_ROOT"
@@ -206,13 +205,26 @@ class ModelSpec:
                 for k in (per_ds or {})}
 
 
+@dataclass(frozen=True)
+class SampleData:
+    """What a dataset's ``sample_data(root)`` wrote under ``root``: a task of the dataset, how many clips each
+    split it wrote holds for that task (every split ``open`` accepts, or a subset), and lines its ``check(root)``
+    report must contain (a smoke run on the data uses at most 16 training and 8 test clips of them)."""
+
+    task: str
+    clips: Mapping[str, int]
+    check_lines: Sequence[str] = ()
+
+
 @dataclass
 class DatasetSpec:
     """One registered dataset.
 
-    ``open(root, split, t_in, t_out)`` returns a torch ``Dataset`` of
+    ``open(root, split, t_in, t_out)`` returns :class:`stbench.Clips` (a torch ``Dataset``) of
     ``(x, y)`` pairs, ``x: [t_in, C, H, W]`` and ``y: [t_out, C, H, W]``,
-    float32, normalised as ``(native - mean) / std``. ``value_range`` is the
+    float32, normalised as ``(native - mean) / std``; missing or unreadable data is a one-line
+    :class:`stbench.UserError`. (Core wraps a plain torch ``Dataset`` into ``Clips`` once, when it
+    opens a split, and refuses anything else.) ``value_range`` is the
     range of the *native* values (``None`` when unbounded, e.g. temperature);
     bounded data have predictions clipped to it before SSIM / PSNR.
     ``layout`` tells a user where to get the data and how the folder must look.
@@ -229,6 +241,10 @@ class DatasetSpec:
     prepare TASK --from SOURCE`` calls it. ``splits`` names the splits ``open`` accepts.
     ``image_origin`` says where row 0 of a frame belongs when drawn: ``"upper"`` (images) or
     ``"lower"`` (grids stored south to north, e.g. WeatherBench's ascending latitudes).
+    ``sample_data(root) -> SampleData`` (optional) writes a tiny copy of the data in the layout ``open``
+    reads under ``root`` (offline, in seconds) and says what it holds; core's dataset contract test
+    opens every split of it, checks it and runs a smoke run on it, so a plugin that offers it has that
+    coverage with no test of its own (its tests may use it as their fixture).
 
     ``validation`` declares where validation clips come from (model selection and early stopping
     never see the test split):
@@ -247,7 +263,7 @@ class DatasetSpec:
 
     name: str
     shape: Tuple[int, int, int]
-    open: Callable[..., "Dataset"]
+    open: Callable[..., "Clips"]
     max_length: int
     layout: str
     canonical_tasks: Sequence[str] = ()
@@ -264,6 +280,7 @@ class DatasetSpec:
     image_origin: str = "upper"
     description: str = ""
     validation: Union[str, float, None] = None
+    sample_data: Optional[Callable[[str], SampleData]] = None
     plugin: Optional[str] = None  # filled in by the registry
 
     def __post_init__(self):

@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .data import Clips, base_dataset
+from .data import base_dataset
 from .distributed import SINGLE, wrap_for_training
 from .errors import UserError
 from .files import write_with
@@ -191,9 +191,7 @@ class SingleTaskBatches:
     def epoch(self, epoch):
         if self.loading.persistent and self.loading.workers > 0:
             return self._persistent_epoch(epoch)
-        base = base_dataset(self.dataset)
-        if isinstance(base, Clips):
-            base.set_epoch(epoch)  # before the loader starts its workers, so they see this epoch's state
+        base_dataset(self.dataset).set_epoch(epoch)  # before the loader starts its workers: they see this epoch
         loader = DataLoader(self.dataset, batch_sampler=self.batches(epoch), num_workers=self.loading.workers,
                             pin_memory=self.loading.pin_memory,
                             generator=torch.Generator().manual_seed(self.seed * 7 + epoch))  # never the global RNG
@@ -236,9 +234,7 @@ class _EpochIndexed(torch.utils.data.Dataset):
     def __getitem__(self, item):
         epoch, index = item
         if epoch != self.epoch:
-            base = base_dataset(self.dataset)
-            if isinstance(base, Clips):
-                base.set_epoch(epoch)
+            base_dataset(self.dataset).set_epoch(epoch)
             self.epoch = epoch
         return self.dataset[index]
 

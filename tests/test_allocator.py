@@ -34,6 +34,7 @@ def _probe(mode):
     return applied, float(kept)
 
 
+@pytest.mark.slow
 @linux_glibc
 def test_keep_holds_freed_memory_and_system_gives_it_back():
     applied, kept = _probe("keep")

@@ -376,6 +376,7 @@ def test_precision_and_workers_are_applied_and_recorded(use_plugins, toy_root, t
     assert records["32"]["distributed"]["world_size"] == 1
 
 
+@pytest.mark.slow
 def test_missing_data_is_one_line_per_task_and_starts_nothing_for_it(use_plugins, toy_root, tmp_path, capsys):
     use_plugins("plugin_fixture", only="testplug,baselines")
     out, empty = tmp_path / "out", tmp_path / "empty"

@@ -63,6 +63,7 @@ def implementation_modules(modules):
                   if name.split(".")[0] in packages and "." in name and name not in DECLARATION_MODULES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", CHEAP_COMMANDS, ids=" ".join)
 def test_cheap_command_imports_no_torch_and_no_implementation(tmp_path, args):
     out, modules = run_cli(tmp_path, args, env={"STBENCH_DATA_ROOT": str(tmp_path / "data")})
@@ -76,6 +77,7 @@ def test_cheap_command_imports_no_torch_and_no_implementation(tmp_path, args):
         assert "ssim" in out and "lpips" in out
 
 
+@pytest.mark.slow
 def test_a_custom_dataset_is_listed_without_torch(tmp_path):
     """The custom plugin reads a declared array's header at registration; numpy may load, torch may not."""
     root = tmp_path / "data"
@@ -91,6 +93,7 @@ def test_a_custom_dataset_is_listed_without_torch(tmp_path):
     assert "stbench_data_custom.dataset" not in modules
 
 
+@pytest.mark.slow
 def test_a_plugin_that_fails_to_load_is_still_reported(tmp_path):
     path = os.pathsep.join([str(HERE / "broken_fixture"), os.environ.get("PYTHONPATH", "")])
     out, modules = run_cli(tmp_path, ["plugins"], env={"PYTHONPATH": path, "STBENCH_PLUGINS": "broken,baselines"})
@@ -137,6 +140,23 @@ def test_stbench_exports_every_name_of_its_api():
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
         stbench.Nothing  # noqa: B018
 
+
+
+def test_bundled_plugins_import_the_api_from_stbench_only():
+    """A plugin needs nothing from inside stbench's modules: every name it imports is in stbench.__all__."""
+    import ast
+
+    inside, missing = [], []
+    for path in sorted((HERE.parent / "plugins").glob("*/src/**/*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("stbench."):
+                if not (node.module or "").startswith("stbench_"):
+                    inside.append(f"{path.relative_to(HERE.parent)}:{node.lineno} from {node.module}")
+            elif isinstance(node, ast.ImportFrom) and node.module == "stbench":
+                missing += [f"{path.relative_to(HERE.parent)}:{node.lineno} {alias.name}" for alias in node.names
+                            if alias.name not in stbench.__all__]
+    assert not inside, inside
+    assert not missing, missing
 
 def _lazy_targets(value):
     """The lazy references in a spec field: a lazy, a partial of one, or a list of them (extra checks)."""

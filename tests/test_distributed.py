@@ -44,6 +44,7 @@ def single(tmp_path_factory):
     return root, _record(out)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_and_evaluate_as_one(single, tmp_path):
     root, reference = single
     done = subprocess.run(_argv(tmp_path / "out", root, 2), env=_env(), capture_output=True, text=True, timeout=300)
@@ -60,6 +61,7 @@ def test_two_gloo_processes_train_and_evaluate_as_one(single, tmp_path):
     assert done.stdout.count("tiny toy-6-6 smoke seed 0") == 1  # rank 0 speaks for both
 
 
+@pytest.mark.slow
 def test_a_batchnorm_model_learns_the_same_on_two_processes_as_on_one(single, tmp_path):
     """Each process normalises over the moments of the global batch (all-reduced: PyTorch's SyncBatchNorm refuses
     CPU tensors), so a BatchNorm model trains as on one process; with per-process moments the losses differ by
@@ -79,6 +81,7 @@ def test_a_batchnorm_model_learns_the_same_on_two_processes_as_on_one(single, tm
         assert two["metrics"][key] == pytest.approx(value, rel=1e-6), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [2, 3])
 def test_sharded_evaluation_of_the_same_weights_gives_identical_metrics(single, tmp_path, processes):
     root, reference = single
@@ -97,6 +100,7 @@ def test_sharded_evaluation_of_the_same_weights_gives_identical_metrics(single, 
     assert record["per_clip"]["mse"] == pytest.approx(reference["per_clip"]["mse"], rel=1e-12)  # in test order
 
 
+@pytest.mark.slow
 def test_a_two_process_checkpoint_resumes_on_one(single, tmp_path):
     root, reference = single
     out = tmp_path / "out"

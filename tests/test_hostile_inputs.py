@@ -47,6 +47,7 @@ while time.time() < until:
 """
 
 
+@pytest.mark.slow
 def test_many_refreshers_never_hold_a_run_up_and_lose_no_row(use_plugins, toy_root, tmp_path):
     """Twelve processes refresh the boards in a loop while a run finishes: the run's refresh waits at most for
     the board write in progress and one more (bound: two measured board writes plus polling), and the last
@@ -120,6 +121,7 @@ def test_an_alias_bomb_config_is_one_short_line_within_a_second(tmp_path, capsys
     assert len(err) == 1 and "expand to more than" in err[0] and len(err[0]) < 300, err
 
 
+@pytest.mark.slow
 def test_a_custom_dataset_bomb_is_one_short_warning(tmp_path):
     root = tmp_path / "data"
     (root / "custom").mkdir(parents=True)

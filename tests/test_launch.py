@@ -100,6 +100,7 @@ def assert_complete_and_valid(out):
         assert board == render(task, [r for r in records if r["task"] == task], board_dir)  # the last word
 
 
+@pytest.mark.slow
 def test_local_pool_gives_the_sequential_metrics_and_a_failure_stops_nothing(data_root, sequential, tmp_path):
     out = tmp_path / "pool"
     bad = ["run", "--models", "no-such-model", "--tasks", "mmnist-10-10", "--out", str(out)]
@@ -122,6 +123,7 @@ def test_local_pool_gives_the_sequential_metrics_and_a_failure_stops_nothing(dat
     assert sorted(r["state"] for r in rows) == ["failed"] + ["finished"] * len(argvs)
 
 
+@pytest.mark.slow
 def test_submitit_job_array_gives_the_sequential_metrics(data_root, sequential, tmp_path, capsys):
     out = tmp_path / "array"
     argvs = grid(out, data_root)
@@ -223,6 +225,7 @@ def test_launcher_options_are_typed_and_unknown_keys_name_the_known_ones():
             launch.parse_launcher_options(bad)
 
 
+@pytest.mark.slow
 def test_submitit_refusing_a_slurm_option_is_one_clear_line(tmp_path):
     with pytest.raises(UserError, match="submitit refused the options"):
         launch.run_grid(grid(tmp_path, tmp_path), launcher="slurm", options=["slurm_no_such_thing=1"],
@@ -236,6 +239,7 @@ def test_threads_share_the_cores():
     assert launch.thread_environment(3) == {"STBENCH_THREADS": "3", "OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3"}
 
 
+@pytest.mark.slow
 def test_launch_mistakes_are_user_errors(tmp_path):
     argvs = grid(tmp_path, tmp_path)
     with pytest.raises(UserError, match="unknown launcher 'pbs'"):
@@ -252,6 +256,7 @@ def test_launch_mistakes_are_user_errors(tmp_path):
         launch.print_status(tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_status_of_a_local_launch_whose_command_ended(tmp_path):
     """A pool killed mid-grid: its finished run stays finished, the rest are failed, not 'running' forever."""
     from stbench.records import write_json_atomic
@@ -280,6 +285,7 @@ def _dead_pid():
     return process.pid
 
 
+@pytest.mark.slow
 def test_a_grid_run_is_the_planned_run(toy_root, tmp_path, monkeypatch, capsys):
     """Each run of a grid gets its frozen plan: model-specific --set and --config reach it (persistence
     declares no `width`; tiny does), and its records are the plain command's."""
@@ -329,6 +335,7 @@ def test_a_grid_run_is_the_planned_run(toy_root, tmp_path, monkeypatch, capsys):
         plugins.reset()
 
 
+@pytest.mark.slow
 def test_the_run_command_launches_a_grid_on_a_local_pool(toy_root, tmp_path, monkeypatch, capsys):
     from stbench import plugins
     from stbench.cli import main
@@ -354,6 +361,7 @@ def test_the_run_command_launches_a_grid_on_a_local_pool(toy_root, tmp_path, mon
         plugins.reset()
 
 
+@pytest.mark.slow
 def test_an_array_task_of_two_processes_is_one_distributed_run(toy_root, tmp_path, monkeypatch):
     """--launcher-option processes=2: submitit starts two processes per array task (its local executor
     here), they join one gloo process group, and rank 0 alone writes the record and the state file."""

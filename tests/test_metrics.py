@@ -100,3 +100,14 @@ def test_shape_mismatch_is_reported():
     metric = MSE("mse", MetricContext())
     with pytest.raises(ValueError, match="must both be"):
         metric.update(torch.zeros(1, 2, 1, 8, 8), torch.zeros(1, 3, 1, 8, 8))
+
+
+@pytest.mark.parametrize("missing", ["reset", "update", "compute"])
+def test_a_metric_missing_a_required_method_fails_when_constructed(missing):
+    from stbench import FrameMetric, Metric
+
+    methods = {name: (lambda self, *args: {}) for name in ("reset", "update", "compute") if name != missing}
+    with pytest.raises(TypeError, match=f"abstract class Partial .*{missing}"):
+        type("Partial", (Metric,), methods)()
+    with pytest.raises(TypeError, match="abstract class NoFrames .*frame_values"):
+        type("NoFrames", (FrameMetric,), {})("m", MetricContext())

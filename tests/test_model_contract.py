@@ -13,3 +13,17 @@ def test_every_plugin_loaded():
 @pytest.mark.parametrize("name", sorted(plugins.models()))
 def test_model_keeps_the_contract(name):
     assert check_model(plugins.get_model(name)) == ["contract-4-4", "contract-4-8", "contract-4-2"]
+
+
+def test_a_model_without_forward_fails_when_constructed():
+    from stbench import MultiTaskModel, STModel
+
+    class NoForward(STModel):
+        pass
+
+    class NoJointForward(MultiTaskModel):
+        pass
+
+    for cls in (NoForward, NoJointForward):
+        with pytest.raises(TypeError, match=f"abstract class {cls.__name__} .*forward"):
+            cls()

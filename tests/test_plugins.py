@@ -57,3 +57,59 @@ def test_same_plugin_name_from_two_distributions_is_an_error(use_plugins, capsys
     err = capsys.readouterr().err
     assert "'testplug' is used by two distributions" in err
     assert "stbench-testplug" in err.replace("_", "-") and "stbench-samename" in err.replace("_", "-")
+
+
+def test_hooks_run_through_pluggy_in_its_documented_order_each_registration_attributed(use_plugins):
+    from stbench import MetricSpec, hookimpl
+
+    use_plugins(only="baselines")
+    plugins.load_plugins()
+    calls = []
+
+    def metric(name):
+        return MetricSpec(name=name, build=lambda context: None)
+
+    class Early:
+        @hookimpl(tryfirst=True)
+        def stbench_register_metrics(self, register):
+            calls.append("early")
+            register(metric("early_metric"))
+            raise RuntimeError("early fails after one registration")
+
+    class Plain:
+        @hookimpl
+        def stbench_register_metrics(self, register):
+            calls.append("plain")
+            register(metric("plain_metric"))
+
+    class Late:
+        @hookimpl(trylast=True)
+        def stbench_register_metrics(self, register):
+            calls.append("late")
+            register(metric("late_metric"))
+
+    for name, plugin in (("late", Late()), ("early", Early()), ("plain", Plain())):
+        plugins.pm.register(plugin, name=name)
+    found = plugins.metrics()
+    assert calls == ["early", "plain", "late"]  # tryfirst first, trylast last, whatever the registration order
+    assert {name: found[f"{name}_metric"].plugin for name in ("early", "plain", "late")} == {
+        "early": "early", "plain": "plain", "late": "late"}
+    assert found["mse"].plugin == "stbench.metrics.pixel"
+    assert ("early", "stbench_register_metrics: RuntimeError: early fails after one registration") in plugins.failures
+
+
+def test_a_name_registered_twice_through_pluggy_names_both_plugins(use_plugins):
+    from stbench import MetricSpec, hookimpl
+
+    use_plugins(only="baselines")
+    plugins.load_plugins()
+
+    class Late:
+        @hookimpl(trylast=True)
+        def stbench_register_metrics(self, register):
+            register(MetricSpec(name="mse", build=lambda context: None))
+
+    plugins.pm.register(Late(), name="late")
+    with pytest.raises(UserError, match="metric 'mse' is registered twice: by plugin 'stbench.metrics.pixel' "
+                                        "and by plugin 'late'"):
+        plugins.metrics()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -27,6 +28,7 @@ def _install(tmp_path, name, module, pyproject_block, module_block):
     return tmp_path / "site"
 
 
+@pytest.mark.slow
 def test_readme_plugin_examples_install_list_and_run(tmp_path, mmnist_root):
     site = _install(tmp_path, "stbench-mean", "stbench_mean", "pyproject", "module")
     _install(tmp_path, "stbench-myclips", "stbench_myclips", "dataset-pyproject", "dataset-module")

@@ -211,6 +211,7 @@ def _cli(out, root, *extra):
             "--data-root", str(root), "--out", str(out), *extra], env
 
 
+@pytest.mark.slow
 def test_four_processes_into_one_out(toy_root, tmp_path):
     out = tmp_path / "out"
     runs = [_cli(out, toy_root, "--seed", seed) for seed in ("0", "0", "1", "2")]
@@ -231,28 +232,49 @@ def test_four_processes_into_one_out(toy_root, tmp_path):
 
 # ---------------------------------------------------------------- kill -9 at random points
 
-def test_kill_9_at_random_points_then_resume_gives_the_uninterrupted_metrics(toy_root, tmp_path):
-    import random
+def _killed_at(argv, env, point, report):
+    """Start the run, wait until it reports that it reached ``point`` ("train:<step>" or "evaluate:0") and holds
+    there (the test plugin's ``hold_if_asked``), then kill -9 it."""
     import time
 
+    report.unlink(missing_ok=True)
+    proc = subprocess.Popen(argv, env=dict(env, STBENCH_TEST_HOLD=point, STBENCH_TEST_HOLD_REPORT=str(report)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (report.exists() and report.read_text()) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no handler runs
+    _, err = proc.communicate()
+    assert report.exists() and report.read_text() == point, f"the run never reached {point}: {err[-2000:]}"
+    assert proc.returncode == -9, proc.returncode  # killed there, not finished or failed
+
+
+def _checkpoint_epoch(out):
+    found = list(Path(out, "runs").glob("*/*/checkpoint.pt"))
+    return torch.load(found[0], weights_only=True)["epoch"] if found else None
+
+
+@pytest.mark.slow
+def test_kill_9_in_training_and_in_evaluation_then_resume_gives_the_uninterrupted_metrics(toy_root, tmp_path):
+    """Three steps per epoch, four epochs: each kill lands where its run reported holding, and the files it leaves
+    say so (no checkpoint in the first epoch, two epochs' checkpoint in the third, every epoch's during evaluation
+    and no record yet); the resumed run starts from that checkpoint and ends with the uninterrupted metrics."""
     argv, env = _cli(tmp_path / "clean", toy_root, "--set", "epochs=4")
-    started = time.time()
     subprocess.run(argv, env=env, check=True, capture_output=True, timeout=300)
-    full = time.time() - started
     expected = next(iter(_records(tmp_path / "clean").values()))["metrics"]
-    rng = random.Random(0)
-    for trial in range(3):
+    report = tmp_path / "reached"
+    for trial, kills in enumerate([[("train:1", None), ("train:7", 2)], [("evaluate:0", 4)]]):
         out = tmp_path / f"trial{trial}"
         argv, env = _cli(out, toy_root, "--set", "epochs=4")
-        for _ in range(2):
-            proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.3, full))
-            proc.kill()  # SIGKILL: no handler runs
-            proc.wait()
+        for point, epochs_saved in kills:
+            _killed_at(argv, env, point, report)
             _valid_or_partial(out)
+            assert _checkpoint_epoch(out) == epochs_saved, point
+            assert not _records(out), point  # the record comes after evaluation
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        assert next(iter(_records(out).values()))["metrics"] == expected
+        record = next(iter(_records(out).values()))
+        assert record["resumed_from_epoch"] == kills[-1][1] and record["metrics"] == expected
         _valid(out)
 
 
@@ -376,6 +398,7 @@ def test_a_stale_temporary_beside_a_finished_record_is_removed(use_plugins, toy_
     json.loads(record.read_text())
 
 
+@pytest.mark.slow
 def test_a_staging_folder_left_by_a_killed_prepare_is_removed(tmp_path, capsys):
     pytest.importorskip("stbench_data_kth")
     from stbench_data_kth import ACTIONS, FAST_ACTIONS

@@ -189,6 +189,7 @@ def _open(playwright, executable):
     return browser, page, errors
 
 
+@pytest.mark.slow
 def test_the_site_in_a_real_browser(tmp_path):
     sync_api, executable = _browser()
     out = make_runs(tmp_path)
@@ -243,6 +244,7 @@ def test_the_site_in_a_real_browser(tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_the_committed_records_in_a_browser_make_the_readme_screenshots(tmp_path):
     """The committed showcase renders with no console error; the README's pictures are this page's table (sorted
     by MSE) and its per-frame curves (STBENCH_WRITE_SCREENSHOT=1 writes them under leaderboards/)."""

@@ -11,7 +11,7 @@ from torch import nn
 from stbench import Clips, DatasetSpec, STModel, UserError
 from stbench.cli import main
 from stbench.config import TRAIN_DEFAULTS, check_selection, training_identity
-from stbench.data import held_out, open_all_splits
+from stbench.data import held_out, limit, open_all_splits
 from stbench.tasks import parse_task
 from stbench.training import (SingleTaskBatches, Validation, WeightAverage, make_optimizers, make_schedule,
                               train)
@@ -55,6 +55,13 @@ def _train(tmp_path, cfg, model=None, validation=None, name="run"):
 
 
 # ---------------------------------------------------------------- validation clips
+
+def test_limit_is_even_and_deterministic():
+    data = list(range(100))
+    subset = limit(data, 5)
+    assert [subset[i] for i in range(len(subset))] == [0, 25, 50, 74, 99]
+    assert limit(data, None) is data and limit(data, 500) is data
+
 
 def test_a_held_out_fraction_is_the_tail_of_each_of_ten_runs_and_disjoint_from_training():
     rest, val = held_out(Frames(count=100), 0.2)

@@ -1,4 +1,5 @@
 """The metric base classes: MetricContext, Metric, FrameMetric and Unavailable (they need torch)."""
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
@@ -27,12 +28,14 @@ class MetricContext:
 
 
 
-class Metric:
-    """A streaming metric: ``reset()``, ``update(pred, true)``, ``compute()``.
+class Metric(ABC):
+    """A streaming metric: ``reset()``, ``update(pred, true)``, ``compute()`` (abstract: a metric missing one
+    cannot be constructed).
 
     ``update`` receives de-normalised tensors ``[B, T, C, H, W]``. Set-level metrics (FVD) keep
-    statistics across updates. ``compute()`` returns ``{key: float or NotAvailable}``; the
-    optional parts below have defaults here, so the engine calls them on every metric.
+    statistics across updates. ``compute()`` returns ``{key: float or NotAvailable}``; the key ``name``
+    is reported under the registered ``MetricSpec.name`` whatever ``name`` says, other keys (``csi_74``)
+    as they are. The optional parts below have defaults here, so the engine calls them on every metric.
     """
 
     name = "metric"
@@ -40,14 +43,17 @@ class Metric:
     # gets ``[K, B, T, C, H, W]`` instead of ``update``; with one sample it reports NotAvailable.
     ensemble: bool = False
 
+    @abstractmethod
     def reset(self) -> None:
-        raise NotImplementedError
+        """Forget everything scored so far (called before each evaluation pass)."""
 
+    @abstractmethod
     def update(self, pred: torch.Tensor, true: torch.Tensor) -> None:
-        raise NotImplementedError
+        """Score one batch: ``pred`` and ``true`` ``[B, T, C, H, W]``, de-normalised."""
 
+    @abstractmethod
     def compute(self) -> Dict[str, Union[float, NotAvailable]]:
-        raise NotImplementedError
+        """``{key: value}`` over every batch since :meth:`reset`."""
 
     def update_ensemble(self, preds: torch.Tensor, true: torch.Tensor) -> None:
         """An ensemble metric's update: ``preds`` ``[K, B, T, C, H, W]`` (K samples), ``true`` ``[B, T, C, H, W]``."""
@@ -82,8 +88,9 @@ class FrameMetric(Metric):
         self._count = 0
         self._clips: List[torch.Tensor] = []
 
-    def frame_values(self, pred, true) -> torch.Tensor:  # pragma: no cover - contract
-        raise NotImplementedError
+    @abstractmethod
+    def frame_values(self, pred, true) -> torch.Tensor:
+        """``[B, T]``: the metric's value for every clip and frame of the batch."""
 
     def update(self, pred, true):
         if pred.shape != true.shape or pred.ndim != 5:

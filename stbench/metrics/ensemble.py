@@ -1,6 +1,7 @@
 """Ensemble metrics for stochastic models (K samples per clip), as WeatherBench 2 defines them: CRPS in its
 ensemble ("fair") form and the spread / skill ratio. Both average over pixels (C x H x W); the latitude-weighted
 forms belong to the weather plugin."""
+from abc import abstractmethod
 from typing import Dict, List, Optional, Union
 
 import torch
@@ -27,9 +28,9 @@ class _Ensemble(Metric):
     def update(self, pred, true):  # one sample: nothing an ensemble score can use
         self._members = 1
 
-    def quantities(self, preds: torch.Tensor, true: torch.Tensor) -> torch.Tensor:  # pragma: no cover - contract
+    @abstractmethod
+    def quantities(self, preds: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
         """``[len(parts), B, T]`` pixel means of each quantity for every clip and frame."""
-        raise NotImplementedError
 
     def update_ensemble(self, preds, true):
         if preds.ndim != 6 or preds.shape[1:] != true.shape:

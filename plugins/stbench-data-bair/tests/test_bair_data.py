@@ -1,31 +1,19 @@
-"""BAIR: tiny .npy video arrays in PredBench's layout, through the plugin and the CLI."""
+"""BAIR: tiny .npy video arrays in PredBench's layout (the plugin's sample data), through the plugin and the CLI;
+clip counts, shapes, the check report and a smoke run are core's dataset contract test."""
 import numpy as np
 import pytest
 import torch
 
 from stbench import UserError
 from stbench_data_bair import SPEC
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, frames
-
-
-def videos(count, length=30, size=64, seed=0):
-    return np.stack([np.stack(frames(length, size, size, seed=seed + n)) for n in range(count)])
+from stbench_data_bair.sample import make_sample, videos
+from stbench_data_common.testing import assert_user_error
 
 
 @pytest.fixture
 def bair_root(tmp_path):
-    (tmp_path / "bair").mkdir()
-    np.save(tmp_path / "bair" / "train.npy", videos(6))
-    np.save(tmp_path / "bair" / "test.npy", videos(4, seed=10))
+    make_sample(tmp_path)
     return tmp_path
-
-
-def test_clip_counts_and_shapes(bair_root):
-    train, test = SPEC.open(bair_root, "train", 2, 10), SPEC.open(bair_root, "test", 2, 10)
-    assert (len(train), len(test)) == (6, 4)
-    x, y = train[5]
-    assert x.shape == (2, 3, 64, 64) and y.shape == (10, 3, 64, 64) and x.dtype == torch.float32
-    assert 0.0 <= float(x.min()) and float(y.max()) <= 1.0
 
 
 def test_test_clip_is_centred_and_exact(bair_root):
@@ -73,14 +61,7 @@ def test_truncated_array(bair_root):
         SPEC.open(bair_root, "test", 2, 10)
 
 
-def test_check_report(bair_root):
-    assert "test: 4 clips of 12 frames, frame shape (3, 64, 64)" in SPEC.check(bair_root)
-
-
-def test_cli_smoke_run(bair_root, tmp_path):
-    assert_smoke_run("bair-2-10", bair_root, tmp_path / "out", train_clips=6, test_clips=4, shape=(3, 64, 64))
-
-
+@pytest.mark.slow
 def test_cli_data_check_exits_2(bair_root):
     np.save(bair_root / "bair" / "test.npy", np.zeros((2, 30, 64, 64), np.uint8))
     line = assert_user_error("data", "check", "bair-2-10", "--data-root", bair_root)

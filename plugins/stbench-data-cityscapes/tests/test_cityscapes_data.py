@@ -1,4 +1,5 @@
-"""Cityscapes: tiny HDF5 shards in MCVD / PredBench's layout, through the plugin and the CLI."""
+"""Cityscapes: tiny HDF5 shards in MCVD / PredBench's layout, through the plugin and the CLI (clip counts,
+shapes, the check report and a smoke run on the same sample data are core's dataset contract test)."""
 import h5py
 import numpy as np
 import pytest
@@ -6,40 +7,18 @@ import torch
 
 from stbench import UserError
 from stbench_data_cityscapes import SPEC
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, frames
-
-LENGTHS = {"train": [30, 12], "test": [30, 12, 5]}
-
-
-def write_shard(path, lengths, size=128, seed=0):
-    """MCVD's HDF5Maker layout: len/<k> holds the frame count, <k>/<i> frame i (lzf-compressed uint8)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as handle:
-        handle.create_group("len")
-        handle.create_group("videos")
-        for key, count in enumerate(lengths):
-            handle["len"].create_dataset(str(key), data=count)
-            group = handle.create_group(str(key))
-            for index, frame in enumerate(frames(count, size, size, seed=seed + key)):
-                group.create_dataset(str(index), data=frame, dtype="uint8", compression="lzf")
-    return path
+from stbench_data_cityscapes.sample import make_sample, write_shard
+from stbench_data_common.testing import assert_user_error, frames
 
 
 @pytest.fixture
 def cs_root(tmp_path):
-    for split, lengths in LENGTHS.items():
-        write_shard(tmp_path / "cityscapes" / "Cityscapes128_h5" / split / "shard_0001.hdf5", lengths)
+    make_sample(tmp_path)
     return tmp_path
 
 
-def test_clip_counts_and_shapes(cs_root):
-    # train: starts 0, 5, ... while 7 frames fit: 5 clips of the 30-frame sequence, 2 of the 12-frame one;
-    # test: one clip per sequence long enough (30 and 12; not 5)
-    train, test = SPEC.open(cs_root, "train", 2, 5), SPEC.open(cs_root, "test", 2, 5)
-    assert (len(train), len(test)) == (7, 2)
-    assert [start for _, start in train.clips] == [0, 5, 10, 15, 20, 0, 5]
-    x, y = test[1]
-    assert x.shape == (2, 3, 128, 128) and y.shape == (5, 3, 128, 128) and x.dtype == torch.float32
+def test_train_clips_start_every_five_frames(cs_root):
+    assert [start for _, start in SPEC.open(cs_root, "train", 2, 5).clips] == [0, 5, 10, 15, 20, 0, 5]
 
 
 def test_frames_exact(cs_root):
@@ -82,15 +61,7 @@ def test_wrong_frame_shape_and_missing_frame(tmp_path):
         dataset[1]
 
 
-def test_check_report(cs_root):
-    report = SPEC.check(cs_root)
-    assert "train: 7 clips of 7 frames, frame shape (3, 128, 128)" in report
-
-
-def test_cli_smoke_run(cs_root, tmp_path):
-    assert_smoke_run("cityscapes-2-5", cs_root, tmp_path / "out", train_clips=7, test_clips=2, shape=(3, 128, 128))
-
-
+@pytest.mark.slow
 def test_cli_data_check_exits_2(tmp_path):
     line = assert_user_error("data", "check", "cityscapes-2-5", "--data-root", tmp_path)
     assert "Cityscapes128_h5" in line

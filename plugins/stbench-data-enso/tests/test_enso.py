@@ -1,42 +1,13 @@
-"""ENSO plugin: a small CMIP_train.nc in the ICAR-ENSO layout, read through the spec and the CLI."""
-from pathlib import Path
-
+"""ENSO plugin: a small CMIP_train.nc in the ICAR-ENSO layout, read through the spec and the CLI (clip counts,
+shapes, the check report and a smoke run on the same sample data are core's dataset contract test)."""
 import numpy as np
 import pytest
 import torch
-import xarray as xr
 
 from stbench import UserError
 from stbench.cli import main
 from stbench.plugins import get_dataset
-from stbench_data_common.testing import smoke_record as run_persistence
-
-LAT = np.arange(-55, 61, 5)
-LON = np.arange(0, 360, 5)
-
-
-def truth(run, months):
-    """The monthly series of one run: a value per month, constant over the grid."""
-    return np.sin(np.arange(months) / 7 + run) + 0.01 * run
-
-
-def write_fixture(root, years6=1, years5=1, lat=LAT, nan=False):
-    """15 CMIP6 runs of `years6` rows and 17 CMIP5 runs of `years5` rows; row r of a run holds months 12r..12r+35."""
-    rows = []
-    for run, years in [(m, years6) for m in range(15)] + [(15 + m, years5) for m in range(17)]:
-        series = truth(run, 12 * years + 24)
-        rows += [series[12 * r:12 * r + 36] for r in range(years)]
-    values = np.broadcast_to(np.array(rows, np.float32)[:, :, None, None], (len(rows), 36, len(lat), len(LON))).copy()
-    values[..., LON < 95] = 99.0  # outside the Pacific crop: must never reach a clip
-    if nan:
-        values[-1, 5, 3, 30] = np.nan
-    data = xr.Dataset({"sst": (("year", "month", "lat", "lon"), values)},
-                      coords={"year": np.arange(1, len(rows) + 1), "month": np.arange(1, 37), "lat": lat, "lon": LON},
-                      attrs={"stbench_cmip6_years": years6, "stbench_cmip5_years": years5})
-    folder = Path(root) / "enso"
-    folder.mkdir(parents=True, exist_ok=True)
-    data.to_netcdf(folder / "CMIP_train.nc", encoding={"sst": {"zlib": True}})
-    return folder / "CMIP_train.nc"
+from stbench_data_enso.sample import truth, write_fixture
 
 
 def test_open_folds_runs_and_splits(tmp_path):
@@ -74,15 +45,6 @@ def test_wrong_shape(tmp_path):
     write_fixture(tmp_path, lat=np.arange(-55, 6, 5))
     with pytest.raises(UserError, match=r"expected \(32, 36, 24, 48\)"):
         get_dataset("enso").open(str(tmp_path), "train", 12, 14)
-
-
-def test_cli_run(tmp_path):
-    write_fixture(tmp_path / "data")  # 36 months per run: 11 clips each
-    code, err, record = run_persistence("enso-12-14", tmp_path / "data", tmp_path / "out")
-    assert code == 0, err
-    assert record["status"] == "ok" and record["shape"] == [1, 24, 48]
-    assert record["data"]["train"]["clips"] == 16 and record["data"]["test"]["clips"] == 8  # smoke caps 16 / 8
-    assert record["test_sequences"] == 8 and set(record["metrics"]) >= {"mse", "mae", "rmse"}
 
 
 def test_cli_data_check_and_exit_code(tmp_path, capsys):

@@ -1,41 +1,19 @@
-"""Human3.6M: a tiny fixture in OpenSTL's layout (JPEG frames + clip lists), read through the plugin and the CLI."""
+"""Human3.6M: a tiny fixture in OpenSTL's layout (JPEG frames + clip lists), read through the plugin and the CLI
+(clip counts, shapes, the check report and a smoke run on it are core's dataset contract test)."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from stbench import UserError
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, frames, write_image
+from stbench_data_common.testing import assert_user_error
 from stbench_data_human import SPEC
-
-VIDEOS = {"train": ["S1_Walking.54138969_", "S5_Eating.55011271_"], "test": ["S9_Posing.58860488_"]}
-STARTS = {"train": [1, 6, 26], "test": [1, 11, 16]}
-
-
-def write_human(root, size=48):
-    """Frames 1, 6, 11, ... 91 of each video (the camera frames OpenSTL keeps), and the two lists."""
-    base = root / "human"
-    for split, videos in VIDEOS.items():
-        lines = []
-        for index, prefix in enumerate(videos):
-            for number, frame in zip(range(1, 92, 5), frames(19, size, size, seed=index)):
-                write_image(base / "images" / f"{prefix}{number:06d}.jpg", frame)
-            lines += [f"images/{prefix},{start},{start + 70}" for start in STARTS[split]]
-        (base / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return root
+from stbench_data_human.sample import write_human
 
 
 @pytest.fixture
 def human_root(tmp_path):
     return write_human(tmp_path)
-
-
-def test_clip_counts_and_shapes(human_root):
-    train, test = SPEC.open(human_root, "train", 4, 4), SPEC.open(human_root, "test", 4, 4)
-    assert (len(train), len(test)) == (6, 3)
-    x, y = test[2]
-    assert x.shape == (4, 3, 256, 256) and y.shape == (4, 3, 256, 256) and x.dtype == torch.float32
-    assert 0.0 <= float(x.min()) and float(y.max()) <= 1.0
 
 
 def test_frames_step_5_and_exact_pixels(tmp_path):
@@ -80,16 +58,7 @@ def test_missing_and_corrupt_frames(human_root):
         SPEC.open(human_root, "train", 4, 4)[0]
 
 
-def test_check_report(human_root):
-    report = SPEC.check(human_root)
-    assert "train: 6 clips of 8 frames, frame shape (3, 256, 256)" in report
-    assert "test: all 24 frames named by test.txt exist" in report
-
-
-def test_cli_smoke_run(human_root, tmp_path):
-    assert_smoke_run("human-4-4", human_root, tmp_path / "out", train_clips=6, test_clips=3, shape=(3, 256, 256))
-
-
+@pytest.mark.slow
 def test_cli_corrupt_frame_exits_2(human_root, tmp_path):
     (human_root / "human" / "images" / "S9_Posing.58860488_000001.jpg").write_bytes(b"broken")
     line = assert_user_error("run", "--models", "persistence", "--tasks", "human-4-4", "--profile", "smoke",

@@ -1,4 +1,5 @@
-"""Kinetics-400: tiny MP4 videos and CSV lists in the CVDF / OpenSTL layout, through the plugin and the CLI."""
+"""Kinetics-400: tiny MP4 videos and CSV lists in the CVDF / OpenSTL layout, through the plugin and the CLI
+(clip counts, shapes, the check report and a smoke run on the sample data are core's dataset contract test)."""
 import av
 import numpy as np
 import pytest
@@ -6,59 +7,10 @@ import torch
 
 from stbench import UserError
 from stbench_data_common import resize_like_opencv
-from stbench_data_common.testing import assert_smoke_run, assert_user_error
+from stbench_data_common.testing import assert_user_error
 from stbench_data_kinetics import SPEC
 from stbench_data_kinetics.reader import crop_offsets, evaluation_indices, resized_size, training_indices
-
-HEADER = "label,youtube_id,time_start,time_end,split\n"
-# youtube id -> (frames, height, width, split); 100x134 resizes to 256x343, whose centre crop starts at
-# round(43.5) = 44 (Python rounds halves to even), not floor 43; 80x60 is portrait (341x256, top round(42.5) = 42)
-VIDEOS = {"abc-DEF_123": (40, 100, 134, "train"), "shortClip01": (12, 48, 64, "train"),
-          "notOnDisk00": (0, 0, 0, "train"), "tinyFile000": (0, 0, 0, "train"),
-          "valVideo001": (20, 48, 64, "val"), "testVideo01": (30, 80, 60, "test"), "testShort01": (9, 48, 64, "test")}
-
-
-def frame(t, height, width):
-    """Red falls from top to bottom, green encodes the frame number, blue rises from left to right."""
-    rows, cols = np.mgrid[0:height, 0:width]
-    rgb = np.stack([225 - 150 * rows / height, np.full((height, width), 20.0 + 6 * t), 20 + 180 * cols / width], -1)
-    return np.clip(rgb, 0, 255).round().astype(np.uint8)
-
-
-def write_h264(path, frames):
-    """An H.264 (yuv420p) MP4 like Kinetics' own, at quantiser 0 so a frame's number survives in its green mean."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt, stream.options = "yuv420p", {"qp": "0"}
-        for array in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
-def video_name(youtube_id, index):
-    return f"{youtube_id}_{index * 10:06d}_{index * 10 + 10:06d}.mp4"
-
-
-def write_root(root):
-    base = root / "kinetics400"
-    rows = {"train": [], "val": [], "test": []}
-    for index, (youtube_id, (count, height, width, split)) in enumerate(VIDEOS.items()):
-        rows[split].append(f"\"riding a bike\",{youtube_id},{index * 10},{index * 10 + 10},{split}\n")
-        path = base / split / video_name(youtube_id, index)
-        if youtube_id == "tinyFile000":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(b"\x00" * 500)  # under 1 KB: OpenSTL skips it
-        elif count:
-            write_h264(path, [frame(t, height, width) for t in range(count)])
-    (base / "annotations").mkdir(parents=True)
-    for split, lines in rows.items():
-        (base / "annotations" / f"{split}.csv").write_text(HEADER + "".join(lines))
-    (base / "replacement").mkdir()  # CVDF's replacements for damaged videos: not read, as in OpenSTL
-    return root
+from stbench_data_kinetics.sample import HEADER, VIDEOS, frame, video_name, write_h264, write_root
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +33,10 @@ def native(dataset, index):
     return SPEC.denormalize(torch.cat(dataset[index]))
 
 
-def test_counts_shapes_and_normalisation(root):
-    train, val, test = (SPEC.open(root, split, 4, 4) for split in ("train", "val", "test"))
-    assert (len(train), len(val), len(test)) == (2, 1, 2)  # missing and under-1-KB videos are left out
-    assert "2 of 4 videos present" in train.description
-    x, y = test[0]
-    assert x.shape == (4, 3, 256, 256) and y.shape == (4, 3, 256, 256) and x.dtype == torch.float32
-    clip = torch.cat([x, y])
+def test_missing_videos_are_described_and_clips_imagenet_normalised(root):
+    train, test = SPEC.open(root, "train", 4, 4), SPEC.open(root, "test", 4, 4)
+    assert "2 of 4 videos present" in train.description  # missing and under-1-KB videos are left out
+    clip = torch.cat(test[0])
     assert float(clip.min()) < -0.5  # ImageNet-normalised, not [0, 1]
     values = SPEC.denormalize(clip)
     assert 0.0 <= float(values.min()) and float(values.max()) <= 1.0
@@ -186,19 +135,7 @@ def test_damaged_video(tmp_path):
         SPEC.open(root, "test", 4, 4)[0]
 
 
-def test_check_report(root):
-    report = SPEC.check(root)
-    assert "train: 2 of the 4 videos in train.csv are in train/" in report, report
-    for line in ("train: 2 clips of 8 frames, frame shape (3, 256, 256)", "val: 1 clips of 8 frames",
-                 "test: 2 clips of 8 frames"):
-        assert line in report, report
-
-
-def test_cli_smoke_run(root, tmp_path):
-    record = assert_smoke_run("kinetics-4-4", root, tmp_path / "out", train_clips=2, test_clips=2, shape=(3, 256, 256))
-    assert set(record["metrics"]) >= {"mse", "mae", "ssim", "psnr"}
-
-
+@pytest.mark.slow
 def test_cli_data_check_missing_is_one_line(tmp_path):
     line = assert_user_error("data", "check", "kinetics-4-4", "--data-root", tmp_path)
     assert "kinetics400" in line and "'stbench data check kinetics-4-4'" in line

@@ -1,35 +1,24 @@
-"""KITTI (PredBench layout): tiny PNG drive folders through the plugin and the CLI."""
+"""KITTI (PredBench layout): tiny PNG drive folders through the plugin and the CLI (clip counts, shapes, the
+check report and a smoke run on the sample data are core's dataset contract test)."""
 import numpy as np
 import pytest
 import torch
 
 from stbench import UserError
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, frames, write_image
+from stbench_data_common.testing import assert_user_error, frames, write_image
 from stbench_data_kitticaltech import KITTI_SPEC as SPEC
-
-
-def write_drive(folder, count, size=(19, 62), raw_names=False, seed=0):
-    for index, frame in enumerate(frames(count, *size, seed=seed)):
-        write_image(folder / (f"{index:010d}.png" if raw_names else f"{index}.png"), frame)
+from stbench_data_kitticaltech.sample import make_kitti_sample, write_drive
 
 
 @pytest.fixture
 def kitti_root(tmp_path):
-    """Train: 25 frames (KITTI's own nested names) + 22 frames; test: 22 frames."""
-    write_drive(tmp_path / "kitti" / "train" / "2011_09_26_drive_0001_sync" / "image_02" / "data", 25, raw_names=True)
-    write_drive(tmp_path / "kitti" / "train" / "2011_09_26_drive_0002_sync", 22, seed=1)
-    write_drive(tmp_path / "kitti" / "test" / "2011_09_26_drive_0005_sync", 22, seed=2)
+    make_kitti_sample(tmp_path)
     return tmp_path
 
 
-def test_clip_counts_and_shapes(kitti_root):
+def test_clip_starts_follow_predbench(kitti_root):
     # PredBench: starts range(0, frames - 20, stride): train stride 4 -> 2 + 1 clips, test stride 1 -> 2 clips
-    train, test = SPEC.open(kitti_root, "train", 10, 10), SPEC.open(kitti_root, "test", 10, 10)
-    assert (len(train), len(test)) == (3, 2)
-    assert [start for _, start in train.clips] == [0, 4, 0]
-    x, y = test[1]
-    assert x.shape == (10, 3, 128, 160) and y.shape == (10, 3, 128, 160) and x.dtype == torch.float32
-    assert 0.0 <= float(x.min()) and float(y.max()) <= 1.0
+    assert [start for _, start in SPEC.open(kitti_root, "train", 10, 10).clips] == [0, 4, 0]
 
 
 def test_resize_then_centre_crop(tmp_path):
@@ -91,15 +80,7 @@ def test_raw_drives_read_the_left_colour_camera(tmp_path):
     assert (first / "image_03").is_dir()
 
 
-def test_check_report(kitti_root):
-    report = SPEC.check(kitti_root)
-    assert "train: 3 clips of 20 frames, frame shape (3, 128, 160)" in report
-
-
-def test_cli_smoke_run(kitti_root, tmp_path):
-    assert_smoke_run("kitti-10-10", kitti_root, tmp_path / "out", train_clips=3, test_clips=2, shape=(3, 128, 160))
-
-
+@pytest.mark.slow
 def test_cli_data_check_exits_2(tmp_path):
     line = assert_user_error("data", "check", "kitti-10-10", "--data-root", tmp_path)
     assert "kitti/train" in line

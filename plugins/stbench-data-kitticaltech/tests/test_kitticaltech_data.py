@@ -1,6 +1,6 @@
-"""KITTI -> Caltech: tiny hickle (HDF5) and Norpix .seq fixtures and OpenSTL's npy cache, via the plugin and CLI."""
+"""KITTI -> Caltech: tiny hickle (HDF5) and Norpix .seq fixtures and OpenSTL's npy cache, via the plugin and CLI
+(clip counts, shapes, the check report and a smoke run on the sample data are core's dataset contract test)."""
 import io
-import struct
 
 import h5py
 import numpy as np
@@ -9,61 +9,15 @@ import torch
 
 from stbench import UserError
 from stbench_data_common import decode_image
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, frames, jpeg_bytes
+from stbench_data_common.testing import assert_user_error, frames
 from stbench_data_kitticaltech import KITTICALTECH_SPEC as SPEC
 from stbench_data_kitticaltech.norpix import SeqFile
-
-SOURCES = ["city-2011_09_26_drive_0001_sync"] * 34 + ["road-2011_09_26_drive_0015_sync"] * 26
-
-
-def write_hkl_v2(path, frames_array, sources):
-    """PredNet's files were written by hickle 2: the object under /data_0, typed by an attribute."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for name, data in ((path, frames_array), (path.with_name(path.name.replace("X_", "sources_")),
-                                              np.array([s.encode() for s in sources]))):
-        with h5py.File(name, "w") as handle:
-            handle.attrs["CLASS"], handle.attrs["VERSION"] = b"hickle", b"2"
-            dataset = handle.create_dataset("data_0", data=data)
-            dataset.attrs["type"] = [b"ndarray" if data.ndim == 4 else b"list"]
-
-
-def write_seq(path, images, gap=8, allocated=None):
-    """A Norpix .seq movie: 1024-byte header, then [uint32 size][JPEG][timestamp + padding] per frame."""
-    height, width = images[0].shape[:2]
-    header = bytearray(1024)
-    struct.pack_into("<I", header, 0, 0xFEED)
-    header[4:24] = "Norpix seq".encode("utf-16-le")
-    struct.pack_into("<ii", header, 28, 3, 1024)
-    struct.pack_into("<9I", header, 548, width, height, 8, 8, width * height * 3, 102,
-                     len(images) if allocated is None else allocated, 0, width * height * 3)
-    struct.pack_into("<d", header, 584, 30.0)
-    body = bytearray()
-    for index, image in enumerate(images):
-        data = jpeg_bytes(image)
-        body += struct.pack("<I", len(data) + 4) + data + struct.pack("<IHH", 1_200_000_000 + index, 33 * index, 0)
-        body += bytes(gap - 8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bytes(header) + bytes(body))
-    return path
-
+from stbench_data_kitticaltech.sample import SOURCES, make_kitticaltech_sample, write_hkl_v2, write_seq
 
 @pytest.fixture
 def kc_root(tmp_path):
-    """60 KITTI frames of two drives (5 clips of 11), Caltech videos of 40, 70 and 20 frames (1 + 2 + 0 clips)."""
-    write_hkl_v2(tmp_path / "kitti_hkl" / "X_train.hkl", np.stack(frames(60, 128, 160)), SOURCES)
-    write_seq(tmp_path / "caltech" / "set06" / "V000.seq", frames(40, 48, 64, seed=1))
-    write_seq(tmp_path / "caltech" / "set06" / "V001.seq", frames(70, 48, 64, seed=2), gap=16)
-    write_seq(tmp_path / "caltech" / "set07" / "V000.seq", frames(20, 48, 64, seed=3))
+    make_kitticaltech_sample(tmp_path)
     return tmp_path
-
-
-def test_clip_counts_and_shapes(kc_root):
-    train, test = SPEC.open(kc_root, "train", 10, 1), SPEC.open(kc_root, "test", 10, 1)
-    assert (len(train), len(test)) == (5, 3)
-    for dataset in (train, test):
-        x, y = dataset[len(dataset) - 1]
-        assert x.shape == (10, 3, 128, 160) and y.shape == (1, 3, 128, 160) and x.dtype == torch.float32
-        assert 0.0 <= float(x.min()) and float(y.max()) <= 1.0
 
 
 def test_kitti_windows_stay_in_one_drive_and_frames_are_exact(kc_root):
@@ -175,17 +129,7 @@ def test_corrupt_jpeg_inside_seq(tmp_path):
         decode_image(seq.jpeg(0), "RGB", what=f"{seq.path} frame 0")
 
 
-def test_check_report(kc_root):
-    report = SPEC.check(kc_root)
-    assert "train: 5 clips of 11 frames, frame shape (3, 128, 160)" in report
-    assert "test: 3 clips of 11 frames" in report
-
-
-def test_cli_smoke_run(kc_root, tmp_path):
-    assert_smoke_run("kitticaltech-10-1", kc_root, tmp_path / "out", train_clips=5, test_clips=3,
-                     shape=(3, 128, 160))
-
-
+@pytest.mark.slow
 def test_cli_data_check_exits_2(kc_root):
     seq = kc_root / "caltech" / "set07" / "V000.seq"
     seq.write_bytes(seq.read_bytes()[:3000])

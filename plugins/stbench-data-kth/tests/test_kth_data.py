@@ -1,4 +1,5 @@
-"""KTH: tiny fixtures in both real layouts (official AVIs written with PyAV, JPEG frame folders)."""
+"""KTH: tiny fixtures in both real layouts (official AVIs written with PyAV, JPEG frame folders); clip counts,
+shapes, the check report and a smoke run on the frame folders are core's dataset contract test."""
 import zipfile
 
 import numpy as np
@@ -7,42 +8,17 @@ import torch
 
 from stbench import UserError
 from stbench.cli import main
-from stbench_data_common.testing import (assert_smoke_run, assert_user_error, frames, write_image,
-                                         write_video as encode_video)
+from stbench_data_common.testing import assert_user_error, frames, write_image, write_video as encode_video
 from stbench_data_kth import SPEC, clip_starts
-
-ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
-
-
-def write_video(root, action, person, count=35, first=1, size=(15, 20), skip=()):
-    folder = root / "kth" / action / f"person{person:02d}_{action}_d1_uncomp"
-    number = first
-    for index, frame in enumerate(frames(count, *size, seed=person * 7 + len(action))):
-        while number in skip:
-            number += 1
-        write_image(folder / f"image_{number:04d}.jpg", frame)
-        number += 1
-    return folder
-
+from stbench_data_kth.sample import ACTIONS, make_sample, write_video
 
 @pytest.fixture
 def kth_root(tmp_path):
-    """One 35-frame video per action for person 01 (train) and person 17 (test)."""
-    for action in ACTIONS:
-        for person in (1, 17):
-            write_video(tmp_path, action, person)
+    make_sample(tmp_path)
     return tmp_path
 
 
-def test_clip_counts_and_shapes(kth_root):
-    # 30-frame windows of a 35-frame video: one for the slow actions (stride 30), two for jogging / running
-    # (stride 3: windows ending at frames 35 and 32): 4 x 1 + 2 x 2 = 8 per split.
-    for split in ("train", "test"):
-        dataset = SPEC.open(kth_root, split, 10, 20)
-        assert len(dataset) == 8
-        x, y = dataset[0]
-        assert x.shape == (10, 1, 128, 128) and y.shape == (20, 1, 128, 128)
-        assert x.dtype == torch.float32 and 0.0 <= float(x.min()) and float(y.max()) <= 1.0
+def test_shorter_tasks_take_more_windows(kth_root):
     assert len(SPEC.open(kth_root, "train", 10, 10)) == 4 * 1 + 2 * 6
 
 
@@ -198,16 +174,7 @@ def test_too_long_and_too_short(kth_root):
         SPEC.open(kth_root, "train", 20, 20)
 
 
-def test_check_report(kth_root):
-    report = SPEC.check(kth_root)
-    assert "train: 8 clips of 30 frames, frame shape (1, 128, 128)" in report
-    assert "test: 16 clips of 20 frames" in report
-
-
-def test_cli_smoke_run(kth_root, tmp_path):
-    assert_smoke_run("kth-10-20", kth_root, tmp_path / "out", train_clips=8, test_clips=8, shape=(1, 128, 128))
-
-
+@pytest.mark.slow
 def test_cli_missing_data_exits_2(tmp_path):
     line = assert_user_error("run", "--models", "persistence", "--tasks", "kth-10-20", "--profile", "smoke",
                              "--data-root", tmp_path, "--out", tmp_path / "out")

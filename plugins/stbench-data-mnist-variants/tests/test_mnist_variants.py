@@ -83,6 +83,7 @@ def test_planted_cifar_pickle_does_not_run(tmp_path):
 
 # ---------------------------------------------------------------- mfmnist
 
+@pytest.mark.slow
 def test_mfmnist_cli_reads_the_fixed_test_file(tmp_path):
     write_digits(tmp_path, "moving_fmnist")
     test = np.random.default_rng(0).integers(0, 256, (20, 6, 64, 64), dtype=np.uint8)
@@ -135,6 +136,7 @@ def test_dynamic_walk_is_the_mmnist_walk_plus_noise_on_observed_steps():
     assert moved >= 15
 
 
+@pytest.mark.slow
 def test_dynamic_cli_and_fixed_test_set(tmp_path):
     write_digits(tmp_path, "moving_mnist")
     spec = get_dataset("mmnist-dynamic")
@@ -151,6 +153,7 @@ def test_dynamic_cli_and_fixed_test_set(tmp_path):
 
 # ---------------------------------------------------------------- mmnist-cluttered
 
+@pytest.mark.slow
 def test_cluttered_on_cifar_cli(tmp_path):
     write_digits(tmp_path, "moving_mnist")
     write_cifar(tmp_path)

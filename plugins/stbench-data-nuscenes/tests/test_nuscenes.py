@@ -1,5 +1,6 @@
 """nuScenes: tiny front-camera JPEGs in the official samples/ + sweeps/ layout with PredBench-style JSON lists,
-through the plugin and the CLI."""
+through the plugin and the CLI (clip counts, shapes, the check report and a smoke run on the sample data are
+core's dataset contract test)."""
 import json
 
 import numpy as np
@@ -8,42 +9,9 @@ import torch
 
 from stbench import UserError
 from stbench_data_common import center_crop, decode_image, resize_like_opencv
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, write_image
+from stbench_data_common.testing import assert_user_error
 from stbench_data_nuscenes import SPEC
-
-HEIGHT, WIDTH = 90, 160  # the made frames keep nuScenes' 900x1600 aspect at a tenth of the size
-LOGS = {  # log -> (frames, split); clip starts range(0, frames - 20, 4)
-    "n008-2018-08-01-15-16-36-0400": (30, "train"),  # starts 0, 4, 8
-    "n015-2018-07-18-11-07-57+0800": (20, "train"),  # exactly 20 frames: no clip, as PredBench
-    "n008-2018-08-28-16-43-51-0400": (25, "train"),  # starts 0, 4
-    "n015-2018-07-27-11-24-31+0800": (24, "val"),  # start 0
-    "n008-2018-09-18-13-10-39-0400": (29, "test"),  # starts 0, 4, 8
-}
-
-
-def frame(t):
-    """Red falls from top to bottom, green encodes the frame number, blue rises linearly from left to right."""
-    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
-    rgb = np.stack([225 - 150 * rows / HEIGHT, np.full((HEIGHT, WIDTH), 20.0 + 7 * t), 20 + 200 * cols / WIDTH], -1)
-    return np.clip(rgb, 0, 255).round().astype(np.uint8)
-
-
-def frame_path(log, t):
-    kind = "samples" if t % 6 == 0 else "sweeps"  # a key frame every 6 frames (2 Hz of 12 Hz)
-    return f"{kind}/CAM_FRONT/{log}__CAM_FRONT__{1532661911362460 + 83333 * t}.jpg"
-
-
-def write_root(root, lists=True):
-    notes = {"train": {}, "val": {}, "test": {}}
-    for log, (count, split) in LOGS.items():
-        notes[split][log] = [frame_path(log, t) for t in range(count)]
-        for t, name in enumerate(notes[split][log]):
-            write_image(root / "nuscenes" / name, frame(t), quality=95)
-    if lists:
-        (root / "annotations" / "nuscenes").mkdir(parents=True)
-        for split, listed in notes.items():
-            (root / "annotations" / "nuscenes" / f"nuscenes_{split}.json").write_text(json.dumps(listed, indent=4))
-    return root
+from stbench_data_nuscenes.sample import WIDTH, frame_path, write_root
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +23,10 @@ def frame_numbers(clip):
     return [round((float(g) * 255 - 20) / 7) for g in clip[:, 1].mean(dim=(1, 2))]
 
 
-def test_counts_strides_and_shapes(root):
-    train, val, test = (SPEC.open(root, split, 10, 10) for split in ("train", "val", "test"))
-    assert (len(train), len(val), len(test)) == (5, 1, 3)
+def test_strides_and_frames(root):
+    train, test = SPEC.open(root, "train", 10, 10), SPEC.open(root, "test", 10, 10)
     assert train.clips == [(0, 0), (0, 4), (0, 8), (2, 0), (2, 4)]
-    x, y = test[2]
-    assert x.shape == (10, 3, 128, 160) and y.shape == (10, 3, 128, 160) and x.dtype == torch.float32
-    assert frame_numbers(torch.cat([x, y])) == list(range(8, 28))
+    assert frame_numbers(torch.cat(test[2])) == list(range(8, 28))
     assert frame_numbers(torch.cat(train[4])) == list(range(4, 24))
     assert "no crop" in test.description and "centre 128x160" in train.description
 
@@ -121,20 +86,7 @@ def test_too_short_logs_and_missing_frames(tmp_path):
         SPEC.open(root, "test", 10, 10)[0]
 
 
-def test_check_report(root):
-    report = SPEC.check(root)
-    assert "train: all 75 frames of the 3 logs in nuscenes_train.json exist" in report, report
-    for line in ("train: 5 clips of 20 frames, frame shape (3, 128, 160)", "val: 1 clips of 20 frames",
-                 "test: 3 clips of 20 frames"):
-        assert line in report, report
-
-
-def test_cli_smoke_run(root, tmp_path):
-    record = assert_smoke_run("nuscenes-10-10", root, tmp_path / "out", train_clips=5, test_clips=3,
-                              shape=(3, 128, 160))
-    assert set(record["metrics"]) >= {"mse", "mae", "rmse", "ssim", "psnr"}
-
-
+@pytest.mark.slow
 def test_cli_data_check_missing_is_one_line(tmp_path):
     line = assert_user_error("data", "check", "nuscenes-10-10", "--data-root", tmp_path)
     assert "nuscenes_train.json" in line and "'stbench data check nuscenes-10-10'" in line

@@ -1,5 +1,6 @@
 """RoboNet: tiny HDF5 trajectories in the official format (MP4 and JPEG camera streams) with PredBench-style JSON
-lists, through the plugin and the CLI."""
+lists, through the plugin and the CLI (clip counts, shapes, the check report and a smoke run on the sample data are
+core's dataset contract test)."""
 import io
 import json
 import random
@@ -12,80 +13,9 @@ import torch
 
 from stbench import UserError
 from stbench_data_common import resize_like_opencv
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, jpeg_bytes
+from stbench_data_common.testing import assert_user_error
 from stbench_data_robonet import INDEX, SPEC
-
-HEIGHT, WIDTH = 48, 64  # stored size of the made frames (RoboNet's own are larger); resized to 120x160 on reading
-
-
-def frame(t, camera, bgr=False):
-    """Red falls from top to bottom, green encodes the frame number, blue the camera and rises from left to right."""
-    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
-    rgb = np.stack([225 - 150 * rows / HEIGHT, np.full((HEIGHT, WIDTH), 30.0 + 9 * t),
-                    20 + 50 * camera + 40 * cols / WIDTH], -1)
-    rgb = np.clip(rgb, 0, 255).round().astype(np.uint8)
-    return rgb[..., ::-1].copy() if bgr else rgb
-
-
-def mp4_bytes(frames):
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.height, stream.width, stream.pix_fmt = HEIGHT, WIDTH, "yuv420p"
-        stream.options = {"crf": "10"}
-        for array in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buffer.getvalue()
-
-
-def write_trajectory(path, count, cameras, encoding, image_format="RGB"):
-    """One file as RoboNet ships it: env attrs n_cams / cam_encoding, env/cam<k>_video, plus state and actions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    bgr = image_format == "BGR"
-    with h5py.File(path, "w") as handle:
-        handle["file_version"] = "0.1.0"
-        env = handle.create_group("env")
-        env.attrs["n_cams"], env.attrs["cam_encoding"] = cameras, encoding
-        env["state"] = np.zeros((count, 5), np.float32)
-        handle.create_group("policy")["actions"] = np.zeros((count - 1, 4), np.float32)
-        handle.create_group("misc")
-        handle.create_group("metadata").attrs["robot"] = "sawyer"
-        for camera in range(cameras):
-            video = env.create_group(f"cam{camera}_video")
-            frames = [frame(t, camera, bgr) for t in range(count)]
-            if encoding == "mp4":
-                data = video.create_dataset("frames", data=np.frombuffer(mp4_bytes(frames), np.uint8))
-                data.attrs["T"], data.attrs["image_format"] = count, image_format
-                data.attrs["shape"] = (HEIGHT, WIDTH, 3)
-            else:
-                for t, array in enumerate(frames):
-                    data = video.create_dataset(f"frame{t}", data=np.frombuffer(jpeg_bytes(array), np.uint8))
-                    data.attrs["image_format"], data.attrs["shape"] = image_format, (HEIGHT, WIDTH, 3)
-
-
-FILES = {  # name -> (frames, cameras, encoding, channel order, split)
-    "berkeley_sawyer_traj1.hdf5": (14, 3, "mp4", "RGB", "train"),
-    "penn_baxter_left_traj2.hdf5": (8, 1, "mp4", "RGB", "train"),  # too short for 12 frames: dropped
-    "google_traj3.hdf5": (13, 1, "jpg", "BGR", "train"),
-    "stanford_fetch_traj4.hdf5": (12, 2, "jpg", "RGB", "val"),
-    "berkeley_widowx_traj5.hdf5": (20, 3, "mp4", "RGB", "test"),
-    "penn_kuka_traj6.hdf5": (16, 2, "mp4", "BGR", "test"),
-}
-
-
-def write_root(root, lists=True):
-    notes = {"train": [], "val": [], "test": []}
-    for name, (count, cameras, encoding, image_format, split) in FILES.items():
-        write_trajectory(root / "robonet" / "hdf5" / name, count, cameras, encoding, image_format)
-        notes[split].append(name)
-    if lists:
-        (root / "annotations" / "robonet").mkdir(parents=True)
-        for split, names in notes.items():
-            (root / "annotations" / "robonet" / f"robonet_{split}.json").write_text(json.dumps(names, indent=4))
-    return root
+from stbench_data_robonet.sample import frame, write_root, write_trajectory
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +31,9 @@ def camera_of(clip):
     return round((float(clip[:, 2, :, 0].mean()) * 255 - 20) / 50)
 
 
-def test_counts_shapes_and_index(root):
-    train, val, test = (SPEC.open(root, split, 2, 10) for split in ("train", "val", "test"))
-    assert (len(train), len(val), len(test)) == (2, 1, 2)
-    x, y = test[0]
-    assert x.shape == (2, 3, 120, 160) and y.shape == (10, 3, 120, 160) and x.dtype == torch.float32
-    assert 0.0 <= float(torch.cat([x, y]).min()) and float(torch.cat([x, y]).max()) <= 1.0
+def test_index(root):
+    for split in ("train", "val", "test"):
+        SPEC.open(root, split, 2, 10)
     index = json.loads((root / "robonet" / "hdf5" / INDEX).read_text())["files"]
     assert index["google_traj3.hdf5"][2:] == [13, 1, "jpg", "BGR"] and len(index) == 6
 
@@ -193,19 +120,7 @@ def test_index_follows_changed_files(tmp_path):
     assert len(SPEC.open(root, "train", 2, 10)) == 2
 
 
-def test_check_report(root):
-    report = SPEC.check(root)
-    assert "train: 3 files, 8..14 frames, 1..3 cameras, jpg/mp4 streams" in report, report
-    for line in ("train: 2 clips of 12 frames, frame shape (3, 120, 160)", "val: 1 clips of 12 frames",
-                 "test: 2 clips of 12 frames"):
-        assert line in report, report
-
-
-def test_cli_smoke_run(root, tmp_path):
-    record = assert_smoke_run("robonet-2-10", root, tmp_path / "out", train_clips=2, test_clips=2, shape=(3, 120, 160))
-    assert set(record["metrics"]) >= {"mse", "mae", "rmse", "ssim", "psnr"}
-
-
+@pytest.mark.slow
 def test_cli_data_check_missing_is_one_line(tmp_path):
     line = assert_user_error("data", "check", "robonet-2-10", "--data-root", tmp_path)
     assert "robonet" in line and "'stbench data check robonet-2-10'" in line

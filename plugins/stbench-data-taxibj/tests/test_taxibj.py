@@ -1,29 +1,12 @@
-"""TaxiBJ plugin: a tiny dataset.npz in the real layout, read back through the spec and the CLI."""
-from pathlib import Path
-
+"""TaxiBJ plugin: a tiny dataset.npz in the real layout, read back through the spec and the CLI (clip
+counts, shapes, the check report and a smoke run on the same sample data are core's dataset contract test)."""
 import numpy as np
 import pytest
 
 from stbench import UserError
 from stbench.cli import main
 from stbench.plugins import get_dataset
-from stbench_data_common.testing import smoke_record as run_persistence
-
-N_TRAIN, N_TEST = 6, 3
-
-
-def write_fixture(root, compressed=False, x_test_shape=None):
-    rng = np.random.default_rng(0)
-    folder = Path(root) / "taxibj"
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "X_train": rng.uniform(-1, 1, (N_TRAIN, 4, 2, 32, 32)),
-        "Y_train": rng.uniform(-1, 1, (N_TRAIN, 4, 2, 32, 32)),
-        "X_test": rng.uniform(-1, 1, x_test_shape or (N_TEST, 4, 2, 32, 32)),
-        "Y_test": rng.uniform(-1, 1, (N_TEST, 4, 2, 32, 32)),
-    }
-    (np.savez_compressed if compressed else np.savez)(folder / "dataset.npz", **arrays)
-    return arrays
+from stbench_data_taxibj.sample import N_TEST, N_TRAIN, write_fixture
 
 
 @pytest.mark.parametrize("compressed", [False, True])
@@ -62,15 +45,6 @@ def test_wrong_shape(tmp_path):
     write_fixture(tmp_path, x_test_shape=(N_TEST, 4, 2, 16, 16))
     with pytest.raises(UserError, match=r"'X_test' has shape \(3, 4, 2, 16, 16\)"):
         get_dataset("taxibj").open(str(tmp_path), "test", 4, 4)
-
-
-def test_cli_run(tmp_path):
-    write_fixture(tmp_path / "data")
-    code, err, record = run_persistence("taxibj-4-4", tmp_path / "data", tmp_path / "out")
-    assert code == 0, err
-    assert record["status"] == "ok" and record["shape"] == [2, 32, 32]
-    assert record["data"]["train"]["clips"] == N_TRAIN and record["data"]["test"]["clips"] == N_TEST
-    assert record["test_sequences"] == N_TEST and set(record["metrics"]) >= {"mse", "mae", "ssim", "psnr"}
 
 
 def test_cli_data_check_and_exit_code(tmp_path, capsys):

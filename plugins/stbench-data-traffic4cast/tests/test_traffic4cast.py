@@ -1,38 +1,15 @@
-"""Traffic4Cast plugin: tiny day files in the official <CITY>/training/*.h5 layout, read through the spec and the CLI."""
+"""Traffic4Cast plugin: tiny day files in the official <CITY>/training/*.h5 layout, read through the spec and the
+CLI (clip counts, shapes, the check report and a smoke run on the same sample data are core's dataset contract
+test)."""
 import json
-from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 from stbench import UserError
 from stbench.cli import main
 from stbench.plugins import get_dataset
-from stbench_data_common.testing import smoke_record as run_persistence
-
-FRAMES = 33  # clip starts 0, 10, 20 (< 33 - 12) -> 3 clips per day file
-
-
-def write_day(path, seed, size=(140, 120), frames=FRAMES, channels=8):
-    rng = np.random.default_rng(seed)
-    array = np.zeros((frames,) + size + (channels,), np.uint8)
-    array[:, ::7, ::5] = rng.integers(0, 256, array[:, ::7, ::5].shape)  # sparse roads
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as handle:
-        handle.create_dataset("array", data=array, compression="gzip", chunks=(1,) + size + (channels,))
-    return array
-
-
-def write_fixture(root, **kwargs):
-    """9 day files in two cities: sorted, the 9th is the test day; the other 8 train (24 clips)."""
-    folder = Path(root) / "traffic4cast"
-    days = {}
-    for i in range(9):
-        city = "ANTWERP" if i < 5 else "BANGKOK"
-        path = folder / city / "training" / f"2019-01-{i + 1:02d}_{city}_8ch.h5"
-        days[path] = write_day(path, i, **kwargs)
-    return folder, days
+from stbench_data_traffic4cast.sample import write_fixture
 
 
 def test_open_crops_and_strides(tmp_path):
@@ -76,15 +53,6 @@ def test_wrong_shape(tmp_path):
     write_fixture(tmp_path, channels=3)
     with pytest.raises(UserError, match=r"'array' has shape \(33, 140, 120, 3\)"):
         get_dataset("traffic4cast").open(str(tmp_path), "train", 9, 3)
-
-
-def test_cli_run(tmp_path):
-    write_fixture(tmp_path / "data")
-    code, err, record = run_persistence("traffic4cast-9-3", tmp_path / "data", tmp_path / "out")
-    assert code == 0, err
-    assert record["status"] == "ok" and record["shape"] == [8, 128, 112]
-    assert record["data"]["train"]["clips"] == 16 and record["data"]["test"]["clips"] == 3  # smoke: <= 16 train
-    assert record["test_sequences"] == 3 and set(record["metrics"]) >= {"mse", "mae", "rmse", "ssim", "psnr"}
 
 
 def test_cli_data_check_and_exit_code(tmp_path, capsys):

@@ -1,41 +1,18 @@
-"""UCF Sports: a tiny fixture in STRPM's layout (PNG frames + clip lists), read through the plugin and the CLI."""
+"""UCF Sports: a tiny fixture in STRPM's layout (PNG frames + clip lists), read through the plugin and the CLI
+(clip counts, shapes, the check report and a smoke run on it are core's dataset contract test)."""
 import numpy as np
 import pytest
 import torch
 
 from stbench import UserError
-from stbench_data_common.testing import assert_smoke_run, assert_user_error, frames, write_image
+from stbench_data_common.testing import assert_user_error, frames, write_image
 from stbench_data_ucfsports import SPEC
-
-PREFIX = "E:/datasets/UCF-sport/ucf_sports_actions/ucf_action_images/"
-VIDEOS = {"train": ["Diving-Side/001", "Lifting/002"], "test": ["Walk-Front/019"]}
-LISTS = {"train": [f"{PREFIX}Diving-Side/001/,1", f"{PREFIX}Diving-Side/001/,6", f"{PREFIX}Lifting/002/,2",
-                   "Lifting/002/,5"],
-         "test": [f"{PREFIX}Walk-Front/019/,3", f"{PREFIX}Walk-Front/019/,1"]}
-
-
-def write_ucf(root, size=(24, 36), count=15):
-    """Frames 1..count of each video and STRPM-style lists (absolute Windows paths, as STRPM ships them)."""
-    base = root / "ucfsports"
-    for split, videos in VIDEOS.items():
-        for index, video in enumerate(videos):
-            for number, frame in enumerate(frames(count, *size, seed=index), start=1):
-                write_image(base / "ucf_action_images" / video / f"{number}.png", frame)
-        (base / f"{split}.txt").write_text("\n".join(LISTS[split]) + "\n")
-    return root
+from stbench_data_ucfsports.sample import write_ucf
 
 
 @pytest.fixture
 def ucf_root(tmp_path):
     return write_ucf(tmp_path)
-
-
-def test_clip_counts_and_shapes(ucf_root):
-    train, test = SPEC.open(ucf_root, "train", 4, 1), SPEC.open(ucf_root, "test", 4, 1)
-    assert (len(train), len(test)) == (4, 2)
-    x, y = train[3]
-    assert x.shape == (4, 3, 480, 720) and y.shape == (1, 3, 480, 720) and x.dtype == torch.float32
-    assert 0.0 <= float(x.min()) and float(y.max()) <= 1.0
 
 
 def test_consecutive_frames_exact(tmp_path):
@@ -87,16 +64,7 @@ def test_length_limit(ucf_root):
         SPEC.open(ucf_root, "test", 10, 1)
 
 
-def test_check_report(ucf_root):
-    report = SPEC.check(ucf_root)
-    assert "train: 4 clips of 5 frames, frame shape (3, 480, 720)" in report
-    assert "test: all 10 frames named by test.txt exist" in report
-
-
-def test_cli_smoke_run(ucf_root, tmp_path):
-    assert_smoke_run("ucfsports-4-1", ucf_root, tmp_path / "out", train_clips=4, test_clips=2, shape=(3, 480, 720))
-
-
+@pytest.mark.slow
 def test_cli_data_check_exits_2(ucf_root):
     (ucf_root / "ucfsports" / "train.txt").unlink()
     line = assert_user_error("data", "check", "ucfsports-4-1", "--data-root", ucf_root)

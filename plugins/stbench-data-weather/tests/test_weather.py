@@ -1,42 +1,15 @@
-"""Weather plugin: tiny yearly 2m_temperature netCDF files in WeatherBench's layout, read through the spec and the CLI."""
-from pathlib import Path
-
+"""Weather plugin: tiny yearly 2m_temperature netCDF files in WeatherBench's layout, read through the spec and the
+CLI (clip counts, shapes, the check report and a smoke run on the same sample data are core's dataset contract
+test)."""
 import numpy as np
-import pandas as pd
 import pytest
-import xarray as xr
 from torch.utils.data import Subset
 
 from stbench import UserError
 from stbench.cli import main
 from stbench.data import statistics_of
 from stbench.plugins import get_dataset
-from stbench_data_common.testing import smoke_record as run_persistence
-
-LAT = np.linspace(-87.1875, 87.1875, 32)
-LON = np.arange(64) * 5.625
-
-
-def write_year(folder, year, start, hours, lat=LAT, variable="t2m"):
-    times = pd.date_range(f"{year}-{start}", periods=hours, freq="h")
-    hour = (times - pd.Timestamp("2000-01-01")).total_seconds().to_numpy()[:, None, None] / 3600
-    values = (280 + 20 * np.cos(np.deg2rad(lat))[None, :, None] + np.sin(hour / 24 * 2 * np.pi)
-              + 0.01 * hour + 0 * LON[None, None, :]).astype(np.float32)
-    data = xr.Dataset({variable: (("time", "lat", "lon"), values)}, coords={"time": times, "lat": lat, "lon": LON})
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"2m_temperature_{year}_5.625deg.nc"
-    data.to_netcdf(path)
-    return path, times, values
-
-
-def write_fixture(root, **kwargs):
-    """Train: the last 10 days of 2014 and the first 20 of 2015 (30 days -> 30 daily frames -> 6 clips of 24);
-    val: 26 days of 2016 (2 clips); test: 28 days of 2017 (28 frames -> 4 clips); 2009 lies outside every split."""
-    folder = Path(root) / "weather_5.625deg" / "2m_temperature"
-    parts = {year: write_year(folder, year, start, days * 24, **kwargs)
-             for year, start, days in ((2009, "12-30", 2), (2014, "12-22", 10), (2015, "01-01", 20),
-                                       (2016, "01-01", 26), (2017, "01-01", 28))}
-    return folder, parts
+from stbench_data_weather.sample import LAT, write_fixture
 
 
 def test_open_daily_clips_zscored_with_train_statistics(tmp_path):
@@ -131,16 +104,6 @@ def test_wrong_grid_and_variable(tmp_path):
     write_fixture(tmp_path / "other", variable="z")
     with pytest.raises(UserError, match="no variable 't2m'"):
         get_dataset("weather").open(str(tmp_path / "other"), "train", 12, 12)
-
-
-def test_cli_run(tmp_path):
-    write_fixture(tmp_path / "data")
-    code, err, record = run_persistence("weather-12-12", tmp_path / "data", tmp_path / "out")
-    assert code == 0, err
-    assert record["status"] == "ok" and record["shape"] == [1, 32, 64]
-    assert record["data"]["train"]["clips"] == 6 and record["data"]["test"]["clips"] == 4
-    assert record["test_sequences"] == 4 and set(record["metrics"]) >= {"mse", "mae", "rmse"}
-    assert 0 < record["metrics"]["rmse"] < 5  # Kelvin, per pixel: the fixture drifts slowly
 
 
 def test_cli_data_check_and_exit_code(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """A third-party plugin used by the tests: a tiny trainable model and a small dataset on disk."""
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,16 @@ import torch
 from torch import nn
 
 from stbench import ArrayClips, DatasetSpec, ModelSpec, MultiTaskModel, STModel, UserError, hookimpl
+
+
+def hold_if_asked(phase, step):
+    """For the kill -9 tests: with ``STBENCH_TEST_HOLD=<phase>:<step>`` this process, on reaching that point, writes
+    ``<phase>:<step>`` to the file ``STBENCH_TEST_HOLD_REPORT`` and waits there to be killed, so the kill lands
+    exactly where the test says it does."""
+    if os.environ.get("STBENCH_TEST_HOLD") == f"{phase}:{step}":
+        Path(os.environ["STBENCH_TEST_HOLD_REPORT"]).write_text(f"{phase}:{step}")
+        while True:
+            time.sleep(1)
 
 
 class TinyConv(STModel):
@@ -19,10 +30,13 @@ class TinyConv(STModel):
         self.net = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1, bias=not batchnorm), *norm, nn.ReLU(),
                                  nn.Conv2d(width, channels, 3, padding=1))
         self.nan_loss, self.fault = nan_loss, fault
+        self.trained_steps = 0  # in this process
         if fault == "warn":  # a library warning while the model is built (PyTorch's, for a zero-size tensor)
             nn.init.kaiming_uniform_(torch.empty(0, channels))
 
     def forward(self, x, t_out):
+        if not self.training and self.trained_steps:  # the test set's evaluation (profiling comes before training)
+            hold_if_asked("evaluate", 0)
         last = x[:, -1]
         frame = last + self.net(last)
         if self.fault == "wrong_shape":  # a plugin bug: one frame too few
@@ -35,6 +49,8 @@ class TinyConv(STModel):
     def loss(self, x, y, step):
         if os.environ.get("STBENCH_TEST_INTERRUPT_AT_STEP") == str(step):
             raise KeyboardInterrupt
+        hold_if_asked("train", step)
+        self.trained_steps += 1
         loss = super().loss(x, y, step)
         return loss * float("nan") if self.nan_loss else loss
 

@@ -1,6 +1,5 @@
 """stbench model plugin: the persistence baseline (repeat the last observed frame)."""
-from stbench import ModelSpec, hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports
 
 __getattr__ = lazy_exports(__name__, {"persistence": ("Persistence", "build_persistence")})
 

@@ -5,8 +5,7 @@
 """
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["ConvLSTM", "ConvLSTMCell", "OPENSTL_CELL_KEYS", "RecurrentPredictor", "ReverseScheduledSampling",
            "ScheduledSampling", "build_convlstm", "gate_conv", "hidden_sizes", "reverse_scheduled_sampling",

@@ -1,8 +1,7 @@
 """stbench model plugin: CrevNet (Yu et al., ICLR 2020), as OpenSTL v0.3.0 trains and tests it."""
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["CrevNet", "InvertibleAutoencoder", "ReversiblePredictor", "build_crevnet", "OPENSTL_KEYS"]
 

@@ -1,6 +1,5 @@
 """stbench dataset plugin: BAIR robot pushing as PredBench stores it (one .npy array of videos per split)."""
-from stbench import hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "bair"
@@ -29,6 +28,7 @@ SPEC = video_spec(
     canonical_tasks=("bair-2-10",),
     description="BAIR robot pushing: a robot arm moving objects, RGB 64x64",
     validation=0.1,  # no official validation split: 10% of the training clips, held out by core
+    sample_data=lazy("stbench_data_bair.sample:make_sample"),
 )
 
 

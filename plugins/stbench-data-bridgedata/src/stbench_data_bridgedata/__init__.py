@@ -1,6 +1,5 @@
 """stbench dataset plugin: BridgeData v1 (WidowX kitchen trajectories, raw JPEG frames) with PredBench's splits."""
-from stbench import hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "bridge_data_v1"  # the download's own folder name (PredBench: data_root = 'data/bridge_data_v1')
@@ -42,6 +41,7 @@ SPEC = video_spec(
     extra_checks=[lazy("stbench_data_bridgedata.reader:check_frames"),
                   lazy("stbench_data_bridgedata.reader:check_val")],
     description="BridgeData v1: a WidowX arm in toy kitchens, RGB 120x160 (PredBench's splits), 2 -> 10",
+    sample_data=lazy("stbench_data_bridgedata.sample:make_sample"),
 )
 
 

@@ -1,6 +1,5 @@
 """stbench dataset plugin: Cityscapes sequences as PredBench reads them (MCVD's 128x128 HDF5 shards)."""
-from stbench import hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "cityscapes/Cityscapes128_h5"
@@ -30,6 +29,7 @@ SPEC = video_spec(
     canonical_tasks=("cityscapes-2-5",),
     description="Cityscapes street-scene sequences, RGB 128x128 at 17 fps",
     validation=0.1,  # no official validation split: 10% of the training clips, held out by core
+    sample_data=lazy("stbench_data_cityscapes.sample:make_sample"),
 )
 
 

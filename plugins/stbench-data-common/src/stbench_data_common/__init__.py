@@ -1,5 +1,5 @@
 """Shared readers for the stbench video / image dataset plugins: frames, clip indexing, arrays on disk, checks."""
-from stbench.specs import lazy_exports
+from stbench import lazy_exports
 
 __all__ = [
     "center_crop", "check_length", "check_report", "copy_member", "decode_frames", "decode_image", "describe_split",

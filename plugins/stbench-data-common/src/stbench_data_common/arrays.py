@@ -68,7 +68,7 @@ class LazyNpy:
 def load_npy(path, mmap_mode="r"):
     """``np.load`` with a UserError for a missing, truncated or non-.npy file."""
 
-    from stbench.safeload import checked_npy
+    from stbench import checked_npy
 
     path = Path(path)
     if not path.exists():
@@ -81,7 +81,7 @@ def npz_member(path, name):
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(name + ".npy")
         if info.compress_type != zipfile.ZIP_STORED:  # read whole, its header checked against its size first
-            from stbench.safeload import checked_npz_member
+            from stbench import checked_npz_member
 
             return checked_npz_member(path, name)
     with open(path, "rb") as handle:

@@ -19,8 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable, Iterator, List, Optional, Tuple
 
-from stbench import UserError
-from stbench.errors import DiskFull
+from stbench import DiskFull, UserError
 
 Member = Tuple[str, Callable[[], BinaryIO]]  # (path inside the download, open it for reading)
 
@@ -71,7 +70,7 @@ def staged_folder(target):
     """Yield an empty temporary folder; on success it becomes ``target`` (which must not exist yet). Staging
     folders a killed preparation left beside ``target`` are removed first (their owner process is gone); a
     disk that fills is one line (where, how much was free) and leaves nothing behind."""
-    from stbench.files import as_disk_full, free_bytes
+    from stbench import as_disk_full, free_bytes
 
     target = Path(os.path.abspath(target))
     if target.exists():

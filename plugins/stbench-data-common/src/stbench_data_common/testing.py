@@ -62,6 +62,26 @@ def jpeg_bytes(array, quality=95):
     return buffer.getvalue()
 
 
+def sample_of(task, clips, shape, *lines):
+    """The :class:`stbench.SampleData` of made data that :func:`stbench_data_common.check_report` describes: ``clips``
+    (``{split: count}`` for ``task``) and the report lines those counts give, after ``lines`` (the dataset's own)."""
+    from stbench import SampleData, parse_task
+
+    length = parse_task(task).length
+    counted = tuple(f"{split}: {count} clips of {length} frames, frame shape {tuple(shape)}"
+                    for split, count in clips.items())
+    return SampleData(task=task, clips=dict(clips), check_lines=tuple(lines) + counted)
+
+
+def write_split_lists(root, dataset, lists):
+    """PredBench's annotation lists: ``root/annotations/<dataset>/<dataset>_<split>.json`` for each split of ``lists``
+    (whatever each split's listing is: names, or names with frame counts or frame paths)."""
+    folder = Path(root) / "annotations" / dataset
+    folder.mkdir(parents=True)
+    for split, listed in lists.items():
+        (folder / f"{dataset}_{split}.json").write_text(json.dumps(listed, indent=4))
+
+
 def stbench(*args, timeout=600):
     """Run ``python -m stbench ARGS``; the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "stbench", *map(str, args)], capture_output=True, text=True,

@@ -7,8 +7,7 @@ stderr and skipped; it never stops other datasets or commands.
 import sys
 from pathlib import Path
 
-from stbench import UserError, hookimpl
-from stbench.specs import default_data_root
+from stbench import UserError, default_data_root, hookimpl
 
 from .config import ConfigError, CustomConfig, parse
 
@@ -57,11 +56,11 @@ def load_declarations(root):
     return found
 
 
-# tryfirst: stbench collects this hook last, so a custom name that clashes with a plugin's dataset is the one
-# reported and skipped, never the plugin's
-@hookimpl(tryfirst=True)
+# trylast: pluggy calls this hook after every other plugin's, so a custom name that clashes with a plugin's dataset is
+# the one reported and skipped, never the plugin's
+@hookimpl(trylast=True)
 def stbench_register_datasets(register):
-    from stbench.plugins import PluginError
+    from stbench import PluginError
 
     for spec, path in load_declarations(default_data_root()):
         try:

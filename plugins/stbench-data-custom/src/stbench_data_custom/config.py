@@ -5,8 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-from stbench import UserError, parse_task
-from stbench.safeload import yaml_text
+from stbench import UserError, parse_task, yaml_text
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*(?:-[a-z][a-z0-9_]*)*$")  # a task's dataset part: mydata-10-10 parses back
 SPLITS = ("train", "val", "test")

@@ -1,6 +1,5 @@
 """stbench dataset plugin: ICAR-ENSO CMIP sea-surface temperature anomalies (PredBench's 12 -> 14 months)."""
-from stbench import DatasetSpec, hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import DatasetSpec, hookimpl, lazy, lazy_exports
 
 FOLDER, FILE, VARIABLE = "enso", "CMIP_train.nc", "sst"
 DIMS = ("year", "month", "lat", "lon")
@@ -58,6 +57,7 @@ SPEC = DatasetSpec(
     validation="val",  # CMIP5 run 16, the official validation run
     image_origin="lower",  # latitudes ascend (-55 .. 60): row 0 is the southernmost
     description="ICAR-ENSO: monthly CMIP SST anomalies, Pacific 24x48 (5 deg)",
+    sample_data=lazy("stbench_data_enso.sample:make_sample"),
 )
 
 

@@ -1,6 +1,5 @@
 """stbench dataset plugin: Human3.6M as OpenSTL prepares it (256x256 JPEG frames + clip lists), streamed from disk."""
-from stbench import hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "human"
@@ -36,6 +35,7 @@ SPEC = video_spec(
     extra_checks=[lazy("stbench_data_human.reader:check_frames")],
     description="Human3.6M: RGB 256x256 frames of people acting, 4 -> 4 at 10 fps",
     validation=0.1,  # no official validation split: 10% of the training clips, held out by core
+    sample_data=lazy("stbench_data_human.sample:make_sample"),
 )
 
 

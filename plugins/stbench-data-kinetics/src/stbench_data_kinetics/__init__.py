@@ -1,6 +1,5 @@
 """stbench dataset plugin: Kinetics-400 (10-second YouTube action clips) as OpenSTL samples and normalises them."""
-from stbench import hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "kinetics400"  # OpenSTL: data_root/kinetics400
@@ -44,6 +43,7 @@ SPEC = video_spec(
     extra_checks=[lazy("stbench_data_kinetics.reader:check_videos"),
                   lazy("stbench_data_kinetics.reader:check_val")],
     description="Kinetics-400: human actions in YouTube videos, RGB 256x256, every second frame (OpenSTL), 4 -> 4",
+    sample_data=lazy("stbench_data_kinetics.sample:make_sample"),
 )
 
 

@@ -38,5 +38,6 @@ SPEC = video_spec(
     hparams_like="kitticaltech",
     description="KITTI raw driving videos, RGB 128x160 at 10 fps (PredBench protocol)",
     validation=0.1,  # no official validation split: 10% of the training clips, held out by core
+    sample_data=lazy("stbench_data_kitticaltech.sample:make_kitti_sample"),
 )
 

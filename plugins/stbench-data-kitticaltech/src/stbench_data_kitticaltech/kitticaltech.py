@@ -38,5 +38,6 @@ SPEC = video_spec(
     prepare=lazy("stbench_data_kitticaltech.prepare:prepare_kitticaltech"),
     description="KITTI driving videos for training, Caltech Pedestrian for testing; RGB 128x160 at 10 fps",
     validation=0.1,  # no official validation split: 10% of the training clips, held out by core
+    sample_data=lazy("stbench_data_kitticaltech.sample:make_kitticaltech_sample"),
 )
 

@@ -1,8 +1,7 @@
 """stbench dataset plugin: KTH Action, read from the official AVIs or OpenSTL's JPEG frame folders."""
 import re
 
-from stbench import hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "kth"
@@ -44,6 +43,7 @@ SPEC = video_spec(
     prepare=lazy("stbench_data_kth.reader:prepare_kth"),
     description="KTH Action: 25 persons, 6 actions, grey 128x128 frames",
     validation=0.1,  # no official validation split in OpenSTL/PredBench: 10% of the training clips (persons 1-16), in runs over every action
+    sample_data=lazy("stbench_data_kth.sample:make_sample"),
 )
 
 

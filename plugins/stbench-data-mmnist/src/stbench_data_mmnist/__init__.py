@@ -1,6 +1,5 @@
 """stbench dataset plugin: Moving MNIST, training clips generated on the fly from real MNIST digits."""
-from stbench import DatasetSpec, hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import DatasetSpec, hookimpl, lazy, lazy_exports
 
 IMAGE_SIZE = 64  # frame side in pixels (the spec's shape; stbench_data_mmnist.moving draws at it)
 FOLDER = "moving_mnist"

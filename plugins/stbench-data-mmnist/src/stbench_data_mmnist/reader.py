@@ -98,7 +98,7 @@ def published_test(root, folder=FOLDER, test_file=TEST_FILE):
     path = Path(os.path.abspath(root)) / folder / test_file
     if not path.exists():
         return None
-    from stbench.safeload import checked_npy
+    from stbench import checked_npy
 
     try:
         array = checked_npy(path)  # the header checked against the file's size before mapping it

@@ -6,8 +6,7 @@ generation recipe and declare ``hparams_like="mmnist"`` so models reuse their Mo
 """
 from pathlib import Path
 
-from stbench import DatasetSpec, hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import DatasetSpec, hookimpl, lazy, lazy_exports
 from stbench_data_mmnist import IMAGE_SIZE, TEST_LENGTH
 
 # ---------------------------------------------------------------- backgrounds of mmnist-cluttered

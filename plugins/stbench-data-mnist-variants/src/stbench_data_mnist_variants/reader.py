@@ -185,7 +185,7 @@ def published_cluttered_test(root):
     path = Path(os.path.abspath(root)) / "moving_mnist" / CLUTTERED_TEST
     if not path.exists():
         return None
-    from stbench.safeload import checked_npy
+    from stbench import checked_npy
 
     try:
         array = checked_npy(path)  # the header checked against the file's size before mapping it

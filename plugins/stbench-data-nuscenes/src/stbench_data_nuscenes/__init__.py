@@ -1,6 +1,5 @@
 """stbench dataset plugin: nuScenes front camera (CAM_FRONT key frames and sweeps, 12 Hz) with PredBench's splits."""
-from stbench import hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "nuscenes"  # PredBench: data_root = 'data/nuscenes'
@@ -45,6 +44,7 @@ SPEC = video_spec(
     extra_checks=[lazy("stbench_data_nuscenes.reader:check_frames"),
                   lazy("stbench_data_nuscenes.reader:check_val")],
     description="nuScenes front camera: driving in Boston and Singapore, RGB 128x160 at 12 Hz (PredBench), 10 -> 10",
+    sample_data=lazy("stbench_data_nuscenes.sample:make_sample"),
 )
 
 

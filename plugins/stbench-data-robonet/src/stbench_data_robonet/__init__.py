@@ -1,6 +1,5 @@
 """stbench dataset plugin: RoboNet (HDF5 trajectories of seven robot platforms) with PredBench's splits."""
-from stbench import hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "robonet/hdf5"  # the download's hdf5/ folder (PredBench: data_root = 'data/robonet/hdf5')
@@ -44,6 +43,7 @@ SPEC = video_spec(
     extra_checks=[lazy("stbench_data_robonet.reader:check_files"),
                   lazy("stbench_data_robonet.reader:check_val")],
     description="RoboNet: seven robot platforms pushing and grasping, RGB 120x160 (PredBench's splits), 2 -> 10",
+    sample_data=lazy("stbench_data_robonet.sample:make_sample"),
 )
 
 

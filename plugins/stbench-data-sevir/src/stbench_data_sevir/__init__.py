@@ -1,6 +1,5 @@
 """stbench dataset plugin: SEVIR vertically integrated liquid (VIL) radar, streamed from HDF5."""
-from stbench import DatasetSpec, hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import DatasetSpec, hookimpl, lazy, lazy_exports
 
 FOLDER = "sevir/processed"
 FILES = {"train": "vil_training.h5", "test": "vil_testing.h5"}
@@ -37,6 +36,7 @@ SPEC = DatasetSpec(
     check=lazy("stbench_data_sevir.reader:check_sevir"),
     description="SEVIR: radar vertically integrated liquid, 384x384, 5-minute frames",
     validation=0.1,  # no official validation split: 10% of the training clips, held out by core
+    sample_data=lazy("stbench_data_sevir.sample:make_sample"),
 )
 
 

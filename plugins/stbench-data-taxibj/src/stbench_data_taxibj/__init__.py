@@ -1,6 +1,5 @@
 """stbench dataset plugin: TaxiBJ crowd flows (inflow / outflow on a 32x32 grid of Beijing)."""
-from stbench import DatasetSpec, hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import DatasetSpec, hookimpl, lazy, lazy_exports
 
 FOLDER = "taxibj"
 FILE = "dataset.npz"
@@ -28,6 +27,7 @@ SPEC = DatasetSpec(
     check=lazy("stbench_data_taxibj.reader:check_taxibj"),
     description="TaxiBJ: taxi inflow/outflow of Beijing, 32x32 grid, half-hour frames",
     validation=0.1,  # no official validation split: 10% of the training clips, held out by core
+    sample_data=lazy("stbench_data_taxibj.sample:make_sample"),
 )
 
 

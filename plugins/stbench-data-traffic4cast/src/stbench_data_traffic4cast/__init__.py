@@ -1,6 +1,5 @@
 """stbench dataset plugin: Traffic4Cast 2021 traffic movies (PredBench's 9 -> 3 setting), streamed from HDF5."""
-from stbench import DatasetSpec, hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import DatasetSpec, hookimpl, lazy, lazy_exports
 
 FOLDER = "traffic4cast"
 CROP = (128, 112)  # (H, W) centre crop of the 495x436 city grid, as PredBench
@@ -39,6 +38,7 @@ SPEC = DatasetSpec(
     check=lazy("stbench_data_traffic4cast.reader:check_traffic4cast"),
     description="Traffic4Cast 2021: 8-channel traffic volume/speed movies, 128x112 centre crop, 5-minute frames",
     validation=0.1,  # PredBench's val annotation is its test set: 10% of the training clips instead
+    sample_data=lazy("stbench_data_traffic4cast.sample:make_sample"),
 )
 
 

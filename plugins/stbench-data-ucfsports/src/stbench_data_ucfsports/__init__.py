@@ -1,6 +1,5 @@
 """stbench dataset plugin: UCF Sports at full 720x480 resolution with the STRPM clip lists (ucfsports-4-1)."""
-from stbench import hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import hookimpl, lazy, lazy_exports
 from stbench_data_common import fetch_hint, video_spec
 
 FOLDER = "ucfsports"
@@ -32,6 +31,7 @@ SPEC = video_spec(
     extra_checks=[lazy("stbench_data_ucfsports.reader:check_frames")],
     description="UCF Sports: broadcast sports actions, RGB 480x720",
     validation=0.1,  # no official validation split: 10% of the training clips, held out by core
+    sample_data=lazy("stbench_data_ucfsports.sample:make_sample"),
 )
 
 

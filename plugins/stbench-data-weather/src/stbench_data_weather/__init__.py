@@ -16,8 +16,7 @@ resolution is written ``_1_40625`` (as OpenSTL's ``weather_t2m_1_40625``), not `
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from stbench import DatasetSpec, hookimpl, lazy
-from stbench.specs import lazy_exports
+from stbench import DatasetSpec, hookimpl, lazy, lazy_exports
 
 SOURCE = "WeatherBench (github.com/pangeo-data/WeatherBench; files at dataserv.ub.tum.de/s/m1524895)"
 LEVELS = (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)  # hPa, as WeatherBench ships them
@@ -375,6 +374,7 @@ def spec(dataset: Dataset) -> DatasetSpec:
         description=(f"WeatherBench {weather_set.about}, {grid.degrees} deg ({grid.rows}x{grid.cols}), "
                      f"{protocol.frame_words} frames ({where})"),
         validation="val",  # WeatherBench 2016, in both references
+        sample_data=lazy("stbench_data_weather.sample:make_sample") if dataset.name == "weather" else None,
         **fixed,
     )
 

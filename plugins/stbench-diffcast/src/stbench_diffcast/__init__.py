@@ -6,8 +6,7 @@ The model lives in ``stbench_diffcast.model`` and is loaded when first used, so 
 """
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["DiffCastModel", "build_diffcast", "build_backbone", "GTUNet", "ContextEncoder", "beta_schedule",
            "cumulative_alphas", "q_sample", "noise_prediction_loss", "sampling_levels", "ddim_step", "sample"]

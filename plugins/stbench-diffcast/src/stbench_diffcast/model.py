@@ -5,8 +5,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from stbench import STModel, Task, UserError
-from stbench.config import hparam_schema
+from stbench import STModel, Task, UserError, hparam_schema
 
 from .diffusion import SCHEDULES, beta_schedule, cumulative_alphas, q_sample, sample, sampling_levels
 from .gtunet import ContextEncoder, GTUNet

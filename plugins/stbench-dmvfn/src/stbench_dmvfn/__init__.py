@@ -1,8 +1,7 @@
 """stbench model plugin: DMVFN (Hu et al., CVPR 2023), as OpenSTL v0.3.0 trains and tests it."""
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["DMVFN", "FlowBlock", "VGG19Features", "build_dmvfn", "find_vgg19", "warp", "OPENSTL_KEYS"]
 

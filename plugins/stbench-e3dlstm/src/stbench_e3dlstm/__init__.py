@@ -1,8 +1,7 @@
 """stbench model plugin: E3D-LSTM (Eidetic 3D LSTM) on the recurrent rollout of ``stbench_convlstm``."""
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["E3DLSTM", "E3DLSTMCell", "OPENSTL_KEYS", "WindowConv", "WindowReadout", "build_e3dlstm", "recall"]
 

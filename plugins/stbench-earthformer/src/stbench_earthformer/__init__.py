@@ -2,8 +2,7 @@
 self / cross attention with global vectors, faithful to the authors' CuboidTransformerModel."""
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["EarthformerModel", "build_model", "check_hparams", "CHECKPOINT_RENAME"]
 

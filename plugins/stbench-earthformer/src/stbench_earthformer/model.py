@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stbench import STModel, UserError
-from stbench.errors import nearest
+from stbench import STModel, UserError, nearest
 
 from .cuboid import (ACTIVATIONS, CROSS_PATTERNS, PADDINGS, SELF_PATTERNS, PatchMerging3D, PosEmbed,
                      StackCuboidCrossAttentionBlock, StackCuboidSelfAttentionBlock, Upsample3DLayer, activation,

@@ -5,8 +5,7 @@ blocks; one model call per future frame, every earlier prediction encoded back i
 """
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["ARCH_KEYS", "IAM4VPModel", "REFERENCE_KEYS", "REFERENCE_UNUSED", "build_iam4vp"]
 

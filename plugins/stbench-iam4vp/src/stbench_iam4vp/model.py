@@ -5,8 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stbench import STModel, UserError
-from stbench.models import checked_prediction
+from stbench import STModel, UserError, checked_prediction
 
 from . import ARCH_KEYS
 from .layers import Predictor, Refinement, SpatialDecoder, SpatialEncoder, TimeEmbedding, to_layout

@@ -1,8 +1,7 @@
 """stbench model plugin: MAU, the motion-aware unit (Chang et al., NeurIPS 2021), on the rollout of ``stbench_convlstm``."""
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["MAU", "MotionAwareUnit", "OPENSTL_KEYS", "OPENSTL_UNUSED", "build_mau"]
 

@@ -4,8 +4,7 @@ The model lives in ``stbench_mcvd.model`` and is loaded when first used, so regi
 """
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["MCVDModel", "ScoreNet", "build_mcvd", "sample_frames",
            "denoising_loss", "linear_schedule"]

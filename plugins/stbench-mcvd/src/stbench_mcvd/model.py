@@ -8,8 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from stbench import UserError
-from stbench.models import STModel
+from stbench import STModel, UserError
 
 from .layers import ActNorm, AttnBlockpp, ResnetBlockBigGAN, conv3x3, dense, timestep_embedding
 

@@ -11,8 +11,7 @@
 """
 from functools import partial
 
-from stbench import MetricSpec, hookimpl, lazy
-from stbench.config import Setting
+from stbench import MetricSpec, Setting, hookimpl, lazy
 
 # the scores (torch) load when a metric is built, so registering (and `stbench list`) imports no torch
 _contingency = lazy("stbench_metrics_weather.categorical:ContingencyScore")

@@ -15,7 +15,7 @@ def array_option(options, key):
     if value is None:
         return None
     if isinstance(value, (str, Path)) and str(value).endswith(".npy"):
-        from stbench.safeload import checked_npy
+        from stbench import checked_npy
 
         path = Path(value).expanduser()
         value = checked_npy(path, mmap_mode=None, where=f"metric option '{key}': {path}")  # header vs file size

@@ -1,8 +1,7 @@
 """stbench model plugin: MIM (Memory In Memory) on the rollout of ``stbench_convlstm``."""
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["MIM", "MIMBlock", "MIMState", "PeepholeConvLSTMCell", "build_mim", "OPENSTL_KEYS", "OPENSTL_UNUSED"]
 

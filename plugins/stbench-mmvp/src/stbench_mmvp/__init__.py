@@ -6,8 +6,7 @@ which a small network predicts forward; an RRDB enhancer fuses the decoded and c
 """
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["ARCH_KEYS", "OPENSTL_KEYS", "OPENSTL_UNUSED", "MMVPModel", "build_mmvp"]
 

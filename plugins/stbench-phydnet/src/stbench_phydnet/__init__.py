@@ -5,8 +5,7 @@ registering (and ``stbench list``) imports no torch.
 """
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["PhyCell", "PhyDNet", "build_phydnet", "kernel_to_moments", "moment_loss", "moment_matrix",
            "moment_targets", "moments_to_kernel"]

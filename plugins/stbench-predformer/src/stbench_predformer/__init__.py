@@ -9,8 +9,7 @@ model here; see ``VARIANTS``.
 """
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["ARCH_KEYS", "HEAD_READS_PATCH_MAJOR", "LAYER_SKIP_VARIANTS", "PredFormerModel", "REFERENCE_FILES", "REFERENCE_KEYS", "VARIANTS", "build_predformer",
            "stage_names"]

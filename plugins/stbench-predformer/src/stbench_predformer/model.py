@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stbench import STModel, UserError
-from stbench.errors import nearest
+from stbench import STModel, UserError, nearest
 
 from . import ARCH_KEYS, HEAD_READS_PATCH_MAJOR, LAYER_SKIP_VARIANTS, VARIANTS, stage_names
 

@@ -1,8 +1,7 @@
 """stbench model plugin: PredRNN, PredRNN++ and PredRNN-v2 on the rollout of ``stbench_convlstm``."""
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 from stbench_convlstm import OPENSTL_CELL_KEYS
 
 __all__ = ["CausalLSTMCell", "GradientHighwayUnit", "PredRNN", "PredRNNpp", "PredRNNv2", "SpatioTemporalLSTMCell",

@@ -5,8 +5,7 @@ registering imports no torch.
 """
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["SAVP", "SAVPGenerator", "PRESETS", "VARIANTS", "build_savp", "kl_weight", "ground_truth_mask",
            "layer_specs"]

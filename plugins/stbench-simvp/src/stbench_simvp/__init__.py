@@ -9,8 +9,7 @@ import re
 from functools import partial
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["Decoder", "Dense", "Encoder", "Pointwise", "SimVPModel", "TRANSLATORS", "build_translator", "frame_geometry",
            "latent_size", "sampling_pattern", "to_layout", "build_model", "MODELS", "openstl_keys", "openstl_ignore"]

@@ -5,8 +5,7 @@ CDNA and KL pieces in ``stbench_sv2p.ops`` are shared with ``stbench_savp``.
 """
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["SV2P", "CDNATower", "ConvLSTMCell", "LatentTower", "build_sv2p", "kl_weight", "training_phase"]
 

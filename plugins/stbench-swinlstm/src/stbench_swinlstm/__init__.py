@@ -1,8 +1,7 @@
 """stbench model plugin: SwinLSTM (Tang et al., ICCV 2023), the deep (D) and base (B) models of OpenSTL and the authors."""
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["REFERENCE_KEYS", "REFERENCE_UNUSED", "SwinBlock", "SwinLSTM", "SwinLSTMCell", "build_swinlstm"]
 

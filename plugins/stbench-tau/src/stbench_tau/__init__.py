@@ -6,8 +6,7 @@ loaded when first used, so registering imports no torch).
 """
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 from stbench_simvp import openstl_keys
 
 __all__ = ["TAUModel", "differential_divergence", "build_tau"]

@@ -6,8 +6,7 @@ code loads when first used, so registering (and ``stbench list``) imports no tor
 """
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["Backbone", "RankAdaptiveMoE", "TaskCodec", "UniSTD", "build_unistd", "read_vit_checkpoint",
            "SHARED_DEFAULTS", "TASK_DEFAULTS"]

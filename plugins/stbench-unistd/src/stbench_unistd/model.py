@@ -5,8 +5,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from stbench import MultiTaskModel, UserError
-from stbench.config import TRAIN_KEYS
+from stbench import MultiTaskModel, TRAIN_KEYS, UserError
 
 from .backbone import Backbone
 from .codec import TaskCodec, auto_blocks

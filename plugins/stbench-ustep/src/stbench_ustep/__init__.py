@@ -7,8 +7,7 @@ encoder, decoder and translators of ``stbench_simvp``.
 from functools import partial
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["CrossSegmentGates", "SegmentModule", "USTEPModel", "Segmentation", "default_delta_t", "pad_front",
            "partition", "segmentation", "build_ustep", "MODELS"]

@@ -2,8 +2,7 @@
 import re
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["VMRNN", "VMRNNCell", "CrossScan2D", "build_vmrnn", "selective_scan", "REFERENCE_KEYS",
            "REFERENCE_UNUSED"]

@@ -7,8 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stbench import UserError
-from stbench.models import STModel
+from stbench import STModel, UserError
 
 from .scan import SCANS, selective_scan
 

@@ -7,8 +7,7 @@ frames folded into channels; trained with MSE plus a high-frequency focal loss o
 import re
 from pathlib import Path
 
-from stbench import ModelSpec, hookimpl, lazy, load_yaml
-from stbench.specs import lazy_exports
+from stbench import ModelSpec, hookimpl, lazy, lazy_exports, load_yaml
 
 __all__ = ["ARCH_KEYS", "CUTMODES", "OPENSTL_KEYS", "OPENSTL_DERIVED", "WaSTModel", "build_wast",
            "high_frequency_focal_loss"]

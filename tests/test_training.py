@@ -1,9 +1,9 @@
+"""Training: optimizers from a model's parameter groups, and batches split into pieces that each take a step."""
 import torch
 from torch import nn
 
 from stbench import Clips, STModel
 from stbench.config import TRAIN_DEFAULTS
-from stbench.data import limit
 from stbench.training import make_optimizers
 
 
@@ -11,6 +11,9 @@ class TwoGroups(STModel):
     def __init__(self):
         super().__init__()
         self.weights, self.rank = nn.Linear(3, 3), nn.Parameter(torch.ones(2))
+
+    def forward(self, x, t_out):
+        return self.weights(x)[:, -1:].expand(-1, t_out, *x.shape[2:]) * self.rank.sum()
 
     def optimizer_param_groups(self, train_cfg):
         return [{"params": list(self.weights.parameters())},
@@ -30,6 +33,9 @@ class TwoLayers(STModel):
         super().__init__()
         self.layers = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
 
+    def forward(self, x, t_out):
+        return self.layers(x)[:, -1:].expand(-1, t_out, *x.shape[2:])
+
 
 def test_default_is_one_optimizer_over_trainable_parameters():
     model = TwoLayers()
@@ -37,51 +43,6 @@ def test_default_is_one_optimizer_over_trainable_parameters():
     (only,) = make_optimizers(model, dict(TRAIN_DEFAULTS["smoke"]))
     assert isinstance(only, torch.optim.Adam)
     assert sum(p.numel() for g in only.param_groups for p in g["params"]) == 2 + 4 + 2
-
-
-def test_limit_is_even_and_deterministic():
-    data = list(range(100))
-    subset = limit(data, 5)
-    assert [subset[i] for i in range(len(subset))] == [0, 25, 50, 74, 99]
-    assert limit(data, None) is data and limit(data, 500) is data
-
-
-class ShiftedClips(Clips):
-    """Clips normalised with statistics of their own (as a dataset computing them from its root would)."""
-
-    mean, std = (10.0,), (2.0,)
-
-    def __init__(self):
-        self.clips = torch.arange(4 * 4 * 8 * 8, dtype=torch.float32).reshape(4, 4, 1, 8, 8) / 256 - 1.0
-
-    def __len__(self):
-        return len(self.clips)
-
-    def __getitem__(self, i):
-        return self.clips[i, :2], self.clips[i, 2:]
-
-
-class Zero(STModel):
-    def forward(self, x, t_out):
-        return torch.zeros(x.shape[0], t_out, *x.shape[2:])
-
-
-def test_evaluate_denormalises_with_the_statistics_the_opened_data_carries():
-    from torch.utils.data import Subset
-
-    from stbench.data import DatasetSpec
-    from stbench.evaluation import build_metrics, evaluate
-    from stbench.tasks import Task
-
-    spec = DatasetSpec(name="shifted", shape=(1, 8, 8), open=None, max_length=4, layout="", value_range=None)
-    task = Task("shifted", 2, 2, (1, 8, 8))
-    data = ShiftedClips()
-    metrics = build_metrics(["mse"], spec, task)
-    result = evaluate(Zero(), Subset(data, [0, 1, 2, 3]), 2, metrics, spec, task)
-    # predictions 0 and targets y in normalised units are 10 and 10 + 2 y in native units
-    expected = ((2 * data.clips[:, 2:]) ** 2).sum(dim=(2, 3, 4)).mean()
-    assert abs(result.metrics["mse"] - float(expected)) < 1e-3 * float(expected)
-    assert (spec.mean, spec.std) == (0.0, 1.0)
 
 
 class PerFrame(STModel):
