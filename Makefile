@@ -24,8 +24,10 @@ setup:
 		"browser test of the results site is skipped"; fi
 	$(VENV)/bin/stbench plugins
 
+# The suite on two worker processes (pytest-xdist); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test:
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
 
 bench:
 	$(VENV)/bin/python benchmarks/ssim_speed.py
