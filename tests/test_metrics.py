@@ -100,3 +100,45 @@ def test_shape_mismatch_is_reported():
     metric = MSE("mse", MetricContext())
     with pytest.raises(ValueError, match="must both be"):
         metric.update(torch.zeros(1, 2, 1, 8, 8), torch.zeros(1, 3, 1, 8, 8))
+
+
+def test_ssim_float32_large_values_and_chunk_edges_equal_skimage():
+    """The kernel works in float32 on mean-shifted frames: values around 280 (Kelvin) with small variations,
+    float32 inputs as evaluation hands them over, frame counts that leave a short last chunk, a 5x5 window."""
+    rng = np.random.default_rng(3)
+    true = 280 + 3 * rng.random((3, 7, 2, 16, 21))
+    pred = true + 0.3 * rng.standard_normal(true.shape)
+    for win_size, chunk in ((7, None), (7, 5), (5, 4)):
+        ours = ssim_frames(torch.from_numpy(pred).float(), torch.from_numpy(true).float(), 10.0, win_size=win_size,
+                           chunk=chunk)
+        p32, t32 = pred.astype(np.float32).astype(np.float64), true.astype(np.float32).astype(np.float64)
+        ref = [[structural_similarity(p32[b, t], t32[b, t], data_range=10.0, channel_axis=0, win_size=win_size)
+                for t in range(7)] for b in range(3)]
+        assert np.abs(ours.numpy() - np.asarray(ref)).max() < 1e-5
+
+
+def test_ssim_kernel_setting_is_checked_and_a_failed_compile_falls_back(monkeypatch):
+    from stbench.errors import UserError
+    from stbench.metrics import pixel_scores
+
+    monkeypatch.setenv("STBENCH_SSIM", "fused")
+    with pytest.raises(UserError, match="STBENCH_SSIM='fused'.*eager, compiled"):
+        pixel_scores.ssim_kernel()
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("InductorError: CppCompileError: C++ compile error\nmore lines")
+
+    monkeypatch.setenv("STBENCH_SSIM", "compiled")
+    monkeypatch.setattr(pixel_scores.torch, "compile", no_compiler)
+    monkeypatch.setattr(pixel_scores, "_COMPILED", {})
+    pred, true = _pair()
+    metric = SSIM("ssim", MetricContext())
+    metric.update(pred, true)
+    eager = ssim_frames(pred.clamp(0, 1), true, 1.0, kernel="eager")
+    assert metric.compute()["ssim"] == pytest.approx(float(eager.mean()), abs=1e-12)
+    note = metric.provenance()
+    assert note["kernel"] == "eager"
+    assert note["note"].startswith("STBENCH_SSIM=compiled failed to compile (RuntimeError: InductorError")
+    assert "more lines" not in note["note"]
+    monkeypatch.delenv("STBENCH_SSIM")
+    assert SSIM("ssim", MetricContext()).provenance() == {}  # the default kernel leaves records as they were

@@ -70,8 +70,12 @@ class FrameMetric(Metric):
     """A metric defined per (clip, frame) and averaged over clips and frames.
 
     Subclasses implement ``frame_values(pred, true) -> [B, T]``; this class
-    streams sums per frame index, so per-frame curves come for free.
+    streams sums per frame index, so per-frame curves come for free. ``frame_values`` receives float64
+    tensors unless the subclass sets ``as_given`` (it then gets the tensors as they came and keeps its own
+    precision: SSIM works in float32 on mean-shifted values).
     """
+
+    as_given: bool = False
 
     def __init__(self, name: str, context: MetricContext):
         self.name, self.context = name, context
@@ -89,7 +93,8 @@ class FrameMetric(Metric):
         if pred.shape != true.shape or pred.ndim != 5:
             raise ValueError(f"{self.name}: pred {tuple(pred.shape)} and true {tuple(true.shape)} "
                              "must both be [B, T, C, H, W]")
-        values = self.frame_values(pred.double(), true.double()).cpu()
+        values = (self.frame_values(pred, true) if self.as_given else self.frame_values(pred.double(), true.double()))
+        values = values.double().cpu()
         self._clips.append(values.mean(1))
         values = values.sum(0)
         self._sum = values if self._sum is None else self._sum + values
