@@ -78,6 +78,10 @@ def compile_model(model, mode: str, sample, train: bool, log=print) -> Compiled:
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     was_training = model.training
     x, y, t_out = sample
+    # each compiled module shares its class's code with its siblings (a stack of cells of one class), and each
+    # (module, training or eval, shape) is one cached graph: room for all of them, so none falls back to eager
+    limit = torch._dynamo.config.recompile_limit
+    torch._dynamo.config.recompile_limit = max(limit, 8 * len(result.targets))
     try:
         _set(model, result.targets, True)
         model.eval()

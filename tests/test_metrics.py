@@ -142,3 +142,19 @@ def test_ssim_kernel_setting_is_checked_and_a_failed_compile_falls_back(monkeypa
     assert "more lines" not in note["note"]
     monkeypatch.delenv("STBENCH_SSIM")
     assert SSIM("ssim", MetricContext()).provenance() == {}  # the default kernel leaves records as they were
+
+
+def test_float64_copies_are_shared_between_metrics_but_never_stale():
+    pred, true = _pair()
+    pred, true = pred.float(), true.float()
+    before = pred.double()
+    mse, mae = MSE("mse", MetricContext()), MAE("mae", MetricContext())
+    mse.update(pred, true)
+    mae.update(pred, true)  # the same tensors: the float64 copies made for mse are reused
+    pred.add_(1.0)  # changed in place: copied again
+    mse.update(pred, true)
+    first = ((before - true.double()) ** 2).sum(dim=(2, 3, 4))
+    second = ((pred.double() - true.double()) ** 2).sum(dim=(2, 3, 4))
+    assert mse.compute()["mse"] == pytest.approx(float(torch.cat([first, second]).mean()), rel=1e-12)
+    assert mae.compute()["mae"] == pytest.approx(float((before - true.double()).abs().sum(dim=(2, 3, 4)).mean()),
+                                                 rel=1e-12)

@@ -1,4 +1,5 @@
 """The metric base classes: MetricContext, Metric, FrameMetric and Unavailable (they need torch)."""
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
@@ -66,6 +67,29 @@ class Metric:
         return {}
 
 
+class _DoubleCopies:
+    """The float64 copies of the last batch's tensors: evaluation hands the same prediction and target to every
+    metric, and each frame metric works in float64, so the copies are made once per batch, not once per metric.
+    A tensor changed in place since (its version counter moved) is copied again."""
+
+    def __init__(self):
+        self.entries = []  # (weak reference to the tensor, its version, its float64 copy)
+
+    def get(self, tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.dtype == torch.float64:
+            return tensor
+        for ref, version, copy in self.entries:
+            if ref() is tensor and tensor._version == version:
+                return copy
+        copy = tensor.double()
+        self.entries = [e for e in self.entries if e[0]() is not None][-3:] + [(weakref.ref(tensor), tensor._version,
+                                                                               copy)]
+        return copy
+
+
+_DOUBLES = _DoubleCopies()
+
+
 class FrameMetric(Metric):
     """A metric defined per (clip, frame) and averaged over clips and frames.
 
@@ -93,7 +117,8 @@ class FrameMetric(Metric):
         if pred.shape != true.shape or pred.ndim != 5:
             raise ValueError(f"{self.name}: pred {tuple(pred.shape)} and true {tuple(true.shape)} "
                              "must both be [B, T, C, H, W]")
-        values = (self.frame_values(pred, true) if self.as_given else self.frame_values(pred.double(), true.double()))
+        values = (self.frame_values(pred, true) if self.as_given
+                  else self.frame_values(_DOUBLES.get(pred), _DOUBLES.get(true)))
         values = values.double().cpu()
         self._clips.append(values.mean(1))
         values = values.sum(0)
