@@ -2,7 +2,9 @@
 
 Times, over the same frames and alternating in rounds (ABAB: the machine may be shared), scikit-image's
 ``structural_similarity`` frame by frame, the kernel stbench used before 2026-12 (kept here for the
-comparison), stbench's eager kernel and its compiled kernel (STBENCH_SSIM=compiled; compile time apart).
+comparison), stbench's eager kernel and its compiled kernel (STBENCH_SSIM=compiled; compile time apart), on
+one thread as the SSIM metric runs them (``stbench.metrics.base.one_thread``), and the eager kernel on all of
+torch's threads beside them where there are several (what one thread saves on a busy machine).
 Prints each one's median time and spread over the rounds, its speed-up over scikit-image per round (median,
 min..max) and the largest difference from scikit-image's values.
 
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
+from stbench.metrics.base import one_thread
 from stbench.metrics.pixel_scores import compiled_ssim, ssim_frames, ssim_kernel_used
 
 
@@ -76,11 +79,20 @@ def main():
     # as evaluation hands them over: float32 predictions and targets
     pred_t, true_t = torch.from_numpy(pred).float(), torch.from_numpy(true).float()
     frames = args.clips * args.frames
+    def single(fn):
+        def run():
+            with one_thread():
+                return fn()
+        return run
+
+    threads = torch.get_num_threads()
     contenders = {
         "skimage per-frame loop": lambda: skimage_loop(pred, true, 1.0),
-        "stbench before (2026-11)": lambda: ssim_before(pred_t, true_t, 1.0).numpy(),
-        "stbench eager": lambda: ssim_frames(pred_t, true_t, 1.0, kernel="eager").numpy(),
+        f"stbench before, {threads} thr": lambda: ssim_before(pred_t, true_t, 1.0).numpy(),
+        "stbench eager": single(lambda: ssim_frames(pred_t, true_t, 1.0, kernel="eager").numpy()),
     }
+    if threads > 1:
+        contenders[f"stbench eager, {threads} thr"] = lambda: ssim_frames(pred_t, true_t, 1.0, kernel="eager").numpy()
     compile_note = ""
     if not args.no_compiled:
         start = time.perf_counter()
@@ -91,7 +103,7 @@ def main():
             compile_note = f"compiled kernel unavailable: {found}"
         else:
             compile_note = f"compiled kernel: {compile_s:.1f} s to compile (once per process; inductor caches on disk)"
-            contenders["stbench compiled"] = lambda: ssim_frames(pred_t, true_t, 1.0, kernel="compiled").numpy()
+            contenders["stbench compiled"] = single(lambda: ssim_frames(pred_t, true_t, 1.0, kernel="compiled").numpy())
     times = {name: [] for name in contenders}
     results = {}
     for _ in range(args.repeats):
@@ -101,7 +113,7 @@ def main():
             times[name].append(time.perf_counter() - start)
     reference = results["skimage per-frame loop"]
     print(f"frames: {frames} of {args.channels}x{args.size}x{args.size}, {args.repeats} alternating rounds, "
-          f"{torch.get_num_threads()} torch threads")
+          f"{threads} torch threads (rows without 'thr': one thread, as the metric runs)")
     if compile_note:
         print(compile_note)
     print(f"{'':<26} {'median s':>9} {'min..max s':>15} {'frames/s':>9} {'speed-up (median, min..max)':>28} "

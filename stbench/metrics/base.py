@@ -1,4 +1,5 @@
 """The metric base classes: MetricContext, Metric, FrameMetric and Unavailable (they need torch)."""
+import contextlib
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -90,6 +91,23 @@ class _DoubleCopies:
 _DOUBLES = _DoubleCopies()
 
 
+@contextlib.contextmanager
+def one_thread(active: bool = True):
+    """torch's intra-op threads set to one inside, restored after. For elementwise metrics on a CPU: their
+    operations are small and many, and on a machine whose cores are busy with other work, waiting for a second
+    OpenMP thread at every operation made them 3x to 60x slower than on one thread (measured on a shared 2-core
+    machine, benchmarks/ssim_speed.py); one thread keeps their time bounded whatever the load."""
+    threads = torch.get_num_threads()
+    if not active or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class FrameMetric(Metric):
     """A metric defined per (clip, frame) and averaged over clips and frames.
 
@@ -100,6 +118,8 @@ class FrameMetric(Metric):
     """
 
     as_given: bool = False
+    # elementwise metrics set it: frame_values runs on one CPU thread (see one_thread); a network (LPIPS) does not
+    single_thread: bool = False
 
     def __init__(self, name: str, context: MetricContext):
         self.name, self.context = name, context
@@ -117,8 +137,9 @@ class FrameMetric(Metric):
         if pred.shape != true.shape or pred.ndim != 5:
             raise ValueError(f"{self.name}: pred {tuple(pred.shape)} and true {tuple(true.shape)} "
                              "must both be [B, T, C, H, W]")
-        values = (self.frame_values(pred, true) if self.as_given
-                  else self.frame_values(_DOUBLES.get(pred), _DOUBLES.get(true)))
+        with one_thread(self.single_thread and pred.device.type == "cpu"):
+            values = (self.frame_values(pred, true) if self.as_given
+                      else self.frame_values(_DOUBLES.get(pred), _DOUBLES.get(true)))
         values = values.double().cpu()
         self._clips.append(values.mean(1))
         values = values.sum(0)

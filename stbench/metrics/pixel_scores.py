@@ -15,11 +15,15 @@ def _frame_error(pred, true, context, power):
 
 
 class MSE(FrameMetric):
+    single_thread = True
+
     def frame_values(self, pred, true):
         return _frame_error(pred, true, self.context, 2)
 
 
 class MAE(FrameMetric):
+    single_thread = True
+
     def frame_values(self, pred, true):
         return _frame_error(pred, true, self.context, 1)
 
@@ -33,6 +37,8 @@ class RMSE(MSE):
 
 class PSNR(FrameMetric):
     """20 log10(range / sqrt(mean squared error over C*H*W)) per frame, on clipped predictions."""
+
+    single_thread = True
 
     def frame_values(self, pred, true):
         mse = ((self.context.clip(pred) - true) ** 2).mean(dim=(2, 3, 4))
@@ -236,6 +242,7 @@ class SSIM(FrameMetric):
     """
 
     as_given = True  # float32 window statistics of mean-shifted frames (see ssim_frames); no float64 copies
+    single_thread = True
 
     def reset(self):
         super().reset()
