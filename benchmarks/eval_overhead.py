@@ -8,8 +8,8 @@ folder, and prints (data s + metric s + record/board s) / forward s side by side
 Each (model, metric set) is measured --repeats times, alternating with the others, and the table gives the
 median and the spread (min..max) of the overhead ratio (the machine may be shared).
 
-Usage: python benchmarks/eval_overhead.py [--task mmnist-10-10] [--clips 500] [--batch 16]
-       [--models convnet,tau] [--profile quick] [--metrics pixel=mse,mae,ssim,psnr;all=...]
+Usage: python benchmarks/eval_overhead.py [--task mmnist-10-10] [--clips 1000] [--batch 32]
+       [--models convnet,tau,ustep] [--profile quick] [--metrics pixel=mse,mae,ssim,psnr;all=...]
        [--device cpu] [--data-root ./data] [--metric-option KEY=VALUE ...] [--repeats 3]
 """
 import argparse
@@ -90,8 +90,9 @@ def write_outputs(plan, model, test_set, result, out_dir, device):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="mmnist-10-10")
-    parser.add_argument("--clips", type=int, default=500, help="test clips, evenly spread over the test set")
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--clips", type=int, default=1000, help="test clips, evenly spread over the test set "
+                        "(default: as many as the quick profile evaluates)")
+    parser.add_argument("--batch", type=int, default=32, help="evaluation batch (default: the quick profile's)")
     parser.add_argument("--models", default="convnet,tau,ustep",
                         help="'convnet' (defined here) and/or registered models")
     parser.add_argument("--profile", default="quick", help="hyper-parameters of registered models")
