@@ -1,25 +1,38 @@
-"""Evaluation overhead: time spent loading test data and scoring it, as a fraction of model forward time.
+"""Harness overhead: test-data loading, metrics, the run record and the boards, as a fraction of model forward time.
 
-Streams a test set through `stbench.engine.evaluate` (the loop every run uses) once per model and metric
-set and prints (data s + metric s) / forward s side by side. The goal is <= 10% for the pixel metrics.
-Untrained weights: only the times mean something here, never the scores.
+Streams a test set through `stbench.evaluation.evaluate` (the loop every run uses) once per model and metric
+set, then writes what a run writes after it (the sample strip, the record, the task's board) into a scratch
+folder, and prints (data s + metric s + record/board s) / forward s side by side. The goal is <= 5% for the
+`quick` models on mmnist-10-10 with the pixel metrics. Untrained weights: only the times mean something.
 
-Usage: python benchmarks/eval_overhead.py [--task mmnist-10-10] [--clips 500] [--batch 16]
-       [--models convnet,simvp] [--profile paper] [--metrics pixel=mse,mae,ssim,psnr;all=...]
-       [--device cpu] [--data-root ./data] [--metric-option KEY=VALUE ...]
+Each (model, metric set) is measured --repeats times, alternating with the others, and the table gives the
+median and the spread (min..max) of the overhead ratio (the machine may be shared).
+
+Usage: python benchmarks/eval_overhead.py [--task mmnist-10-10] [--clips 1000] [--batch 32]
+       [--models convnet,tau,ustep] [--profile quick] [--metrics pixel=mse,mae,ssim,psnr;all=...]
+       [--device cpu] [--data-root ./data] [--metric-option KEY=VALUE ...] [--repeats 3]
 """
 import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from stbench import STModel, allocator, plugins
 from stbench.config import parse_overrides
-from stbench.engine import build_metrics, build_model, evaluate, open_split, plan_run, spread_subset
+from stbench.data import describe, open_split
+from stbench.evaluation import build_metrics, evaluate
+from stbench.leaderboard import refresh_leaderboards
 from stbench.models import count_params
+from stbench.planning import build_model, plan_run
+from stbench.records import finish_record, start_record, write_record
+from stbench.running import save_sample
+from stbench.training import TrainResult
 
-METRIC_SETS = "pixel=mse,mae,ssim,psnr;pixel+perceptual=mse,mae,ssim,psnr,lpips,fvd"
+METRIC_SETS = "pixel=mse,mae,ssim,psnr"
 
 
 class ConvNet(STModel):
@@ -41,10 +54,14 @@ class ConvNet(STModel):
         return y[:, :t_out]
 
 
-def build(name, task, profile):
-    if name == "convnet":
-        return ConvNet(task.t_in, task.t_out, task.shape[0])
-    return build_model(plan_run(name, task, profile))
+def spread_subset(dataset, count):
+    """``count`` clips evenly spread over the whole test set (all of it when it is smaller)."""
+    from torch.utils.data import Subset
+
+    if count >= len(dataset):
+        return dataset
+    step = len(dataset) / count
+    return Subset(dataset, [int(i * step) for i in range(count)])
 
 
 def parse_metric_sets(text):
@@ -55,43 +72,74 @@ def parse_metric_sets(text):
     return sets
 
 
+def write_outputs(plan, model, test_set, result, out_dir, device):
+    """What a run writes after evaluating (sample strip, record, the task's board); its seconds."""
+    part = plan.parts[0]
+    start = time.perf_counter()
+    run_dir = plan.run_dir(out_dir, part)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sample = save_sample(run_dir, result.sample, part.dataset_spec.value_range)
+    record = start_record(plan, part, model, {"root": "-", "test": describe(test_set)}, device,
+                          {"hash": plan.evaluation_hash(part), "metrics": part.metric_names, "source": "trained"}, 0)
+    finish_record(record, TrainResult(), result, None, sample, time.time())
+    write_record(run_dir, record)
+    refresh_leaderboards(out_dir, [part.task.name])
+    return time.perf_counter() - start
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="mmnist-10-10")
-    parser.add_argument("--clips", type=int, default=500, help="test clips, evenly spread over the test set")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--models", default="convnet", help="'convnet' (defined here) and/or registered models")
-    parser.add_argument("--profile", default="paper", help="hyper-parameters of registered models")
+    parser.add_argument("--clips", type=int, default=1000, help="test clips, evenly spread over the test set "
+                        "(default: as many as the quick profile evaluates)")
+    parser.add_argument("--batch", type=int, default=32, help="evaluation batch (default: the quick profile's)")
+    parser.add_argument("--models", default="convnet,tau,ustep",
+                        help="'convnet' (defined here) and/or registered models")
+    parser.add_argument("--profile", default="quick", help="hyper-parameters of registered models")
     parser.add_argument("--metrics", default=METRIC_SETS, help="label=name,name;label=... (default: %(default)s)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--data-root", default="./data")
     parser.add_argument("--metric-option", action="append", default=[], help="KEY=VALUE, e.g. fvd_i3d=PATH")
+    parser.add_argument("--repeats", type=int, default=3, help="passes per (model, metric set), alternating")
     args = parser.parse_args()
     malloc = allocator.keep_freed_memory()  # as `stbench` runs (STBENCH_MALLOC)
 
     task = plugins.resolve_task(args.task)
     spec = plugins.get_dataset(task.dataset)
     test_set = spread_subset(open_split(spec, args.data_root, "test", task), args.clips)
-    loader = DataLoader(test_set, batch_size=args.batch, shuffle=False, num_workers=0)
     options = parse_overrides(args.metric_option)
     metric_sets = parse_metric_sets(args.metrics)
     print(f"{task.name}: {len(test_set)} test clips, batch {args.batch}, device {args.device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, malloc {malloc}; stbench.engine.evaluate")
-    header = f"{'model':<10} {'params':>8}  {'metrics':<18} {'forward s':>9} {'data s':>7} {'metric s':>8}  " \
-             f"{'(data+metric)/forward':>21}"
-    print(header)
-    print("-" * len(header))
-    notes = {}
+          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, malloc {malloc}; "
+          f"stbench.evaluation.evaluate, {args.repeats} alternating passes (median, min..max)")
+    models = {}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         torch.manual_seed(0)
-        model = build(name, task, args.profile).to(args.device)
-        for label, names in metric_sets.items():
-            metrics = build_metrics(names, spec, task, options)
-            result = evaluate(model, loader, metrics, spec, task, args.device)
-            overhead = (result.data_seconds + result.metric_seconds) / result.inference_seconds
-            print(f"{name:<10} {count_params(model) / 1e6:>7.2f}M  {label:<18} {result.inference_seconds:>9.2f} "
-                  f"{result.data_seconds:>7.2f} {result.metric_seconds:>8.2f}  {overhead:>20.1%}")
-            notes.update(result.unavailable)
+        plan = plan_run("tau" if name == "convnet" else name, task, args.profile)
+        model = (ConvNet(task.t_in, task.t_out, task.shape[0]) if name == "convnet" else build_model(plan))
+        models[name] = (plan, model.to(args.device))
+    times = {}
+    notes = {}
+    with tempfile.TemporaryDirectory(prefix="stbench-overhead-") as scratch:
+        for _ in range(args.repeats):
+            for name, (plan, model) in models.items():
+                for label, names in metric_sets.items():
+                    metrics = build_metrics(names, spec, task, options)
+                    result = evaluate(model, test_set, args.batch, metrics, spec, task, args.device)
+                    written = write_outputs(plan, model, test_set, result, Path(scratch), args.device)
+                    times.setdefault((name, label), []).append(
+                        (result.inference_seconds, result.data_seconds, result.metric_seconds, written))
+                    notes.update(result.unavailable)
+    header = f"{'model':<10} {'params':>8}  {'metrics':<10} {'forward s':>9} {'data s':>7} {'metric s':>8} " \
+             f"{'write s':>7}  {'overhead / forward':>18}  {'spread':>13}"
+    print(header)
+    print("-" * len(header))
+    for (name, label), runs in times.items():
+        ratios = [(d + m + w) / f for f, d, m, w in runs]
+        median = lambda i: statistics.median(r[i] for r in runs)  # noqa: E731
+        params = count_params(models[name][1]) / 1e6
+        print(f"{name:<10} {params:>7.2f}M  {label:<10} {median(0):>9.2f} {median(1):>7.2f} {median(2):>8.2f} "
+              f"{median(3):>7.2f}  {statistics.median(ratios):>18.1%}  {min(ratios):>5.1%}..{max(ratios):.1%}")
     for metric, reason in notes.items():
         print(f"note: {metric} not scored (its time is not in the table): {reason}")
 

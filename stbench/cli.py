@@ -89,7 +89,10 @@ def _machine(args):
     from .logs import check_loggers
 
     loggers = tuple(check_loggers(parse_list(vars(args).get("logger") or "csv,tensorboard")))
-    return Machine(device=device, workers=args.workers, processes=processes, loggers=loggers)
+    from .compiling import check_compile
+
+    return Machine(device=device, workers=args.workers, processes=processes, loggers=loggers,
+                   compile=check_compile(vars(args).get("compile")))
 
 
 def _run_grid(args, plans):
@@ -520,6 +523,10 @@ def _machine_options(parser):
                                                     "node's cores shared out on CUDA; recorded)")
     parser.add_argument("--precision", default="32", help="32 | 16-mixed | bf16-mixed (default 32; recorded, and "
                                                           "part of the run's identity)")
+    parser.add_argument("--compile", default="off", help="off | on: torch.compile the model (a recurrent model's "
+                        "cells) before training and evaluating; compile time and any eager fallback recorded; not "
+                        "part of the run's identity (outputs equal eager's to float rounding). Default off: on this "
+                        "project's CPU measurements it does not pay for its compile time (benchmarks/compile_speed.py)")
 
 
 def _save_predictions_option(parser):

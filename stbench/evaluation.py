@@ -13,6 +13,7 @@ from . import plugins
 from .data import statistics_of
 from .diagnostics import Diagnostics
 from .metrics import MetricContext, NotAvailable
+from .metrics.base import one_thread
 from .distributed import SINGLE
 from .profiling import Stopwatch
 from .training import RunFailed, log
@@ -135,7 +136,8 @@ def evaluate(model, dataset, batch_size, metrics, dataset_spec, task, device="cp
     while True:
         start = time.perf_counter()
         try:
-            batch = next(iterator)
+            with one_thread(loading.workers == 0):  # clip reading in this process: many small operations
+                batch = next(iterator)
         except StopIteration:
             break
         step += 1

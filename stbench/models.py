@@ -31,6 +31,9 @@ class STModel(nn.Module, metaclass=ABCMeta):
     in a training step (a reference design kept for its checkpoints); DistributedDataParallel then
     looks for them each step instead of waiting for their gradients forever.
 
+    ``compile_targets`` (default: the whole model): the submodules ``--compile on`` compiles; a recurrent model
+    names its cells.
+
     ``stochastic`` (default ``False``): set it when ``forward`` in eval mode samples (latent variables,
     diffusion noise) from torch's global generator. Evaluation then draws ``--samples K`` predictions
     per test clip (the spec's ``samples`` by default), each under a recorded seed, and reports best-of-K,
@@ -43,6 +46,9 @@ class STModel(nn.Module, metaclass=ABCMeta):
     # A stochastic model draws latent variables or noise in ``forward`` from torch's global random
     # generator (the evaluator seeds it per sample); evaluation then draws K predictions per clip.
     stochastic: bool = False
+    # What ``--compile on`` compiles, by submodule name (empty: the whole model). A recurrent model names its
+    # cell(s): the unrolled loop over frames stays Python and only the cell's step is fused and reused.
+    compile_targets: Sequence[str] = ()
 
     @abstractmethod
     def forward(self, x: torch.Tensor, t_out: int) -> torch.Tensor:

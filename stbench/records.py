@@ -45,6 +45,7 @@ class RunRecord(TypedDict, total=False):
     precision: str
     distributed: Dict[str, Any]  # world_size, backend, global_batch, per_process_batch, launcher
     loading: Dict[str, Any]  # DataLoader workers, pin_memory, persistent_workers
+    compile: Dict[str, Any]  # --compile: requested, used, targets, seconds (inference, training), note
     budget: Dict[str, Any]  # kind (epochs | seconds | macs), value, epochs, train_clips, batch_size, ...
     overrides: Dict[str, Any]
     train: Dict[str, Any]

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .checkpoints import load_weights, read_checkpoint
+from .compiling import Compiled, compile_model
 from .data import describe, open_all_splits, open_split, open_splits, validation_source
 from .errors import UserError
 from .distributed import SINGLE, Processes
@@ -39,6 +40,7 @@ class Machine:
     workers: Optional[int] = None  # DataLoader workers; None: the machine's default
     processes: Processes = SINGLE
     loggers: Tuple[str, ...] = DEFAULT_LOGGERS
+    compile: str = "off"  # --compile: off | on (torch.compile; outputs equal eager's to float rounding)
 
     def loading(self) -> Loading:
         workers = default_workers(self.device, self.processes.world) if self.workers is None else int(self.workers)
@@ -335,6 +337,16 @@ def _run(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights=Non
                           budget=plan.budget_record(part, len(train_set)))
             records.append(record)
         model.to(device)
+        if machine.compile == "on" and plan.joint:
+            compiled = Compiled("on", note="--compile applies to single-task runs; this joint run went on eager")
+            if main:
+                log(f"stbench: note: {compiled.note}")
+        else:
+            compiled = compile_model(model, machine.compile, _compile_sample(plan, data, device)
+                                     if machine.compile == "on" else None, train=not weights,
+                                     log=log if main else _silent)
+        for record in records:
+            record["compile"] = compiled.record()
         if main and not weights:  # a budget a person would not ask for: one line before the first epoch
             line = budget_line(plan, splits, model, device, checkpoint)
             if line:
@@ -395,6 +407,17 @@ def _run(plan: RunPlan, data_root, out_dir, machine: Machine, force, weights=Non
             raise full from error
         raise
     return finished
+
+
+def _compile_sample(plan: RunPlan, data, device):
+    """(x, y, t_out) for compiling before the run: a batch of the task's test clips at the training batch size
+    (both splits give clips of one shape)."""
+    test_set = data[0][1]
+    count = min(len(test_set), int(plan.train["batch_size"]))
+    clips = [test_set[i] for i in range(count)]
+    x = torch.stack([torch.as_tensor(c[0]) for c in clips]).to(device)
+    y = torch.stack([torch.as_tensor(c[1]) for c in clips]).to(device)
+    return x, y, plan.parts[0].task.t_out
 
 
 def _validation(plan: RunPlan, views, splits, device, processes, loading, best_path) -> Optional[Validation]:

@@ -111,3 +111,61 @@ def test_a_metric_missing_a_required_method_fails_when_constructed(missing):
         type("Partial", (Metric,), methods)()
     with pytest.raises(TypeError, match="abstract class NoFrames .*frame_values"):
         type("NoFrames", (FrameMetric,), {})("m", MetricContext())
+
+
+def test_ssim_float32_large_values_and_chunk_edges_equal_skimage():
+    """The kernel works in float32 on mean-shifted frames: values around 280 (Kelvin) with small variations,
+    float32 inputs as evaluation hands them over, frame counts that leave a short last chunk, a 5x5 window."""
+    rng = np.random.default_rng(3)
+    true = 280 + 3 * rng.random((3, 7, 2, 16, 21))
+    pred = true + 0.3 * rng.standard_normal(true.shape)
+    for win_size, chunk in ((7, None), (7, 5), (5, 4)):
+        ours = ssim_frames(torch.from_numpy(pred).float(), torch.from_numpy(true).float(), 10.0, win_size=win_size,
+                           chunk=chunk)
+        p32, t32 = pred.astype(np.float32).astype(np.float64), true.astype(np.float32).astype(np.float64)
+        ref = [[structural_similarity(p32[b, t], t32[b, t], data_range=10.0, channel_axis=0, win_size=win_size)
+                for t in range(7)] for b in range(3)]
+        assert np.abs(ours.numpy() - np.asarray(ref)).max() < 1e-5
+
+
+def test_ssim_kernel_setting_is_checked_and_a_failed_compile_falls_back(monkeypatch):
+    from stbench.errors import UserError
+    from stbench.metrics import pixel_scores
+
+    monkeypatch.setenv("STBENCH_SSIM", "fused")
+    with pytest.raises(UserError, match="STBENCH_SSIM='fused'.*eager, compiled"):
+        pixel_scores.ssim_kernel()
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("InductorError: CppCompileError: C++ compile error\nmore lines")
+
+    monkeypatch.setenv("STBENCH_SSIM", "compiled")
+    monkeypatch.setattr(pixel_scores.torch, "compile", no_compiler)
+    monkeypatch.setattr(pixel_scores, "_COMPILED", {})
+    pred, true = _pair()
+    metric = SSIM("ssim", MetricContext())
+    metric.update(pred, true)
+    eager = ssim_frames(pred.clamp(0, 1), true, 1.0, kernel="eager")
+    assert metric.compute()["ssim"] == pytest.approx(float(eager.mean()), abs=1e-12)
+    note = metric.provenance()
+    assert note["kernel"] == "eager"
+    assert note["note"].startswith("STBENCH_SSIM=compiled failed to compile (RuntimeError: InductorError")
+    assert "more lines" not in note["note"]
+    monkeypatch.delenv("STBENCH_SSIM")
+    assert SSIM("ssim", MetricContext()).provenance() == {}  # the default kernel leaves records as they were
+
+
+def test_float64_copies_are_shared_between_metrics_but_never_stale():
+    pred, true = _pair()
+    pred, true = pred.float(), true.float()
+    before = pred.double()
+    mse, mae = MSE("mse", MetricContext()), MAE("mae", MetricContext())
+    mse.update(pred, true)
+    mae.update(pred, true)  # the same tensors: the float64 copies made for mse are reused
+    pred.add_(1.0)  # changed in place: copied again
+    mse.update(pred, true)
+    first = ((before - true.double()) ** 2).sum(dim=(2, 3, 4))
+    second = ((pred.double() - true.double()) ** 2).sum(dim=(2, 3, 4))
+    assert mse.compute()["mse"] == pytest.approx(float(torch.cat([first, second]).mean()), rel=1e-12)
+    assert mae.compute()["mae"] == pytest.approx(float((before - true.double()).abs().sum(dim=(2, 3, 4)).mean()),
+                                                 rel=1e-12)

@@ -1,4 +1,6 @@
 """The metric base classes: MetricContext, Metric, FrameMetric and Unavailable (they need torch)."""
+import contextlib
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -72,12 +74,58 @@ class Metric(ABC):
         return {}
 
 
+class _DoubleCopies:
+    """The float64 copies of the last batch's tensors: evaluation hands the same prediction and target to every
+    metric, and each frame metric works in float64, so the copies are made once per batch, not once per metric.
+    A tensor changed in place since (its version counter moved) is copied again."""
+
+    def __init__(self):
+        self.entries = []  # (weak reference to the tensor, its version, its float64 copy)
+
+    def get(self, tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.dtype == torch.float64:
+            return tensor
+        for ref, version, copy in self.entries:
+            if ref() is tensor and tensor._version == version:
+                return copy
+        copy = tensor.double()
+        self.entries = [e for e in self.entries if e[0]() is not None][-3:] + [(weakref.ref(tensor), tensor._version,
+                                                                               copy)]
+        return copy
+
+
+_DOUBLES = _DoubleCopies()
+
+
+@contextlib.contextmanager
+def one_thread(active: bool = True):
+    """torch's intra-op threads set to one inside, restored after. For elementwise metrics on a CPU: their
+    operations are small and many, and on a machine whose cores are busy with other work, waiting for a second
+    OpenMP thread at every operation made them 3x to 60x slower than on one thread (measured on a shared 2-core
+    machine, benchmarks/ssim_speed.py); one thread keeps their time bounded whatever the load."""
+    threads = torch.get_num_threads()
+    if not active or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class FrameMetric(Metric):
     """A metric defined per (clip, frame) and averaged over clips and frames.
 
     Subclasses implement ``frame_values(pred, true) -> [B, T]``; this class
-    streams sums per frame index, so per-frame curves come for free.
+    streams sums per frame index, so per-frame curves come for free. ``frame_values`` receives float64
+    tensors unless the subclass sets ``as_given`` (it then gets the tensors as they came and keeps its own
+    precision: SSIM works in float32 on mean-shifted values).
     """
+
+    as_given: bool = False
+    # elementwise metrics set it: frame_values runs on one CPU thread (see one_thread); a network (LPIPS) does not
+    single_thread: bool = False
 
     def __init__(self, name: str, context: MetricContext):
         self.name, self.context = name, context
@@ -96,7 +144,10 @@ class FrameMetric(Metric):
         if pred.shape != true.shape or pred.ndim != 5:
             raise ValueError(f"{self.name}: pred {tuple(pred.shape)} and true {tuple(true.shape)} "
                              "must both be [B, T, C, H, W]")
-        values = self.frame_values(pred.double(), true.double()).cpu()
+        with one_thread(self.single_thread and pred.device.type == "cpu"):
+            values = (self.frame_values(pred, true) if self.as_given
+                      else self.frame_values(_DOUBLES.get(pred), _DOUBLES.get(true)))
+        values = values.double().cpu()
         self._clips.append(values.mean(1))
         values = values.sum(0)
         self._sum = values if self._sum is None else self._sum + values

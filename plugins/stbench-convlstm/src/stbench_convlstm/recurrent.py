@@ -103,6 +103,12 @@ class RecurrentPredictor(STModel):
         self.sampling = sampling
         self.conv_last = nn.Conv2d(top_channels, self.frame_channels, kernel_size=1, bias=False)
 
+    @property
+    def compile_targets(self):
+        """``--compile on`` compiles each cell of ``self.cells`` (every subclass keeps its stack there), not the
+        unrolled loop: one compiled step reused for all frames, whatever T_in and T_out."""
+        return tuple(f"cells.{index}" for index in range(len(self.cells)))
+
     # -- what a model family defines -------------------------------------------------------------
     def initial_state(self, frame: torch.Tensor):
         """The state before the first input ``frame`` (``[B, C*p*p, h, w]``), usually zeros."""
