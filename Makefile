@@ -27,7 +27,7 @@ setup:
 # The suite on two worker processes (pytest-xdist); TEST_WORKERS=0 runs it in this process.
 TEST_WORKERS ?= 2
 test:
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --durations=25
 
 bench:
 	$(VENV)/bin/python benchmarks/ssim_speed.py

@@ -16,10 +16,9 @@ printed. The weights are the same in both; only the path changes. malloc runs as
 (``STBENCH_MALLOC``).
 """
 import argparse
-import statistics
-import time
 
 import torch
+from timing import timed
 
 import stbench_simvp.codec as codec
 from stbench import allocator, plugins
@@ -40,16 +39,6 @@ def _pointwise(model, backend):
     for module in model.modules():
         if isinstance(module, (Pointwise, Dense)):
             module.backend = backend
-
-
-def timed(fn, repeats):
-    fn()  # warm-up (allocator, kernel choice)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None):

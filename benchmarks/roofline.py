@@ -17,26 +17,15 @@ This machine is shared and noisy: read the fractions as a guide; the peak is re-
 peaks are printed, so a load change during the run shows.
 """
 import argparse
-import statistics
-import time
 
 import torch
+from timing import timed
 
 from stbench import allocator, plugins
 from stbench.planning import build_model, plan_run
 from stbench.profiling import count_macs
 from stbench.tasks import parse_list
 from stbench.training import make_optimizers
-
-
-def timed(fn, repeats):
-    fn()  # warm-up (allocator, kernel choice)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def peak_gmacs(repeats=3):

@@ -286,6 +286,17 @@ def _dead_pid():
 
 
 @pytest.mark.slow
+def _fixture_plugins(monkeypatch):
+    """The test plugin importable here and in every process a grid starts."""
+    from stbench import plugins
+
+    fixture = str(Path(__file__).parent / "plugin_fixture")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([fixture, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("STBENCH_PLUGINS", "testplug,baselines")
+    monkeypatch.syspath_prepend(fixture)
+    plugins.reset()
+
+
 def test_a_grid_run_is_the_planned_run(toy_root, tmp_path, monkeypatch, capsys):
     """Each run of a grid gets its frozen plan: model-specific --set and --config reach it (persistence
     declares no `width`; tiny does), and its records are the plain command's."""
@@ -296,11 +307,7 @@ def test_a_grid_run_is_the_planned_run(toy_root, tmp_path, monkeypatch, capsys):
     from stbench.errors import UserError
     from stbench.planning import plan_from_json, plan_run
 
-    fixture = str(Path(__file__).parent / "plugin_fixture")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([fixture, os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("STBENCH_PLUGINS", "testplug,baselines")
-    monkeypatch.syspath_prepend(fixture)
-    plugins.reset()
+    _fixture_plugins(monkeypatch)
     try:
         config = tmp_path / "run.yaml"
         config.write_text("set: {width: 4}\nmetrics: [mse, mae]\n")
@@ -340,11 +347,7 @@ def test_the_run_command_launches_a_grid_on_a_local_pool(toy_root, tmp_path, mon
     from stbench import plugins
     from stbench.cli import main
 
-    fixture = str(Path(__file__).parent / "plugin_fixture")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([fixture, os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("STBENCH_PLUGINS", "testplug,baselines")
-    monkeypatch.syspath_prepend(fixture)
-    plugins.reset()
+    _fixture_plugins(monkeypatch)
     try:
         out = tmp_path / "out"
         code = main(["run", "--models", "persistence,tiny", "--tasks", "toy-6-6", "--seeds", "0,1", "--profile",
