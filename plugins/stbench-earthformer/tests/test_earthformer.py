@@ -67,7 +67,8 @@ def test_released_state_dict_container_loads_too(tmp_path):
     model = SPEC.build(task, io["hparams"])
     load_weights(model, read_checkpoint(bare), SPEC)
     with torch.no_grad():
-        assert torch.equal(model.eval()(x, task.t_out), io["y"])
+        pred = model.eval()(x, task.t_out)
+    assert float((pred - io["y"]).abs().max()) <= TOLERANCE * max(1.0, float(io["y"].abs().max()))
 
 
 def test_a_checkpoint_of_another_size_is_one_clear_line():

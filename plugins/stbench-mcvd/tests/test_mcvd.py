@@ -50,6 +50,12 @@ def outputs(variant):
     return torch.load(FIXTURES / f"mcvd_{variant}_outputs.pt", weights_only=True)
 
 
+# Chains of denoising steps carry float32 rounding from step to step, and the rounding depends on the CPU's
+# kernels: the fixtures were made on an AMD EPYC (AVX-512); on an Intel Xeon with AMX the 3-step DDPM chain
+# and the blockwise rollout differ by up to 5.4e-5 of their scale (single network passes stay below 1e-5).
+CHAIN = 1e-4
+
+
 def assert_close(ours, theirs, rel=1e-5):
     scale = theirs.abs().max().item()
     diff = (ours - theirs).abs().max().item()
@@ -98,7 +104,7 @@ def test_samplers_match_the_reference_given_the_same_noise(variant, sampler, ste
     noise = lambda: torch.randn(ref["init"].shape, generator=generator)  # noqa: E731
     sample = sample_frames(model.unet, ref["init"].clone(), ref["cond"], model.alphas, model.alphas_prev, model.betas,
                            steps, sampler, noise)
-    assert_close(sample, ref[key])
+    assert_close(sample, ref[key], CHAIN)
 
 
 @pytest.mark.parametrize("variant", ["concat", "spatin"])
@@ -110,7 +116,7 @@ def test_blockwise_rollout_matches_the_reference(variant):
     shape = (ref["clip"].shape[0], model.num_frames, *ref["clip"].shape[-2:])
     pred = model.predict(ref["clip"], 5, lambda: torch.randn(shape, generator=generator))
     assert pred.shape == ref["rollout"].shape == (2, 5, 1, 16, 16)
-    assert_close(pred, ref["rollout"])
+    assert_close(pred, ref["rollout"], CHAIN)
 
 
 def test_schedule_is_the_authors():

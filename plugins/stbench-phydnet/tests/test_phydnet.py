@@ -49,6 +49,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def assert_reproduces(pred, expected):
+    """Within 2e-5 of the output's scale. On the CPU the fixture was made on (AMD EPYC, one thread) the same
+    operations in the same order reproduce it bit for bit; another CPU's kernels (an Intel Xeon with AMX) round
+    float32 sums differently, about 1e-7 per pass, and the 20-step recurrent rollout carries that rounding from
+    step to step: 1.1e-5 at the last frame there."""
+    assert pred.shape == expected.shape
+    assert float((pred - expected).abs().max()) <= 2e-5 * max(1.0, float(expected.abs().max()))
+
+
 @pytest.fixture(scope="module")
 def clips():
     return torch.load(FIXTURES / "input.pt", weights_only=True)
@@ -73,7 +82,7 @@ def test_openstl_weights_reproduce_openstl_predictions(loaded, clips, reference)
     model.eval()
     with torch.no_grad():
         pred = model(clips["x"], 10)
-    assert torch.equal(pred, reference["prediction"])  # same operations in the same order: identical
+    assert_reproduces(pred, reference["prediction"])
     assert notes["format"] == "openstl-lightning" and notes["keys_loaded"] == len(model.state_dict())
     # the weights matter: a fresh draw of the same model is far from OpenSTL's output
     torch.manual_seed(123)
@@ -100,7 +109,7 @@ def test_original_code_checkpoint_layout_loads_too(tmp_path, clips, reference):
     assert notes["dropped"] == []
     model.eval()
     with torch.no_grad():
-        assert torch.equal(model(clips["x"], 10), reference["prediction"])
+        assert_reproduces(model(clips["x"], 10), reference["prediction"])
 
 
 @pytest.mark.parametrize("epoch, key", [(0, "loss_teacher_forcing_1"), (10 ** 6, "loss_teacher_forcing_0")])
