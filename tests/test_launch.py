@@ -285,7 +285,6 @@ def _dead_pid():
     return process.pid
 
 
-@pytest.mark.slow
 def _fixture_plugins(monkeypatch):
     """The test plugin importable here and in every process a grid starts."""
     from stbench import plugins
@@ -297,6 +296,7 @@ def _fixture_plugins(monkeypatch):
     plugins.reset()
 
 
+@pytest.mark.slow
 def test_a_grid_run_is_the_planned_run(toy_root, tmp_path, monkeypatch, capsys):
     """Each run of a grid gets its frozen plan: model-specific --set and --config reach it (persistence
     declares no `width`; tiny does), and its records are the plain command's."""
