@@ -9,8 +9,8 @@ with the threads torch uses here. Then for every model (built as ``stbench run``
 every measurement): the MACs of one inference rollout at batch 1 (``stbench.profiling.count_macs``, what the
 boards show), the median time of a no-grad forward at ``--batch`` and of a training step (the model's own
 loss, backward, one optimizer step) after one warm-up, and from them the achieved GMAC/s and its fraction of
-the peak. A training step is counted as 3 x the forward MACs (forward, and backward for inputs and weights),
-the rule stbench's MAC budgets use. ``--top`` names the operators that take the most self time in one
+the peak. A training step counts 3 x the forward MACs of the model's own loss (see :func:`training_macs`), so
+a diffusion model's training (one denoiser pass) is not charged its sampling chain. ``--top`` names the operators that take the most self time in one
 inference forward (torch.profiler), where a model loses time.
 
 This machine is shared and noisy: read the fractions as a guide; the peak is re-measured at the end and both
@@ -38,6 +38,20 @@ def peak_gmacs(repeats=3):
     with torch.no_grad():
         seconds = timed(lambda: conv(x), repeats)
     return matmul, 16 * 128 * 128 * 9 * 64 * 64 / seconds / 1e9
+
+
+def training_macs(model, x, y):
+    """Multiply-accumulates of one training step at this batch: 3 x the forward MACs of the model's own loss
+    (counted by torch's FlopCounterMode, 2 FLOPs per MAC), backward costing twice the forward (gradients for
+    inputs and for weights). Counted on the loss, not on the inference rollout, so a diffusion model's training
+    (one denoiser pass) is not charged its sampling chain, and teacher forcing, discriminators and posteriors
+    count as they run. The backward is not counted directly: FlopCounterMode's convolution-backward formula
+    ignores groups, which charges depthwise convolutions (TAU, SimVPv2) tens of times their cost."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.loss(x, y, 0)
+    return 3 * counter.get_total_flops() / 2
 
 
 def top_operators(model, x, t_out, top):
@@ -78,7 +92,7 @@ def measure(name, task, profile, batch, repeats, top):
                 optimizer.step()
 
         row["train_s"] = timed(step, repeats)
-        row["train_gmacs_s"] = 3 * macs * batch / row["train_s"] / 1e9
+        row["train_gmacs_s"] = training_macs(model, x, y) / row["train_s"] / 1e9
     model.eval()
     row["top"] = top_operators(model, x, task.t_out, top) if top else ""
     return row
